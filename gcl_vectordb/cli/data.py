@@ -1,0 +1,7 @@
+"""`gcl-vdb data ...`: the command group for datasets (synth, download, info)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)

@@ -1,0 +1,139 @@
+"""Typed records of the Marqo-GS benchmark: products, relevance judgments, splits, rejected rows.
+
+These records cross module boundaries (reader → ingest → store, reader → trainer, reader → evaluation);
+the split table here is the only place that maps split names to file stems, corpora and HF split names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from gcl_vectordb.errors import DataError
+
+QueryKind = Literal["train", "unseen"]
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """One of the four Marqo-GS evaluation splits (GCL-PROTOCOL.md §1, DESIGN.md split table)."""
+
+    name: str  # CLI name, e.g. "novel-doc"
+    stem: str  # file stem of the official layout, e.g. "query_0_product_id_1"
+    corpus: int  # 1 or 2: the product corpus the split retrieves from
+    queries: QueryKind  # "train": training queries; "unseen": held-out queries
+    hf_name: str  # split name in the Hugging Face parquet release
+
+
+SPLITS: tuple[Split, ...] = (
+    Split("in-domain", "query_0_product_id_0", 1, "train", "in_domain"),
+    Split("novel-query", "query_1_product_id_0", 1, "unseen", "novel_query"),
+    Split("novel-doc", "query_0_product_id_1", 2, "train", "novel_document"),
+    Split("zero-shot", "query_1_product_id_1", 2, "unseen", "zero_shot"),
+)
+CORPORA: tuple[int, ...] = (1, 2)
+
+
+def get_split(name: str) -> Split:
+    """Look a split up by CLI name, file stem or HF name."""
+    for split in SPLITS:
+        if name in (split.name, split.stem, split.hf_name):
+            return split
+    raise DataError(
+        f"unknown split {name!r}", f"use one of: {', '.join(s.name for s in SPLITS)}"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    """A document of the corpus: a title and an image, either a local file or embedded bytes.
+
+    `image_path` is already re-rooted onto the local images folder (official layout); `image_bytes`
+    holds the encoded image for the Hugging Face parquet layout. At most one of the two is set.
+    """
+
+    product_id: str
+    title: str
+    corpus: int
+    image_path: Path | None = None
+    image_bytes: bytes | None = field(default=None, repr=False)
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def read_image_bytes(self) -> bytes | None:
+        """The encoded image (JPEG/PNG bytes), or None where the product has no image."""
+        if self.image_bytes is not None:
+            return self.image_bytes
+        if self.image_path is not None:
+            return self.image_path.read_bytes()
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Judgment:
+    """One (query, product) row of a split: the graded relevance the loss and the evaluation use.
+
+    Only `query` and `product_id` are always present; the score columns are None where the file lacks them.
+    """
+
+    query: str
+    product_id: str
+    query_id: str | None = None
+    position: int | None = None
+    score_linear: float | None = None
+    score_reciprocal: float | None = None
+    no_score: float | None = None
+    pair_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A row that was reported and skipped: where it was, which product, and why."""
+
+    source: str  # file name (or "corpus_1.json", "in_domain parquet", ...)
+    row: int  # 1-based data row within the source (0 where unknown)
+    reason: str  # a short code from REJECT_REASONS, for counting
+    detail: str = ""  # what exactly was wrong, for people
+    product_id: str | None = None
+
+    def __str__(self) -> str:
+        who = f" product {self.product_id}" if self.product_id is not None else ""
+        detail = f" ({self.detail})" if self.detail else ""
+        return f"{self.source} row {self.row}{who}: {self.reason}{detail}"
+
+
+REJECT_REASONS: tuple[str, ...] = (
+    "duplicate-product-id",
+    "missing-image",
+    "corrupt-image",
+    "empty-title",
+    "non-numeric-score",
+    "malformed-row",
+)
+
+
+class RejectLog:
+    """Collects rejected rows; readers and ingest report into it instead of raising, so the rest goes on."""
+
+    def __init__(self) -> None:
+        self._rejects: list[Reject] = []
+
+    def add(
+        self, source: str, row: int, reason: str, detail: str = "", product_id: str | None = None
+    ) -> None:
+        assert reason in REJECT_REASONS, reason
+        self._rejects.append(Reject(source, row, reason, detail, product_id))
+
+    def __len__(self) -> int:
+        return len(self._rejects)
+
+    def __iter__(self) -> Iterator[Reject]:
+        return iter(self._rejects)
+
+    def reasons(self) -> dict[str, int]:
+        """Counts per reason, for summaries."""
+        counts: dict[str, int] = {}
+        for reject in self._rejects:
+            counts[reject.reason] = counts.get(reject.reason, 0) + 1
+        return counts
