@@ -85,3 +85,82 @@ def warn(message: str) -> None:
 def error(exc: GclVdbError | str) -> None:
     """One line on stderr: what went wrong — what to do."""
     error_console.print(f"[bold red]error:[/bold red] {exc}", markup=True, soft_wrap=True)
+
+
+class _RichTask:
+    def __init__(self, progress: Any, task_id: Any) -> None:
+        self._progress = progress
+        self._task_id = task_id
+
+    def advance(self, amount: float = 1) -> None:
+        self._progress.advance(self._task_id, amount)
+
+    def update(self, *, completed: float | None = None, total: float | None = None) -> None:
+        self._progress.update(self._task_id, completed=completed, total=total)
+
+    def close(self) -> None:
+        self._progress.stop_task(self._task_id)
+
+
+class RichProgress:
+    """A `gcl_vectordb.progress.Progress` drawn with rich: bar, count, rate and ETA (stderr)."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self._bytes = Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+            TimeRemainingColumn(), console=error_console, transient=False,
+        )
+        self._items = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+            console=error_console, transient=False,
+        )
+
+    def __enter__(self) -> RichProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for bars in (self._bytes, self._items):
+            if bars.live.is_started:
+                bars.stop()
+
+    def task(self, description: str, total: float | None = None, unit: str = "it") -> _RichTask:
+        bars = self._bytes if unit == "B" else self._items
+        if not bars.live.is_started:
+            bars.start()
+        fields = {} if unit == "B" else {"rate": ""}
+        task_id = bars.add_task(description, total=total, **fields)
+        if unit != "B":
+            return _RateTask(bars, task_id, unit)
+        return _RichTask(bars, task_id)
+
+
+class _RateTask(_RichTask):
+    """Items per second in the task's own unit (points/s, pairs/s), refreshed as work advances."""
+
+    def __init__(self, progress: Any, task_id: Any, unit: str) -> None:
+        super().__init__(progress, task_id)
+        self._unit = unit
+
+    def advance(self, amount: float = 1) -> None:
+        super().advance(amount)
+        task = next(t for t in self._progress.tasks if t.id == self._task_id)
+        speed = task.speed
+        if speed:
+            self._progress.update(self._task_id, rate=f"{speed:,.1f} {self._unit}/s")
+
+
+def rich_progress() -> RichProgress:
+    return RichProgress()
