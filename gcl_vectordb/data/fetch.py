@@ -23,6 +23,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 from gcl_vectordb import __version__
 from gcl_vectordb.errors import DownloadError
@@ -81,20 +82,20 @@ def is_complete(dest: Path) -> bool:
         return False
 
 
+class FetchOptions(TypedDict, total=False):
+    """Keyword options of `fetch` (defaults there): retries, chunk_size (bytes), timeout and backoff (s)."""
+
+    retries: int
+    chunk_size: int
+    timeout: float
+    backoff: float
+
+
 def download_file(
-    url: str,
-    dest: Path,
-    *,
-    progress: Progress = NULL_PROGRESS,
-    retries: int = 5,
-    chunk_size: int = 1 << 20,
-    timeout: float = 30.0,
-    backoff: float = 1.0,
+    url: str, dest: Path, *, progress: Progress = NULL_PROGRESS, **options: Unpack[FetchOptions]
 ) -> Path:
-    """Download `url` to `dest` (resumable, size-checked, atomic); returns `dest`. See `fetch`."""
-    return fetch(
-        url, dest, progress=progress, retries=retries, chunk_size=chunk_size, timeout=timeout, backoff=backoff
-    ).path
+    """Download `url` to `dest` (resumable, size-checked, atomic); returns `dest`. Options: see `fetch`."""
+    return fetch(url, dest, progress=progress, **options).path
 
 
 def fetch(
