@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 MAX_LINK_DEPTH = 32
 """Symlinks followed while resolving one path before it counts as a loop (Linux allows 40)."""
 
+_WINDOWS_DRIVE = re.compile(r"[A-Za-z]:[/\\]")
 _UNSAFE_HINT = "the archive is damaged or hostile; nothing was extracted — delete it and download it again"
 
 
@@ -85,7 +87,7 @@ def _unsafe_reason(member: tarfile.TarInfo, links: dict[str, str]) -> str | None
     if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
         return f"has an unsupported type ({member.type!r})"
     name = member.name
-    if name.startswith(("/", "\\")) or PurePosixPath(name).is_absolute() or (len(name) > 1 and name[1] == ":"):
+    if name.startswith(("/", "\\")) or _WINDOWS_DRIVE.match(name):
         return "has an absolute path"
     parts = list(PurePosixPath(name).parts)
     is_link = member.issym() or member.islnk()
