@@ -100,11 +100,11 @@ def init_distributed(
     size 1 nothing is started. `init_method` is torch's rendezvous URL (`env://` under torchrun, or
     `file:///path` / `tcp://host:port` in tests). Calling it again in an initialised process is a no-op.
     """
-    ctx = DistributedContext.from_env(device)
     if backend is None:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend not in BACKENDS:
         raise ConfigError(f"unknown distributed backend {backend!r}", f"use one of: {', '.join(BACKENDS)}")
+    ctx = DistributedContext.from_env(device)
     if not ctx.is_distributed or dist.is_initialized():
         return ctx
     if ctx.device.type == "cuda":
