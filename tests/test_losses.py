@@ -247,7 +247,7 @@ def test_missing_column_is_a_config_error() -> None:
         ("power", {"gama": 2.0}, "has no parameter gama"),
         ("power", {"gamma": -1.0}, "gamma > 0"),
         ("linear", {"floor": 1.5}, "floor"),
-        ("linear", {"max_score": 0.0}, "max_score"),
+        ("linear", {"max_score": 0.0}, "max_score > 0"),
         ("rank_exp", {"tau": 0.0}, "tau > 0"),
         ("reciprocal", {"source": "rank"}, "reciprocal source"),
     ],

@@ -41,7 +41,7 @@ SCORE_COLUMNS: tuple[str, ...] = ("score_linear", "position", "score_reciprocal"
 DEFAULT_FLOOR = 0.01
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # tensors have no single truth value to compare
 class ScoreColumns:
     """The score columns of N pairs, each a float32 tensor (N,) or None where the data lacks it.
 
@@ -125,6 +125,11 @@ class WeightTransform:
 WEIGHT_TRANSFORMS: dict[str, type[WeightTransform]] = {}
 
 
+def _require_positive(transform: str, parameter: str, value: float) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{transform} weights need {parameter} > 0, got {value}")
+
+
 def _register(cls: type[WeightTransform]) -> type[WeightTransform]:
     WEIGHT_TRANSFORMS[cls.name] = cls
     return cls
@@ -152,8 +157,8 @@ class _MaxScaled(WeightTransform):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.max_score is not None and not (math.isfinite(self.max_score) and self.max_score > 0):
-            raise ConfigError(f"max_score must be a positive number, got {self.max_score}")
+        if self.max_score is not None:
+            _require_positive(self.name, "max_score", self.max_score)
 
     def fit(self, scores: ScoreColumns) -> WeightTransform:
         top = float(scores.column("score_linear", self.name).max())
@@ -191,8 +196,7 @@ class PowerWeights(_MaxScaled):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not (math.isfinite(self.gamma) and self.gamma > 0):
-            raise ConfigError(f"power weights need gamma > 0, got {self.gamma}")
+        _require_positive("power", "gamma", self.gamma)
 
     def raw(self, scores: ScoreColumns) -> torch.Tensor:
         s, top = self._scores_and_max(scores)
@@ -248,8 +252,7 @@ class RankExpWeights(WeightTransform):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not (math.isfinite(self.tau) and self.tau > 0):
-            raise ConfigError(f"rank_exp weights need tau > 0, got {self.tau}")
+        _require_positive("rank_exp", "tau", self.tau)
 
     def raw(self, scores: ScoreColumns) -> torch.Tensor:
         return torch.exp(-(_positions(scores, self.name) - 1.0) / self.tau)
