@@ -92,6 +92,7 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
         cleanup_distributed()
 
 
+@pytest.mark.slow  # 8-10 s on 2 shared cores: two spawned interpreters import torch
 def test_two_gloo_processes_equal_one_process_on_the_doubled_batch(tmp_path: Path) -> None:
     # spawn, not fork: forking a process whose torch thread pools already ran can hang the children.
     mp.spawn(_worker, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=WORLD_SIZE, join=True)
