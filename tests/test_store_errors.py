@@ -282,3 +282,32 @@ def test_upsert_gives_up_after_max_retries_and_does_not_retry_bad_requests(recor
     with pytest.raises(StoreError, match="HTTP 400 Bad Request"):
         store.upsert("products", _points(2))
     assert len(recorder.names("upsert")) == 5
+
+
+# ---------------------------------------------------------------- the same errors through the CLI
+
+
+def test_cli_reports_a_held_collection_in_one_line(held_store: Path) -> None:
+    from typer.testing import CliRunner
+
+    from gcl_vectordb.cli.app import app
+
+    runner = CliRunner()
+    listed = runner.invoke(app, ["collections", "list", "--qdrant", str(held_store), "--json"])
+    assert listed.exit_code == 0 and json.loads(listed.stdout)[0]["note"] == "in use by another process"
+    dropped = runner.invoke(app, ["collections", "drop", "products", "--yes", "--qdrant", str(held_store)])
+    assert dropped.exit_code == 1 and "Traceback" not in dropped.output
+    assert "collection products is in use by another process — stop it or wait" in dropped.output
+
+
+def test_cli_reports_an_unreachable_server_without_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from gcl_vectordb.cli.app import app
+
+    monkeypatch.setenv("QDRANT_API_KEY", SECRET)
+    url = f"http://127.0.0.1:{_closed_port()}"
+    with pytest.warns(UserWarning, match="insecure"):
+        result = CliRunner().invoke(app, ["collections", "list", "--qdrant", url])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"cannot reach the Qdrant server at {url}" in result.output and SECRET not in result.output
