@@ -316,6 +316,18 @@ def assert_same_hits(a: list[Hit], b: list[Hit], atol: float = 1e-5) -> None:
             assert hit.score == pytest.approx(scores_b[hit.product_id], abs=atol)
 
 
+class _RecordingProgress:
+    def __init__(self) -> None:
+        self.opened = self.closed = 0
+
+    def task(self, description: str, total: float | None = None, unit: str = "it") -> _RecordingProgress:
+        self.opened += 1
+        return self
+
+    def close(self) -> None:
+        self.closed += 1
+
+
 def test_optimize_then_hnsw_finds_the_exact_top_1_on_clustered_data(location: str) -> None:
     rng = np.random.default_rng(1)
     centres = rng.normal(size=(12, DIM))
@@ -326,7 +338,9 @@ def test_optimize_then_hnsw_finds_the_exact_top_1_on_clustered_data(location: st
         ids = [f"c{i}" for i in range(400)]
         store.upsert_arrays(NAME, ids, {"fused": fused.astype(np.float32)}, None,
                             [product_payload(p, p, None, 1) for p in ids])
-        store.optimize(NAME)
+        progress = _RecordingProgress()
+        store.optimize(NAME, progress=progress)
+        assert progress.opened == progress.closed == 1
         if isinstance(store, EmbeddedStore):
             assert store.indexed_vectors(NAME) >= 400  # the HNSW graph really exists
         for i in range(0, 400, 40):

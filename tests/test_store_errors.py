@@ -215,7 +215,7 @@ class _Recorder:
 
 @pytest.fixture
 def recorded() -> Iterator[tuple[ServerStore, _Recorder]]:
-    store = open_store(":memory:", backoff_s=0.0, max_retries=3, batch_size=4, poll_s=0.0)
+    store = open_store(":memory:", backoff_s=0.0, max_retries=3, batch_size=4, query_batch_size=2, poll_s=0.0)
     assert isinstance(store, ServerStore)
     recorder = _Recorder(store._client)
     store._client = recorder
@@ -311,3 +311,21 @@ def test_cli_reports_an_unreachable_server_without_the_key(monkeypatch: pytest.M
         result = CliRunner().invoke(app, ["collections", "list", "--qdrant", url])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert f"cannot reach the Qdrant server at {url}" in result.output and SECRET not in result.output
+
+
+def test_search_batches_are_sent_in_bounded_chunks(recorded) -> None:
+    from gcl_vectordb.store import SearchRequest
+
+    store, recorder = recorded
+    store.create_collection(_record())
+    store.upsert("products", _points(6))
+    requests = [SearchRequest(np.eye(DIM)[i % DIM], limit=3) for i in range(5)]
+    assert store.search_batch("products", requests) == [store.search("products", r) for r in requests]
+    assert [len(k["requests"]) for k in recorder.names("query_batch_points")][:3] == [2, 2, 1]
+
+
+def test_an_unwritable_store_location_is_a_store_error(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    with open_store(not_a_folder) as store, pytest.raises(StoreError, match="cannot create collection products"):
+        store.create_collection(_record())

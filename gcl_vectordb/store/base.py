@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from gcl_vectordb.errors import CollectionNotFound, ConfigError, ModelMismatch, StoreError
+from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.store import plans
 from gcl_vectordb.store.records import VECTOR_NAMES, CollectionRecord, Hit, PointRecord, SearchRequest
 from gcl_vectordb.store.schema import hits_from_wire, point_from_wire, point_id, wire_rows
@@ -53,7 +54,7 @@ class VectorStore(Protocol):
 
     def search_batch(self, name: str, requests: Sequence[SearchRequest]) -> list[list[Hit]]: ...
 
-    def optimize(self, name: str) -> None: ...
+    def optimize(self, name: str, *, progress: Progress = NULL_PROGRESS) -> None: ...
 
     def drop(self, name: str) -> None: ...
 

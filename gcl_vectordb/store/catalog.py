@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 
 from gcl_vectordb.data.records import CORPORA
-from gcl_vectordb.errors import CollectionInUse
+from gcl_vectordb.errors import CollectionInUse, ConfigError
 from gcl_vectordb.store import VectorStore, open_store
 from gcl_vectordb.store.records import CollectionRecord
 
@@ -25,7 +25,7 @@ class StoreTarget:
 
     def __post_init__(self) -> None:
         if not self.location:
-            raise ValueError("the store location is empty")
+            raise ConfigError("the store location is empty", "pass --qdrant PATH|URL or set GCL_VDB_STORE")
 
     def open(self) -> VectorStore:
         return open_store(self.location, api_key=self.api_key)

@@ -20,6 +20,7 @@ from typing import Any
 import qdrant_edge as edge
 
 from gcl_vectordb.errors import CollectionInUse, StoreError
+from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.store import plans, schema
 from gcl_vectordb.store.base import StoreBase, collection_not_found, existing_record
 from gcl_vectordb.store.records import CollectionRecord, validate_collection_name
@@ -93,12 +94,16 @@ class EmbeddedStore(StoreBase):
             return existing_record(self.get_record(record.name), record, exist_ok, self.location)
         if (folder / SHARD_DIR).exists():  # a create that died before writing its record
             shutil.rmtree(folder / SHARD_DIR)
-        folder.mkdir(parents=True, exist_ok=True)
         config = schema.edge_config(record.dim, self.options.hnsw(), self.options.indexing_threshold_kb)
-        shard = edge.EdgeShard.create(str(folder / SHARD_DIR), config)
-        for operation in schema.edge_payload_indexes():
-            shard.update(operation)
-        _write_json_atomic(folder / RECORD_FILE, schema.record_to_json(record))
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            shard = edge.EdgeShard.create(str(folder / SHARD_DIR), config)
+            for operation in schema.edge_payload_indexes():
+                shard.update(operation)
+            _write_json_atomic(folder / RECORD_FILE, schema.record_to_json(record))
+        except Exception as exc:  # OSError, or qdrant-edge's plain Exception
+            raise StoreError(f"cannot create collection {record.name} in {self.location}: {exc}",
+                             "check that the store folder is writable (--qdrant PATH)") from exc
         self._shards[record.name], self._records[record.name] = shard, record
         log.info("created collection %s in %s (dim %d)", record.name, self.location, record.dim)
         return record
@@ -133,11 +138,18 @@ class EmbeddedStore(StoreBase):
         shutil.rmtree(self.root / name)
         log.info("dropped collection %s from %s", name, self.location)
 
-    def optimize(self, name: str) -> None:
-        """Build the HNSW index and merge segments (blocking; minutes at 100k products on 2 cores)."""
+    def optimize(self, name: str, *, progress: Progress = NULL_PROGRESS) -> None:
+        """Build the HNSW index and merge segments (blocking; minutes at 100k products on 2 cores).
+
+        The engine reports no progress, so `progress` shows one open-ended task while it works.
+        """
         shard = self._shard(name)
+        task = progress.task(f"building the search index of {name}", total=None, unit="step")
         started = time.perf_counter()
-        changed = shard.optimize()
+        try:
+            changed = shard.optimize()
+        finally:
+            task.close()
         info = shard.info()
         log.info("optimized %s in %.1f s (changed: %s, %d segments, %d indexed vectors)", name,
                  time.perf_counter() - started, changed, info.segments_count, info.indexed_vectors_count)

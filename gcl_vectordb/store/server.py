@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from gcl_vectordb.errors import CollectionInUse, StoreError, StoreUnreachable
+from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.store import plans, schema
 from gcl_vectordb.store.base import StoreBase, collection_not_found, existing_record
 from gcl_vectordb.store.records import CollectionRecord, validate_collection_name
@@ -30,11 +31,12 @@ TRANSIENT_HTTP = frozenset({429, 500, 502, 503, 504})
 
 @dataclass(frozen=True)
 class ServerOptions:
-    """Client behaviour: timeouts (s), upsert batch size, retries with backoff `backoff_s · 2^attempt`,
+    """Client behaviour: timeouts (s), upsert and query batch sizes, retries with backoff `backoff_s · 2^attempt`,
     the indexing threshold (KB) `optimize()` restores after a bulk load, and the wait for green (s)."""
 
     timeout_s: int = 60
     batch_size: int = 256
+    query_batch_size: int = 64
     max_retries: int = 5
     backoff_s: float = 0.5
     indexing_threshold_kb: int = 20_000
@@ -42,7 +44,8 @@ class ServerOptions:
     poll_s: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.timeout_s < 1 or self.batch_size < 1 or self.max_retries < 0 or self.backoff_s < 0:
+        if min(self.timeout_s, self.batch_size, self.query_batch_size) < 1 or self.max_retries < 0 \
+                or self.backoff_s < 0:
             raise StoreError(f"invalid server options {self}")
         if self.indexing_threshold_kb < 1 or self.green_timeout_s <= 0 or self.poll_s < 0:
             raise StoreError(f"invalid server options {self}")
@@ -170,15 +173,19 @@ class ServerStore(StoreBase):
         self._records.pop(name, None)
         log.info("dropped collection %s from %s", name, self.location)
 
-    def optimize(self, name: str) -> None:
+    def optimize(self, name: str, *, progress: Progress = NULL_PROGRESS) -> None:
         """Restore the indexing threshold (after a bulk load) and wait until the collection is green."""
         self.get_record(name)
         models = schema.client_models()
         threshold = models.OptimizersConfigDiff(indexing_threshold=self.options.indexing_threshold_kb)
-        with self._translated(f"optimize {name}"):
-            self._client.update_collection(name, optimizers_config=threshold)
-            if not self.local:  # local mode has no optimizer: always exact, always green
-                self._wait_green(name)
+        task = progress.task(f"waiting for {name} to be indexed", total=None, unit="step")
+        try:
+            with self._translated(f"optimize {name}"):
+                self._client.update_collection(name, optimizers_config=threshold)
+                if not self.local:  # local mode has no optimizer: always exact, always green
+                    self._wait_green(name)
+        finally:
+            task.close()
 
     def _wait_green(self, name: str) -> None:
         # Green twice in a row: right after the update the optimizer may not have started yet.
@@ -210,8 +217,13 @@ class ServerStore(StoreBase):
 
     def _query(self, name: str, query_plans: Sequence[plans.QueryPlan]) -> list[list[Any]]:
         requests = [schema.client_request(plan, with_params=not self.local) for plan in query_plans]
+        size = self.options.query_batch_size  # bounded HTTP bodies: 2000 queries of 512 floats ≈ 10 MB
+        results: list[list[Any]] = []
         with self._translated(f"search {name}"):
-            return [response.points for response in self._client.query_batch_points(name, requests=requests)]
+            for start in range(0, len(requests), size):
+                responses = self._client.query_batch_points(name, requests=requests[start:start + size])
+                results.extend(response.points for response in responses)
+        return results
 
     def _retrieve_wire(self, name: str, ids: list[str], with_payload: bool, with_vectors: bool) -> list[Any]:
         with self._translated(f"retrieve from {name}"):
