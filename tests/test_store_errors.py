@@ -102,6 +102,11 @@ def test_collection_is_usable_again_once_the_other_process_stops(tmp_path: Path,
         assert store.count("products") == 3
 
 
+def test_a_local_mode_folder_open_twice_is_in_use(tmp_path: Path) -> None:
+    with open_store(f"local:{tmp_path / 'q'}"), pytest.raises(CollectionInUse, match="in use by another process"):
+        open_store(f"local:{tmp_path / 'q'}")
+
+
 # ---------------------------------------------------------------- server: unreachable, API key
 
 

@@ -89,8 +89,12 @@ class ServerStore(StoreBase):
         options = options or ServerOptions()
         client = QdrantClient(url=url, api_key=api_key, timeout=options.timeout_s, check_compatibility=False)
         store = cls(client, location=url, local=False, options=options)
-        with store._translated("connect"):
-            client.get_collections()
+        try:
+            with store._translated("connect"):
+                client.get_collections()
+        except StoreError:
+            client.close()
+            raise
         return store
 
     @classmethod
