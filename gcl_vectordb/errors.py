@@ -44,6 +44,10 @@ class CollectionInUse(StoreError):
     """Another process holds the embedded collection (one process per shard folder)."""
 
 
+class StoreUnreachable(StoreError):
+    """The Qdrant server cannot be reached (closed port, DNS, timeout)."""
+
+
 class ModelMismatch(StoreError):
     """The model at hand is not the one the collection was built with."""
 

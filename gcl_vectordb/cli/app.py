@@ -59,9 +59,13 @@ def _root(
 
 def _register_commands() -> None:
     # Imported here so that each command module can import `app`-free helpers without cycles.
+    from gcl_vectordb.cli import collections as collections_cli
     from gcl_vectordb.cli import data as data_cli
 
     app.add_typer(data_cli.app, name="data", help="Create, download and inspect Marqo-GS datasets.")
+    app.add_typer(
+        collections_cli.app, name="collections", help="List, inspect and drop the collections in the store."
+    )
 
 
 _register_commands()

@@ -82,6 +82,16 @@ def warn(message: str) -> None:
     error_console.print(f"[yellow]warning:[/yellow] {message}")
 
 
+def confirm(question: str) -> bool:
+    """Ask a yes/no question on stderr; anything but yes (or no terminal input) means no."""
+    import typer
+
+    try:
+        return typer.confirm(question, default=False, err=True)
+    except typer.Abort:
+        return False
+
+
 def error(exc: GclVdbError | str) -> None:
     """One line on stderr: what went wrong — what to do."""
     error_console.print(f"[bold red]error:[/bold red] {exc}", markup=True, soft_wrap=True)

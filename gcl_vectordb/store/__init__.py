@@ -1,0 +1,70 @@
+"""The vector store: Qdrant collections of products (named vectors image / title / fused + payload).
+
+`open_store(location)` picks the backend from the location:
+- `http://…` / `https://…` → `ServerStore` on a Qdrant server or cluster (API key from the caller);
+- `:memory:` or `local:PATH` → `ServerStore` on qdrant-client's local mode (tests, tiny data);
+- anything else → `EmbeddedStore`, the Qdrant engine in-process, one folder per collection under it.
+
+    with open_store("gcl-vdb-store") as store:
+        store.create_collection(CollectionRecord("gs10m", model_ref="model/", dim=512))
+        store.upsert("gs10m", points)
+        hits = store.search("gs10m", SearchRequest(query_vector, mode="rrf", limit=10))
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from gcl_vectordb.errors import ConfigError
+from gcl_vectordb.store.base import VectorStore
+from gcl_vectordb.store.embedded import EmbeddedOptions, EmbeddedStore
+from gcl_vectordb.store.records import (
+    FIELD_VECTORS,
+    SEARCH_MODES,
+    VECTOR_NAMES,
+    CollectionRecord,
+    Hit,
+    PointRecord,
+    SearchMode,
+    SearchRequest,
+    check_model,
+    product_payload,
+)
+from gcl_vectordb.store.schema import point_id
+from gcl_vectordb.store.server import ServerOptions, ServerStore
+
+__all__ = [
+    "FIELD_VECTORS", "SEARCH_MODES", "VECTOR_NAMES", "CollectionRecord", "EmbeddedOptions", "EmbeddedStore",
+    "Hit", "PointRecord", "SearchMode", "SearchRequest", "ServerOptions", "ServerStore", "VectorStore",
+    "check_model", "is_server_location", "open_store", "point_id", "product_payload",
+]
+
+
+def is_server_location(location: str | Path) -> bool:
+    """True for locations served through qdrant-client (URLs and local mode)."""
+    text = str(location)
+    return text.startswith(("http://", "https://", "local:")) or text == ":memory:"
+
+
+def open_store(location: str | Path, *, api_key: str | None = None, **options: Any) -> VectorStore:
+    """Open the store at `location` (see the module docstring); `options` go to the backend's options.
+
+    Embedded options: `EmbeddedOptions` fields (HNSW and indexing thresholds, batch size).
+    Server options: `ServerOptions` fields (timeout, batch size, retries, backoff, green wait).
+    """
+    text = str(location)
+    if text.startswith(("http://", "https://")):
+        return ServerStore.connect(text, api_key=api_key, options=_options(ServerOptions, options))
+    if text == ":memory:" or text.startswith("local:"):
+        return ServerStore.local_mode(text, options=_options(ServerOptions, options))
+    return EmbeddedStore(Path(text), _options(EmbeddedOptions, options))
+
+
+def _options(kind: type, options: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(kind)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"unknown store option(s) {', '.join(unknown)}", f"known: {', '.join(sorted(known))}")
+    return kind(**options)

@@ -1,0 +1,253 @@
+"""The `VectorStore` protocol and the logic both backends share (validation, batching, search modes).
+
+A backend supplies a handful of primitives (`_write`, `_query`, `_retrieve_wire` plus collection
+management); everything that decides *what* is written or searched lives here once, so the embedded
+engine and a Qdrant server give the same answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from gcl_vectordb.errors import CollectionNotFound, ConfigError, ModelMismatch, StoreError
+from gcl_vectordb.progress import NULL_PROGRESS, Progress
+from gcl_vectordb.store import plans
+from gcl_vectordb.store.records import VECTOR_NAMES, CollectionRecord, Hit, PointRecord, SearchRequest
+from gcl_vectordb.store.schema import hits_from_wire, point_from_wire, point_id, wire_rows
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """A Qdrant store holding gcl-vdb collections (named vectors image / title / fused + payload)."""
+
+    location: str
+
+    def create_collection(
+        self, record: CollectionRecord, *, exist_ok: bool = False, shards: int = 1, replicas: int = 1,
+        bulk_load: bool = False,
+    ) -> CollectionRecord: ...
+
+    def get_record(self, name: str) -> CollectionRecord: ...
+
+    def list_collections(self) -> list[CollectionRecord]: ...
+
+    def upsert(self, name: str, points: Sequence[PointRecord]) -> int: ...
+
+    def upsert_arrays(
+        self, name: str, product_ids: Sequence[str], vectors: Mapping[str, np.ndarray],
+        present: Mapping[str, np.ndarray] | None, payloads: Sequence[Mapping[str, Any]],
+    ) -> int: ...
+
+    def count(self, name: str, *, corpus: int | None = None) -> int: ...
+
+    def retrieve(self, name: str, product_ids: Sequence[str], *, with_vectors: bool = False) -> list[PointRecord]: ...
+
+    def existing_ids(self, name: str, product_ids: Sequence[str]) -> set[str]: ...
+
+    def search(self, name: str, request: SearchRequest) -> list[Hit]: ...
+
+    def search_batch(self, name: str, requests: Sequence[SearchRequest]) -> list[list[Hit]]: ...
+
+    def optimize(self, name: str, *, progress: Progress = NULL_PROGRESS) -> None: ...
+
+    def drop(self, name: str) -> None: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> VectorStore: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class StoreBase:
+    """Shared implementation; subclasses provide the backend primitives below."""
+
+    location: str
+    batch_size: int = 1024
+
+    # ---- backend primitives
+    def get_record(self, name: str) -> CollectionRecord:
+        raise NotImplementedError
+
+    def _write(self, name: str, rows: list[tuple[str, dict[str, list[float]], dict[str, Any]]]) -> None:
+        raise NotImplementedError
+
+    def _query(self, name: str, query_plans: Sequence[plans.QueryPlan]) -> list[list[Any]]:
+        raise NotImplementedError
+
+    def _retrieve_wire(self, name: str, ids: list[str], with_payload: bool, with_vectors: bool) -> list[Any]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # ---- writing
+    def upsert(self, name: str, points: Sequence[PointRecord]) -> int:
+        """Insert or replace products (idempotent: a product id always maps to the same point)."""
+        if not points:
+            return 0
+        dim = self.get_record(name).dim
+        vectors, present = {}, {}
+        for vector_name in VECTOR_NAMES:
+            mask = np.array([vector_name in p.vectors for p in points])
+            array = np.zeros((len(points), dim), dtype=np.float32)
+            for row in np.flatnonzero(mask):
+                array[row] = _sized(points[row].vectors[vector_name], dim, name, points[row].product_id)
+            vectors[vector_name], present[vector_name] = array, mask
+        return self.upsert_arrays(
+            name, [p.product_id for p in points], vectors, present, [p.payload for p in points]
+        )
+
+    def upsert_arrays(
+        self, name: str, product_ids: Sequence[str], vectors: Mapping[str, np.ndarray],
+        present: Mapping[str, np.ndarray] | None, payloads: Sequence[Mapping[str, Any]],
+    ) -> int:
+        """Columnar upsert, the ingest hot path: `vectors[name]` `(n, dim)`, `present[name]` `(n,)` bool.
+
+        `present=None` means every vector is present. `fused` must be present for every product.
+        Returns the number of points written.
+        """
+        record = self.get_record(name)
+        n = len(product_ids)
+        present = present or {key: np.ones(n, dtype=bool) for key in vectors}
+        _check_columns(record, n, vectors, present, payloads)
+        for start in range(0, n, self.batch_size):
+            stop = min(start + self.batch_size, n)
+            rows = list(wire_rows(
+                product_ids[start:stop], {k: v[start:stop] for k, v in vectors.items()},
+                {k: present[k][start:stop] for k in vectors}, payloads[start:stop],
+            ))
+            self._write(name, rows)
+        log.debug("upserted %d points into %s", n, name)
+        return n
+
+    # ---- reading
+    def retrieve(self, name: str, product_ids: Sequence[str], *, with_vectors: bool = False) -> list[PointRecord]:
+        """The stored products among `product_ids`, in the order asked; missing ids are simply absent."""
+        self.get_record(name)
+        records = self._retrieve_wire(name, [point_id(p) for p in product_ids], True, with_vectors)
+        found = {r.product_id: r for r in map(point_from_wire, records)}
+        return [found[p] for p in product_ids if p in found]
+
+    def existing_ids(self, name: str, product_ids: Sequence[str]) -> set[str]:
+        """Which of `product_ids` are stored (no payload or vectors are read)."""
+        self.get_record(name)
+        by_point = {point_id(p): p for p in product_ids}
+        records = self._retrieve_wire(name, list(by_point), False, False)
+        return {by_point[str(r.id)] for r in records}
+
+    def search(self, name: str, request: SearchRequest) -> list[Hit]:
+        return self.search_batch(name, [request])[0]
+
+    def search_batch(self, name: str, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
+        """Run many requests as one engine batch per round; results in request order."""
+        record = self.get_record(name)
+        for request in requests:
+            if request.vector.shape != (record.dim,):
+                raise ModelMismatch(
+                    f"query vector has {request.vector.shape[0]} dimensions but collection {name!r} holds "
+                    f"{record.dim}-dim vectors built by {record.model_ref}",
+                    f"embed the query with {record.model_ref}",
+                )
+        results: dict[int, list[Hit]] = {}
+        simple = [i for i, r in enumerate(requests) if r.mode != "weighted"]
+        if simple:
+            raw = self._query(name, [plans.plan_search(requests[i]) for i in simple])
+            for i, points in zip(simple, raw, strict=True):
+                results[i] = hits_from_wire(points, requests[i].with_payload)
+        weighted = {i: r for i, r in enumerate(requests) if r.mode == "weighted"}
+        if weighted:
+            results.update(self._search_weighted(name, record, weighted))
+        return [results[i] for i in range(len(requests))]
+
+    def _search_weighted(
+        self, name: str, record: CollectionRecord, requests: dict[int, SearchRequest]
+    ) -> dict[int, list[Hit]]:
+        """Weighted top-k, certified exact by the threshold bound (see `plans`); deepens until certified."""
+        weights = {i: r.resolved_weights(record) for i, r in requests.items()}
+        depth = {i: plans.initial_depth(r) for i, r in requests.items()}
+        results: dict[int, list[Hit]] = {}
+        pending = list(requests)
+        while pending:
+            groups = {i: plans.plan_weighted(requests[i], weights[i], depth[i]) for i in pending}
+            raw = iter(self._query(name, [plan for i in pending for plan in groups[i]]))
+            still = []
+            for i in pending:
+                lists = [hits_from_wire(next(raw), requests[i].with_payload) for _ in groups[i]]
+                tops, hits = lists[:-1], lists[-1]
+                if plans.weighted_certified(requests[i], weights[i], tops, hits, depth[i]):
+                    results[i] = hits
+                else:
+                    depth[i] *= 2
+                    still.append(i)
+            if still:
+                log.debug("weighted search: %d queries need a deeper candidate set", len(still))
+            pending = still
+        return results
+
+    # ---- context manager
+    def __enter__(self) -> StoreBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _sized(vector: np.ndarray, dim: int, name: str, product_id: str) -> np.ndarray:
+    if vector.shape != (dim,):
+        raise ModelMismatch(
+            f"product {product_id}: vector has shape {vector.shape} but collection {name!r} holds {dim}-dim vectors"
+        )
+    return vector
+
+
+def _check_columns(
+    record: CollectionRecord, n: int, vectors: Mapping[str, np.ndarray], present: Mapping[str, np.ndarray],
+    payloads: Sequence[Mapping[str, Any]],
+) -> None:
+    unknown = sorted(set(vectors) - set(VECTOR_NAMES))
+    if unknown:
+        raise ConfigError(f"unknown vector name(s) {unknown}", f"use {', '.join(VECTOR_NAMES)}")
+    if "fused" not in vectors or not np.all(present.get("fused", False)):
+        raise ConfigError("every product needs a fused vector")
+    if len(payloads) != n or set(present) != set(vectors):
+        raise ConfigError(f"{n} product ids, {len(payloads)} payloads; present keys {sorted(present)} "
+                          f"must match vector keys {sorted(vectors)}")
+    for key, array in vectors.items():
+        if array.shape != (n, record.dim):
+            raise ModelMismatch(
+                f"{key} vectors have shape {array.shape} but collection {record.name!r} holds "
+                f"({n}, {record.dim}) for {n} products (built by {record.model_ref})"
+            )
+        if np.asarray(present[key]).shape != (n,):
+            raise ConfigError(f"present[{key!r}] must have shape ({n},)")
+
+
+def collection_not_found(name: str, location: str, existing: list[str]) -> CollectionNotFound:
+    hint = (f"existing collections: {', '.join(existing)}" if existing
+            else f"the store has no collections yet; create one with `gcl-vdb ingest --collection {name}`")
+    return CollectionNotFound(f"collection {name!r} not found in {location}", hint)
+
+
+def existing_record(
+    stored: CollectionRecord, wanted: CollectionRecord, exist_ok: bool, location: str
+) -> CollectionRecord:
+    """`create_collection` on an existing name: the stored record if `exist_ok` and the dims agree."""
+    if not exist_ok:
+        raise StoreError(
+            f"collection {wanted.name!r} already exists in {location}",
+            f"drop it first (`gcl-vdb collections drop {wanted.name}`) or choose another name",
+        )
+    if stored.dim != wanted.dim:
+        raise ModelMismatch(
+            f"collection {wanted.name!r} holds {stored.dim}-dim vectors built by {stored.model_ref}, "
+            f"not {wanted.dim}-dim ones from {wanted.model_ref}",
+            "use the collection's model, or ingest into a new collection",
+        )
+    return stored

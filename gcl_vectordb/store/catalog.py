@@ -1,0 +1,73 @@
+"""What `gcl-vdb collections list|info|drop` does, as library calls: describe and drop collections."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from gcl_vectordb.data.records import CORPORA
+from gcl_vectordb.errors import CollectionInUse, ConfigError
+from gcl_vectordb.store import VectorStore, open_store
+from gcl_vectordb.store.records import CollectionRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoreTarget:
+    """Where the store is: a folder (embedded), an http(s) URL, `:memory:` or `local:PATH`.
+
+    The API key is kept out of the repr so that it never reaches logs or tracebacks.
+    """
+
+    location: str
+    api_key: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.location:
+            raise ConfigError("the store location is empty", "pass --qdrant PATH|URL or set GCL_VDB_STORE")
+
+    def open(self) -> VectorStore:
+        return open_store(self.location, api_key=self.api_key)
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A collection's record and size. `points` is None where another process holds the collection."""
+
+    name: str
+    location: str
+    points: int | None
+    corpus_points: dict[int, int]
+    record: CollectionRecord
+    note: str | None = None
+
+
+def _describe(store: VectorStore, record: CollectionRecord) -> CollectionInfo:
+    try:
+        points = store.count(record.name)
+        corpus = {c: store.count(record.name, corpus=c) for c in CORPORA}
+    except CollectionInUse as exc:
+        log.info("not counting %s: %s", record.name, exc)
+        return CollectionInfo(record.name, store.location, None, {}, record, "in use by another process")
+    return CollectionInfo(record.name, store.location, points, corpus, record)
+
+
+def describe_collections(target: StoreTarget) -> list[CollectionInfo]:
+    """Every gcl-vdb collection in the store, with point counts (sorted by name)."""
+    with target.open() as store:
+        return [_describe(store, record) for record in store.list_collections()]
+
+
+def describe_collection(target: StoreTarget, name: str) -> CollectionInfo:
+    """One collection; raises CollectionNotFound naming the existing ones."""
+    with target.open() as store:
+        return _describe(store, store.get_record(name))
+
+
+def drop_collection(target: StoreTarget, name: str) -> CollectionInfo:
+    """Delete a collection and its record; returns what it held. Refuses while another process uses it."""
+    with target.open() as store:
+        info = _describe(store, store.get_record(name))
+        store.drop(name)
+    return info

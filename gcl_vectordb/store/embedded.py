@@ -1,0 +1,206 @@
+"""The embedded backend: the Qdrant engine in-process (qdrant-edge-py), one folder per collection.
+
+Layout under the store root:  `<root>/<name>/collection.json` (the record) and `<root>/<name>/shard/`
+(the engine's shard). One process may hold a shard at a time; a second one gets `CollectionInUse`.
+There is no background optimizer: `optimize()` builds the HNSW index after a bulk load (blocking).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import qdrant_edge as edge
+
+from gcl_vectordb.errors import CollectionInUse, StoreError
+from gcl_vectordb.progress import NULL_PROGRESS, Progress
+from gcl_vectordb.store import plans, schema
+from gcl_vectordb.store.base import StoreBase, collection_not_found, existing_record
+from gcl_vectordb.store.records import CollectionRecord, validate_collection_name
+
+log = logging.getLogger(__name__)
+
+RECORD_FILE = "collection.json"
+SHARD_DIR = "shard"
+
+
+@dataclass(frozen=True)
+class EmbeddedOptions:
+    """Engine settings applied when a collection is created (None = the engine's default).
+
+    Thresholds are in KB of vectors: below `indexing_threshold_kb` a segment stays a plain (exact)
+    index, and a search whose filtered candidates are below `full_scan_threshold_kb` scans instead
+    of walking the graph. Tests set both tiny to exercise HNSW on a few hundred points.
+    """
+
+    hnsw_m: int | None = None
+    hnsw_ef_construct: int | None = None
+    full_scan_threshold_kb: int | None = None
+    indexing_threshold_kb: int | None = None
+    batch_size: int = 1024
+
+    def __post_init__(self) -> None:
+        for name in ("hnsw_m", "hnsw_ef_construct", "full_scan_threshold_kb", "indexing_threshold_kb"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise StoreError(f"{name} must be a positive integer, got {value!r}")
+        if self.batch_size < 1:
+            raise StoreError(f"batch_size must be positive, got {self.batch_size}")
+
+    def hnsw(self) -> dict[str, int] | None:
+        values = {"m": self.hnsw_m, "ef_construct": self.hnsw_ef_construct,
+                  "full_scan_threshold_kb": self.full_scan_threshold_kb}
+        given = {k: v for k, v in values.items() if v is not None}
+        return given or None
+
+
+class EmbeddedStore(StoreBase):
+    """Collections as folders under `root`, searched in-process by the Qdrant engine."""
+
+    def __init__(self, root: str | Path, options: EmbeddedOptions | None = None) -> None:
+        self.root = Path(root)
+        self.location = str(self.root)
+        self.options = options or EmbeddedOptions()
+        self.batch_size = self.options.batch_size
+        self._shards: dict[str, edge.EdgeShard] = {}
+        self._records: dict[str, CollectionRecord] = {}
+
+    def __repr__(self) -> str:
+        return f"EmbeddedStore({self.location!r})"
+
+    # ---- collections
+    def create_collection(
+        self, record: CollectionRecord, *, exist_ok: bool = False, shards: int = 1, replicas: int = 1,
+        bulk_load: bool = False,
+    ) -> CollectionRecord:
+        """Create the collection folder, its shard (three cosine vectors, payload indexes) and record.
+
+        `bulk_load` needs nothing here (the engine indexes only in `optimize()`).
+        """
+        if shards != 1 or replicas != 1:
+            raise StoreError(
+                "the embedded store holds one shard per collection without replicas",
+                "use a Qdrant server (--qdrant http://HOST:6333) for shards and replicas",
+            )
+        folder = self.root / record.name
+        if (folder / RECORD_FILE).is_file():
+            return existing_record(self.get_record(record.name), record, exist_ok, self.location)
+        if (folder / SHARD_DIR).exists():  # a create that died before writing its record
+            shutil.rmtree(folder / SHARD_DIR)
+        config = schema.edge_config(record.dim, self.options.hnsw(), self.options.indexing_threshold_kb)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            shard = edge.EdgeShard.create(str(folder / SHARD_DIR), config)
+            for operation in schema.edge_payload_indexes():
+                shard.update(operation)
+            _write_json_atomic(folder / RECORD_FILE, schema.record_to_json(record))
+        except Exception as exc:  # OSError, or qdrant-edge's plain Exception
+            raise StoreError(f"cannot create collection {record.name} in {self.location}: {exc}",
+                             "check that the store folder is writable (--qdrant PATH)") from exc
+        self._shards[record.name], self._records[record.name] = shard, record
+        log.info("created collection %s in %s (dim %d)", record.name, self.location, record.dim)
+        return record
+
+    def get_record(self, name: str) -> CollectionRecord:
+        if name in self._records:
+            return self._records[name]
+        validate_collection_name(name)
+        path = self.root / name / RECORD_FILE
+        if not path.is_file():
+            raise collection_not_found(name, self.location, [r.name for r in self.list_collections()])
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise StoreError(f"cannot read {path}: {exc}", "drop the collection and ingest it again") from exc
+        self._records[name] = schema.record_from_json(data, str(path))
+        return self._records[name]
+
+    def list_collections(self) -> list[CollectionRecord]:
+        """Records of every collection under the root (no shard is opened)."""
+        if not self.root.is_dir():
+            return []
+        names = sorted(p.parent.name for p in self.root.glob(f"*/{RECORD_FILE}"))
+        return [self.get_record(name) for name in names]
+
+    def drop(self, name: str) -> None:
+        """Delete the collection folder; refuses while another process holds the shard."""
+        self.get_record(name)
+        self._shard(name)  # takes the shard's lock: fails with CollectionInUse if someone else has it
+        self._shards.pop(name).close()
+        self._records.pop(name, None)
+        shutil.rmtree(self.root / name)
+        log.info("dropped collection %s from %s", name, self.location)
+
+    def optimize(self, name: str, *, progress: Progress = NULL_PROGRESS) -> None:
+        """Build the HNSW index and merge segments (blocking; minutes at 100k products on 2 cores).
+
+        The engine reports no progress, so `progress` shows one open-ended task while it works.
+        """
+        shard = self._shard(name)
+        task = progress.task(f"building the search index of {name}", total=None, unit="step")
+        started = time.perf_counter()
+        try:
+            changed = shard.optimize()
+        finally:
+            task.close()
+        info = shard.info()
+        log.info("optimized %s in %.1f s (changed: %s, %d segments, %d indexed vectors)", name,
+                 time.perf_counter() - started, changed, info.segments_count, info.indexed_vectors_count)
+
+    def indexed_vectors(self, name: str) -> int:
+        """How many vectors sit in HNSW indexes (0 until `optimize()` on a large enough collection)."""
+        return self._shard(name).info().indexed_vectors_count
+
+    def close(self) -> None:
+        for name, shard in list(self._shards.items()):
+            shard.flush()
+            shard.close()
+            del self._shards[name]
+
+    # ---- data
+    def count(self, name: str, *, corpus: int | None = None) -> int:
+        conditions = [("corpus", corpus)] if corpus is not None else []
+        return self._shard(name).count(edge.CountRequest(exact=True, filter=schema.edge_filter(conditions)))
+
+    def _write(self, name: str, rows: list[tuple[str, dict[str, list[float]], dict[str, Any]]]) -> None:
+        self._shard(name).update(edge.UpdateOperation.upsert_points(schema.edge_points(iter(rows))))
+
+    def _query(self, name: str, query_plans: Sequence[plans.QueryPlan]) -> list[list[Any]]:
+        shard = self._shard(name)
+        requests = [schema.edge_request(plan) for plan in query_plans]
+        if len(requests) == 1:
+            return [shard.query(requests[0])]
+        return shard.query_batch(edge.QueryBatchRequest(requests))
+
+    def _retrieve_wire(self, name: str, ids: list[str], with_payload: bool, with_vectors: bool) -> list[Any]:
+        return self._shard(name).retrieve(ids, with_payload=with_payload, with_vector=with_vectors)
+
+    def _shard(self, name: str) -> edge.EdgeShard:
+        if name in self._shards:
+            return self._shards[name]
+        self.get_record(name)
+        path = self.root / name / SHARD_DIR
+        try:
+            shard = edge.EdgeShard.load(str(path))
+        except Exception as exc:  # qdrant-edge raises plain Exception; the message tells the cause
+            if "WouldBlock" in str(exc):
+                raise CollectionInUse(
+                    f"collection {name} is in use by another process", "stop it or wait"
+                ) from None
+            raise StoreError(f"cannot open collection {name} at {path}: {exc}",
+                             "drop the collection and ingest it again") from exc
+        self._shards[name] = shard
+        return shard
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

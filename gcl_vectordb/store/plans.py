@@ -1,0 +1,144 @@
+"""Search modes as backend-neutral query plans (Qdrant's Query API shape: prefetch → score → limit).
+
+`schema.py` translates a `QueryPlan` to qdrant-edge-py or qdrant-client requests, so every mode is
+written once and behaves the same on both backends.
+
+The `weighted` mode, score(p) = Σ_f w_f · cos(q, e_f(p)) (missing field → 0), is computed exactly
+over a candidate set C = top-L(image) ∪ top-L(title): each field's cosine is recomputed for all of
+C by nested prefetches and summed by a formula. A point outside C has, for every field f, either no
+vector or cos ≤ s_f(L) (the L-th best cosine of f), so its score is at most
+    bound = Σ_f w_f · max(s_f(L), 0)        (a field whose top-L list ran short contributes 0).
+If the k-th best score in C reaches `bound`, the top-k is certified exact (Fagin's threshold
+algorithm); otherwise L doubles and the search runs again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from gcl_vectordb.store.records import FIELD_VECTORS, Hit, SearchRequest
+
+RRF_DEPTH_FACTOR = 5
+RRF_MIN_DEPTH = 50
+WEIGHTED_DEPTH_FACTOR = 4
+WEIGHTED_MIN_DEPTH = 40
+
+
+@dataclass(frozen=True)
+class Nearest:
+    """Cosine similarity of `vector` `(dim,)` to the named vector `using`."""
+
+    vector: np.ndarray
+    using: str
+
+
+@dataclass(frozen=True)
+class RrfFusion:
+    """Reciprocal rank fusion of the prefetches: Σ_i 1 / (k + position_i), position 0-based."""
+
+    k: int
+
+
+@dataclass(frozen=True)
+class WeightedSum:
+    """Σ_i weights[i] · score of prefetch i; a point a prefetch did not return counts 0 there."""
+
+    weights: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """One query stage: score the prefetched candidates (or the whole collection) and keep `limit`.
+
+    `conditions` are exact-match payload conditions (key, value), applied at every stage.
+    `with_payload`: True (all), False (none) or the keys to return.
+    """
+
+    query: Nearest | RrfFusion | WeightedSum
+    limit: int
+    prefetch: tuple[QueryPlan, ...] = ()
+    conditions: tuple[tuple[str, str | int], ...] = ()
+    exact: bool = False
+    hnsw_ef: int | None = None
+    with_payload: bool | tuple[str, ...] = ("product_id",)
+
+
+def conditions_of(request: SearchRequest) -> tuple[tuple[str, str | int], ...]:
+    conditions = [(key, value) for key, value in sorted(request.filters.items())]
+    if request.corpus is not None:
+        conditions.append(("corpus", request.corpus))
+    return tuple(conditions)
+
+
+def _payload_of(request: SearchRequest) -> bool | tuple[str, ...]:
+    # product_id always comes back: it names the hit.
+    return True if request.with_payload else ("product_id",)
+
+
+def _nearest(
+    request: SearchRequest, using: str, limit: int, payload: bool | tuple[str, ...] = ("product_id",)
+) -> QueryPlan:
+    return QueryPlan(
+        Nearest(request.vector, using), limit, conditions=conditions_of(request), exact=request.exact,
+        hnsw_ef=request.hnsw_ef, with_payload=payload,
+    )
+
+
+def plan_search(request: SearchRequest) -> QueryPlan:
+    """The plan of a `fused`, `image`, `title` or `rrf` request (`weighted` has `plan_weighted`)."""
+    if request.mode in ("fused", "image", "title"):
+        return _nearest(request, request.mode, request.limit, _payload_of(request))
+    if request.mode == "rrf":
+        depth = max(request.limit * RRF_DEPTH_FACTOR, RRF_MIN_DEPTH)
+        return QueryPlan(
+            RrfFusion(request.rrf_k), request.limit,
+            prefetch=tuple(_nearest(request, f, depth) for f in FIELD_VECTORS),
+            conditions=conditions_of(request), with_payload=_payload_of(request),
+        )
+    raise ValueError(f"use plan_weighted for mode {request.mode!r}")
+
+
+def initial_depth(request: SearchRequest) -> int:
+    return max(request.limit * WEIGHTED_DEPTH_FACTOR, WEIGHTED_MIN_DEPTH)
+
+
+def active_fields(weights: dict[str, float]) -> list[str]:
+    return [f for f in FIELD_VECTORS if weights.get(f, 0.0) > 0]
+
+
+def plan_weighted(request: SearchRequest, weights: dict[str, float], depth: int) -> list[QueryPlan]:
+    """[top-`depth` of each weighted field (for the bound)..., the weighted top-k over their union]."""
+    fields = active_fields(weights)
+    tops = tuple(_nearest(request, f, depth) for f in fields)
+    union = len(fields) * depth
+    rescored = tuple(
+        QueryPlan(Nearest(request.vector, f), union, prefetch=tops, conditions=conditions_of(request))
+        for f in fields
+    )
+    combined = QueryPlan(
+        WeightedSum(tuple(weights[f] for f in fields)), request.limit, prefetch=rescored,
+        conditions=conditions_of(request), with_payload=_payload_of(request),
+    )
+    return [*tops, combined]
+
+
+def weighted_certified(
+    request: SearchRequest, weights: dict[str, float], tops: Sequence[Sequence[Hit]], hits: Sequence[Hit],
+    depth: int,
+) -> bool:
+    """True when no point outside the candidates can enter the weighted top-k (module docstring).
+
+    `tops` are the per-field top-`depth` lists, `hits` the weighted top-k over their union. A field
+    whose list ran short holds every point with that field, so outside points score 0 there.
+    """
+    fields = active_fields(weights)
+    if all(len(top) < depth for top in tops):
+        return True
+    bound = sum(
+        weights[f] * max(top[-1].score, 0.0) for f, top in zip(fields, tops, strict=True) if len(top) >= depth
+    )
+    # 1e-6: the engines compute cosines in float32.
+    return len(hits) >= request.limit and hits[request.limit - 1].score >= bound - 1e-6

@@ -1,0 +1,222 @@
+"""Typed records of the vector store: what a collection remembers, what a point holds, what a search asks.
+
+These records are backend-neutral; `gcl_vectordb.store.schema` is the one module that turns them into
+the wire types of qdrant-edge-py (embedded) and qdrant-client (server) and back.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, get_args
+
+import numpy as np
+
+from gcl_vectordb import __version__
+from gcl_vectordb.errors import ConfigError, ModelMismatch
+
+log = logging.getLogger(__name__)
+
+VECTOR_NAMES: tuple[str, ...] = ("image", "title", "fused")
+"""Named dense vectors of every collection (cosine). `fused` = normalize(Σ α_f · e_f), always present."""
+FIELD_VECTORS: tuple[str, ...] = ("image", "title")
+"""The per-field vectors that `rrf` and `weighted` searches combine."""
+
+SearchMode = Literal["fused", "image", "title", "rrf", "weighted"]
+SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def validate_collection_name(name: str) -> str:
+    """Collection names double as folder names: letters, digits, `_`, `.`, `-`; no path separators."""
+    if not _NAME.match(name) or name.endswith("__gclvdb"):
+        raise ConfigError(
+            f"invalid collection name {name!r}",
+            "use letters, digits, '_', '.', '-' (at most 128 characters, starting with a letter or digit)",
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class CollectionRecord:
+    """What built a collection, persisted with it so that queries use the same model.
+
+    `field_weights` are the GCL field weights α_f (e.g. {"title": 0.5, "image": 0.5}) the fused vector
+    was built with; `weighted` searches default to them. `ingest` keeps ingest settings (batch size,
+    fields, ...), `extra` anything else a caller wants remembered.
+    """
+
+    name: str
+    model_ref: str
+    dim: int
+    field_weights: Mapping[str, float] = field(default_factory=dict)
+    dataset_root: str | None = None
+    created_by: str = __version__
+    created_at: str = field(default_factory=utc_now_iso)
+    distance: str = "cosine"
+    vectors: tuple[str, ...] = VECTOR_NAMES
+    ingest: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        validate_collection_name(self.name)
+        if not isinstance(self.dim, int) or isinstance(self.dim, bool) or self.dim < 1:
+            raise ConfigError(f"collection {self.name!r}: dim must be a positive integer, got {self.dim!r}")
+        if self.distance != "cosine":
+            raise ConfigError(f"collection {self.name!r}: only cosine distance is supported")
+        object.__setattr__(self, "vectors", tuple(self.vectors))
+        if self.vectors != VECTOR_NAMES:
+            raise ConfigError(
+                f"collection {self.name!r}: vectors must be {VECTOR_NAMES}, got {self.vectors}"
+            )
+        for key, weight in self.field_weights.items():
+            if not math.isfinite(weight) or weight < 0:
+                raise ConfigError(f"collection {self.name!r}: field weight {key}={weight} must be >= 0")
+
+
+@dataclass(frozen=True)
+class PointRecord:
+    """One product as stored: its named vectors `(dim,)` float32 and its payload.
+
+    A product may lack `image` or `title`; `fused` is always present when points are written
+    (`retrieve(..., with_vectors=False)` returns records with no vectors). Cosine collections store
+    vectors normalised to unit length, so retrieved vectors are the unit-length versions.
+    The payload holds product_id, title, image, corpus (1 or 2) and any extra columns.
+    """
+
+    product_id: str
+    vectors: Mapping[str, np.ndarray] = field(default_factory=dict)
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.product_id, str) or not self.product_id:
+            raise ConfigError(f"product_id must be a non-empty string, got {self.product_id!r}")
+        unknown = sorted(set(self.vectors) - set(VECTOR_NAMES))
+        if unknown:
+            raise ConfigError(f"product {self.product_id}: unknown vector name(s) {unknown}")
+        vectors = {}
+        for name, vector in self.vectors.items():
+            array = np.asarray(vector, dtype=np.float32)
+            if array.ndim != 1:
+                raise ConfigError(f"product {self.product_id}: vector {name} must be 1-d, got {array.shape}")
+            vectors[name] = array
+        object.__setattr__(self, "vectors", vectors)
+
+
+def product_payload(
+    product_id: str, title: str, image: str | None, corpus: int, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The payload schema, defined once: product_id, title, image path, corpus, then extra columns."""
+    if corpus not in (1, 2):
+        raise ConfigError(f"product {product_id}: corpus must be 1 or 2, got {corpus!r}")
+    return {**(extra or {}), "product_id": product_id, "title": title, "image": image, "corpus": corpus}
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """One query against a collection.
+
+    `vector` is the query embedding `(dim,)` (a text embedding for text search). Modes:
+    `fused` / `image` / `title`: nearest neighbours on that named vector (cosine).
+    `rrf`: top-N on image and on title (N = max(limit·RRF_DEPTH_FACTOR, RRF_MIN_DEPTH)), fused by
+    reciprocal rank: score = Σ_f 1 / (rrf_k + r_f − 1) with r_f the 1-based rank in field f (Qdrant's).
+    `weighted`: score = Σ_f w_f · cos(q, e_f) over image/title, a missing field counting 0; `weights`
+    defaults to the collection's field weights. `exact=True` makes every mode the exact top-k.
+    `corpus` filters corpus == N; `filters` adds exact-match payload conditions.
+    """
+
+    vector: np.ndarray
+    mode: SearchMode = "fused"
+    limit: int = 10
+    corpus: int | None = None
+    filters: Mapping[str, str | int] = field(default_factory=dict)
+    exact: bool = False
+    weights: Mapping[str, float] | None = None
+    rrf_k: int = 60
+    with_payload: bool = True
+    hnsw_ef: int | None = None
+
+    def __post_init__(self) -> None:
+        vector = np.ascontiguousarray(self.vector, dtype=np.float32)
+        if vector.ndim != 1 or vector.size == 0 or not np.all(np.isfinite(vector)):
+            raise ConfigError(f"query vector must be a finite 1-d array, got shape {vector.shape}")
+        object.__setattr__(self, "vector", vector)
+        if self.mode not in SEARCH_MODES:
+            raise ConfigError(f"unknown search mode {self.mode!r}", f"use one of: {', '.join(SEARCH_MODES)}")
+        _require_positive("limit", self.limit)
+        _require_positive("rrf_k", self.rrf_k)
+        if self.hnsw_ef is not None:
+            _require_positive("hnsw_ef", self.hnsw_ef)
+        if self.corpus is not None and not isinstance(self.corpus, int):
+            raise ConfigError(f"corpus must be an integer, got {self.corpus!r}")
+        for key, value in self.filters.items():
+            if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, (str, int)):
+                raise ConfigError(f"filter {key!r}={value!r}: keys are strings, values strings or integers")
+        if self.weights is not None:
+            object.__setattr__(self, "weights", check_field_weights(self.weights))
+
+    def resolved_weights(self, record: CollectionRecord) -> dict[str, float]:
+        """The weights of a `weighted` search: the request's, else the collection's field weights."""
+        if self.weights is not None:
+            return dict(self.weights)
+        fields = {k: v for k, v in record.field_weights.items() if k in FIELD_VECTORS}
+        if not fields:
+            raise ConfigError(
+                f"collection {record.name!r} has no image/title field weights",
+                "pass weights, e.g. {'image': 0.5, 'title': 0.5}",
+            )
+        return check_field_weights(fields)
+
+
+def check_field_weights(weights: Mapping[str, float]) -> dict[str, float]:
+    """Weights over image/title: finite, >= 0, not all zero."""
+    unknown = sorted(set(weights) - set(FIELD_VECTORS))
+    if unknown:
+        raise ConfigError(f"weights for unknown field(s) {unknown}", f"weight {' and '.join(FIELD_VECTORS)}")
+    clean = {k: float(v) for k, v in weights.items()}
+    if any(not math.isfinite(v) or v < 0 for v in clean.values()) or sum(clean.values()) <= 0:
+        raise ConfigError(f"weights {clean} must be >= 0 and not all zero")
+    return clean
+
+
+def _require_positive(name: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result; `payload` is None when the request asked for none."""
+
+    product_id: str
+    score: float
+    payload: Mapping[str, Any] | None = None
+
+
+def check_model(record: CollectionRecord, model_ref: str, dim: int) -> None:
+    """Refuse to embed queries (or products) for `record` with a model of another dimension.
+
+    Raises ModelMismatch naming the model that built the collection. A different model reference with
+    the same dim (e.g. the ONNX export of the same checkpoint) is allowed and logged.
+    """
+    if dim != record.dim:
+        raise ModelMismatch(
+            f"model {model_ref} embeds in {dim} dimensions but collection {record.name!r} holds "
+            f"{record.dim}-dim vectors built by {record.model_ref}",
+            f"use {record.model_ref} (or leave --model out to use the collection's own model), "
+            "or ingest into a new collection with this model",
+        )
+    if model_ref != record.model_ref:
+        log.warning(
+            "collection %r was built by %s; using %s (same dim %d)", record.name, record.model_ref,
+            model_ref, dim,
+        )

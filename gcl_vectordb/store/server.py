@@ -1,0 +1,283 @@
+"""The server backend: a Qdrant server or cluster through qdrant-client (or its local mode, for tests).
+
+The collection record lives in the collection's own metadata (Qdrant server >= 1.16), under
+`schema.RECORD_METADATA_KEY`. Bulk loads defer indexing (`indexing_threshold=0`) until `optimize()`,
+which restores the threshold and waits for the collection to turn green. Upserts go in batches, each
+retried with exponential backoff on transient errors (connection, timeout, HTTP 429/5xx).
+The API key is handed to qdrant-client and never kept, logged or shown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from gcl_vectordb.errors import CollectionInUse, StoreError, StoreUnreachable
+from gcl_vectordb.progress import NULL_PROGRESS, Progress
+from gcl_vectordb.store import plans, schema
+from gcl_vectordb.store.base import StoreBase, collection_not_found, existing_record
+from gcl_vectordb.store.records import CollectionRecord, validate_collection_name
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+TRANSIENT_HTTP = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """Client behaviour: timeouts (s), upsert and query batch sizes, retries with backoff `backoff_s · 2^attempt`,
+    the indexing threshold (KB) `optimize()` restores after a bulk load, and the wait for green (s)."""
+
+    timeout_s: int = 60
+    batch_size: int = 256
+    query_batch_size: int = 64
+    max_retries: int = 5
+    backoff_s: float = 0.5
+    indexing_threshold_kb: int = 20_000
+    green_timeout_s: float = 3600.0
+    poll_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if min(self.timeout_s, self.batch_size, self.query_batch_size) < 1 or self.max_retries < 0 \
+                or self.backoff_s < 0:
+            raise StoreError(f"invalid server options {self}")
+        if self.indexing_threshold_kb < 1 or self.green_timeout_s <= 0 or self.poll_s < 0:
+            raise StoreError(f"invalid server options {self}")
+
+
+def redact_url(url: str) -> str:
+    """The URL without user:password, safe for messages and logs."""
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying: no response at all (connection, timeout) or HTTP 429 / 5xx."""
+    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+    if isinstance(exc, ResponseHandlingException):
+        return True
+    return isinstance(exc, UnexpectedResponse) and exc.status_code in TRANSIENT_HTTP
+
+
+class ServerStore(StoreBase):
+    """Collections on a Qdrant server (or in qdrant-client's local mode)."""
+
+    def __init__(self, client: Any, *, location: str, local: bool, options: ServerOptions | None = None):
+        self._client = client
+        self.location = redact_url(location)
+        self.local = local
+        self.options = options or ServerOptions()
+        self.batch_size = self.options.batch_size
+        self._records: dict[str, CollectionRecord] = {}
+
+    @classmethod
+    def connect(cls, url: str, *, api_key: str | None = None, options: ServerOptions | None = None) -> ServerStore:
+        """Connect to `http(s)://host:port` and check that the server answers."""
+        from qdrant_client import QdrantClient
+
+        options = options or ServerOptions()
+        client = QdrantClient(url=url, api_key=api_key, timeout=options.timeout_s, check_compatibility=False)
+        store = cls(client, location=url, local=False, options=options)
+        try:
+            with store._translated("connect"):
+                client.get_collections()
+        except StoreError:
+            client.close()
+            raise
+        return store
+
+    @classmethod
+    def local_mode(cls, location: str, options: ServerOptions | None = None) -> ServerStore:
+        """qdrant-client local mode: `:memory:` or `local:PATH` (pure Python; for tests and tiny data)."""
+        from qdrant_client import QdrantClient
+
+        path = None if location == ":memory:" else location.removeprefix("local:")
+        try:
+            client = QdrantClient(location=":memory:") if path is None else QdrantClient(path=path)
+        except RuntimeError as exc:
+            if "already accessed" in str(exc):
+                raise CollectionInUse(f"the local Qdrant store {path} is in use by another process",
+                                      "stop it or wait") from None
+            raise
+        return cls(client, location=location, local=True, options=options)
+
+    def __repr__(self) -> str:
+        return f"ServerStore({self.location!r})"
+
+    # ---- collections
+    def create_collection(
+        self, record: CollectionRecord, *, exist_ok: bool = False, shards: int = 1, replicas: int = 1,
+        bulk_load: bool = False,
+    ) -> CollectionRecord:
+        """Create the collection (three cosine vectors, record in metadata, payload indexes).
+
+        `bulk_load=True` defers HNSW indexing until `optimize()`; `shards`/`replicas` go to the cluster.
+        """
+        models = schema.client_models()
+        with self._translated(f"create collection {record.name}"):
+            if self._client.collection_exists(record.name):
+                return existing_record(self.get_record(record.name), record, exist_ok, self.location)
+            self._client.create_collection(
+                record.name, vectors_config=schema.client_vectors_config(record.dim),
+                shard_number=shards, replication_factor=replicas,
+                optimizers_config=models.OptimizersConfigDiff(indexing_threshold=0) if bulk_load else None,
+                metadata={schema.RECORD_METADATA_KEY: schema.record_to_json(record)},
+            )
+            with warnings.catch_warnings():
+                # Local mode warns that payload indexes have no effect there; a server uses them.
+                warnings.filterwarnings("ignore", message="Payload indexes have no effect")
+                for field_name, field_schema in schema.client_payload_indexes():
+                    self._client.create_payload_index(
+                        record.name, field_name=field_name, field_schema=field_schema, wait=True
+                    )
+        self._records[record.name] = record
+        log.info("created collection %s on %s (dim %d, bulk load %s)", record.name, self.location,
+                 record.dim, bulk_load)
+        return record
+
+    def get_record(self, name: str) -> CollectionRecord:
+        if name in self._records:
+            return self._records[name]
+        validate_collection_name(name)
+        with self._translated(f"read collection {name}"):
+            if not self._client.collection_exists(name):
+                raise collection_not_found(name, self.location, [r.name for r in self.list_collections()])
+            metadata = self._client.get_collection(name).config.metadata or {}
+        if schema.RECORD_METADATA_KEY not in metadata:
+            raise StoreError(f"collection {name!r} on {self.location} was not created by gcl-vdb",
+                             "choose another collection name")
+        self._records[name] = schema.record_from_json(metadata[schema.RECORD_METADATA_KEY], name)
+        return self._records[name]
+
+    def list_collections(self) -> list[CollectionRecord]:
+        """Records of the gcl-vdb collections on the server (others are skipped)."""
+        records = []
+        with self._translated("list collections"):
+            for description in self._client.get_collections().collections:
+                metadata = self._client.get_collection(description.name).config.metadata or {}
+                if schema.RECORD_METADATA_KEY in metadata:
+                    records.append(schema.record_from_json(metadata[schema.RECORD_METADATA_KEY], description.name))
+        return sorted(records, key=lambda r: r.name)
+
+    def drop(self, name: str) -> None:
+        self.get_record(name)
+        with self._translated(f"drop collection {name}"):
+            self._client.delete_collection(name)
+        self._records.pop(name, None)
+        log.info("dropped collection %s from %s", name, self.location)
+
+    def optimize(self, name: str, *, progress: Progress = NULL_PROGRESS) -> None:
+        """Restore the indexing threshold (after a bulk load) and wait until the collection is green."""
+        self.get_record(name)
+        models = schema.client_models()
+        threshold = models.OptimizersConfigDiff(indexing_threshold=self.options.indexing_threshold_kb)
+        task = progress.task(f"waiting for {name} to be indexed", total=None, unit="step")
+        try:
+            with self._translated(f"optimize {name}"):
+                self._client.update_collection(name, optimizers_config=threshold)
+                if not self.local:  # local mode has no optimizer: always exact, always green
+                    self._wait_green(name)
+        finally:
+            task.close()
+
+    def _wait_green(self, name: str) -> None:
+        # Green twice in a row: right after the update the optimizer may not have started yet.
+        deadline = time.monotonic() + self.options.green_timeout_s
+        greens = 0
+        while greens < 2:
+            status = str(self._client.get_collection(name).status.value).lower()
+            greens = greens + 1 if status == "green" else 0
+            if time.monotonic() > deadline:
+                raise StoreError(f"collection {name} is still {status} after {self.options.green_timeout_s:.0f} s",
+                                 "search works meanwhile; check the server's logs and run optimize again")
+            if greens < 2:
+                time.sleep(self.options.poll_s)
+
+    def close(self) -> None:
+        self._client.close()
+
+    # ---- data
+    def count(self, name: str, *, corpus: int | None = None) -> int:
+        self.get_record(name)
+        conditions = [("corpus", corpus)] if corpus is not None else []
+        with self._translated(f"count {name}"):
+            return self._client.count(name, count_filter=schema.client_filter(conditions), exact=True).count
+
+    def _write(self, name: str, rows: list[tuple[str, dict[str, list[float]], dict[str, Any]]]) -> None:
+        points = schema.client_points(iter(rows))
+        self._retrying(f"upsert {len(points)} points into {name}",
+                       lambda: self._client.upsert(name, points=points, wait=True))
+
+    def _query(self, name: str, query_plans: Sequence[plans.QueryPlan]) -> list[list[Any]]:
+        requests = [schema.client_request(plan, with_params=not self.local) for plan in query_plans]
+        size = self.options.query_batch_size  # bounded HTTP bodies: 2000 queries of 512 floats ≈ 10 MB
+        results: list[list[Any]] = []
+        with self._translated(f"search {name}"):
+            for start in range(0, len(requests), size):
+                responses = self._client.query_batch_points(name, requests=requests[start:start + size])
+                results.extend(response.points for response in responses)
+        return results
+
+    def _retrieve_wire(self, name: str, ids: list[str], with_payload: bool, with_vectors: bool) -> list[Any]:
+        with self._translated(f"retrieve from {name}"):
+            return self._client.retrieve(name, ids, with_payload=with_payload, with_vectors=with_vectors)
+
+    # ---- errors and retries
+    def _retrying(self, what: str, call: Callable[[], T]) -> T:
+        """Run `call`, retrying transient failures `max_retries` times with exponential backoff."""
+        for attempt in range(self.options.max_retries + 1):
+            try:
+                with self._translated(what, retrying=attempt < self.options.max_retries):
+                    return call()
+            except _Retry as retry:
+                delay = self.options.backoff_s * 2**attempt
+                log.warning("%s failed (%s); retry %d/%d in %.1f s", what, retry.reason, attempt + 1,
+                            self.options.max_retries, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable: the last attempt raises or returns")
+
+    @contextlib.contextmanager
+    def _translated(self, what: str, retrying: bool = False) -> Iterator[None]:
+        """qdrant-client failures as one-line StoreErrors (never carrying the API key)."""
+        from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+        try:
+            yield
+        except (ResponseHandlingException, UnexpectedResponse) as exc:
+            reason = _reason(exc)
+            if retrying and is_transient(exc):
+                raise _Retry(reason) from None
+            if isinstance(exc, ResponseHandlingException):
+                raise StoreUnreachable(
+                    f"cannot reach the Qdrant server at {self.location} ({reason})",
+                    "check the URL and that the server is running (e.g. `docker compose up -d`)",
+                ) from None
+            hint = ("set the API key in the environment variable named by api_key_env (QDRANT_API_KEY)"
+                    if exc.status_code in (401, 403) else "check the server's logs")
+            raise StoreError(f"the Qdrant server at {self.location} refused to {what}: {reason}", hint) from None
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _reason(exc: BaseException) -> str:
+    from qdrant_client.http.exceptions import UnexpectedResponse
+
+    if isinstance(exc, UnexpectedResponse):
+        return f"HTTP {exc.status_code} {exc.reason_phrase}".strip()
+    cause = exc.args[0] if exc.args else exc
+    return f"{type(cause).__name__}: {cause}" if isinstance(cause, BaseException) else str(cause)

@@ -1,0 +1,336 @@
+"""Errors a user meets with the store: a locked collection, an unreachable server, the wrong model,
+an API key that must never leak; and the server backend's bulk-load, cluster and retry behaviour."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import logging
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from gcl_vectordb.errors import CollectionInUse, ModelMismatch, StoreError, StoreUnreachable
+from gcl_vectordb.store import (
+    CollectionRecord,
+    PointRecord,
+    ServerStore,
+    check_model,
+    open_store,
+    product_payload,
+)
+from gcl_vectordb.store.server import redact_url
+
+DIM = 8
+SECRET = "s3cr3t-api-key-do-not-print"
+
+
+def _record(name: str = "products") -> CollectionRecord:
+    return CollectionRecord(name, model_ref="tiny-clip@test", dim=DIM, field_weights={"image": 0.5, "title": 0.5})
+
+
+def _points(n: int) -> list[PointRecord]:
+    rng = np.random.default_rng(0)
+    return [PointRecord(f"p{i}", {"fused": rng.normal(size=DIM)}, product_payload(f"p{i}", "t", None, 1))
+            for i in range(n)]
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# ---------------------------------------------------------------- embedded: one process per collection
+
+HOLDER = textwrap.dedent("""
+    import sys
+    from gcl_vectordb.store import open_store
+    store = open_store(sys.argv[1])
+    print("holding", store.count("products"), flush=True)
+    sys.stdin.read()  # hold the shard until the test closes our stdin
+    store.close()
+""")
+
+
+@pytest.fixture
+def held_store(tmp_path: Path, subprocess_env: dict[str, str]) -> Iterator[Path]:
+    """An embedded store whose collection a second, real process holds open."""
+    root = tmp_path / "store"
+    with open_store(root) as store:
+        store.create_collection(_record())
+        store.upsert("products", _points(5))
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(root)], env=subprocess_env,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding 5"
+        yield root
+    finally:
+        holder.communicate("", timeout=60)
+
+
+def test_collection_held_by_another_process_is_in_use(held_store: Path) -> None:
+    with open_store(held_store) as store:
+        assert [r.name for r in store.list_collections()] == ["products"]  # reading records needs no lock
+        with pytest.raises(CollectionInUse) as raised:
+            store.count("products")
+        with pytest.raises(CollectionInUse):
+            store.drop("products")
+    assert str(raised.value) == "collection products is in use by another process — stop it or wait"
+    assert (held_store / "products" / "collection.json").is_file()
+
+
+def test_collection_is_usable_again_once_the_other_process_stops(tmp_path: Path,
+                                                                 subprocess_env: dict[str, str]) -> None:
+    root = tmp_path / "store"
+    with open_store(root) as store:
+        store.create_collection(_record())
+        store.upsert("products", _points(3))
+    out = subprocess.run([sys.executable, "-c", HOLDER, str(root)], env=subprocess_env, input="",
+                         capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "holding 3"
+    with open_store(root) as store:
+        assert store.count("products") == 3
+
+
+def test_a_local_mode_folder_open_twice_is_in_use(tmp_path: Path) -> None:
+    with open_store(f"local:{tmp_path / 'q'}"), pytest.raises(CollectionInUse, match="in use by another process"):
+        open_store(f"local:{tmp_path / 'q'}")
+
+
+# ---------------------------------------------------------------- server: unreachable, API key
+
+
+def test_unreachable_server_names_the_url_never_the_key(caplog: pytest.LogCaptureFixture) -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(StoreUnreachable) as raised, pytest.warns(UserWarning, match="insecure"):
+        open_store(url, api_key=SECRET, timeout_s=2)
+    message = str(raised.value)
+    assert message.startswith(f"cannot reach the Qdrant server at {url}")
+    assert "\n" not in message and SECRET not in message and SECRET not in caplog.text
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+def test_credentials_in_the_url_are_redacted() -> None:
+    assert redact_url("https://user:pw@qdrant.example:6333/x") == "https://qdrant.example:6333/x"
+    assert redact_url("http://localhost:6333") == "http://localhost:6333"
+
+
+class _FakeQdrant(http.server.BaseHTTPRequestHandler):
+    """A loopback stand-in for the Qdrant REST API: lists no collections, or answers 401."""
+
+    seen_keys: list[str | None] = []
+    status = 200
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        type(self).seen_keys.append(self.headers.get("api-key"))
+        body = {"result": {"collections": []}, "status": "ok", "time": 0.0}
+        if self.status != 200:
+            body = {"status": {"error": "Unauthorized"}, "time": 0.0}
+        data = json.dumps(body).encode()
+        self.send_response(self.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_qdrant() -> Iterator[tuple[str, type[_FakeQdrant]]]:
+    handler = type("Handler", (_FakeQdrant,), {"seen_keys": [], "status": 200})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_api_key_reaches_the_server_but_no_repr_log_or_error(
+    fake_qdrant: tuple[str, type[_FakeQdrant]], caplog: pytest.LogCaptureFixture
+) -> None:
+    url, handler = fake_qdrant
+    caplog.set_level(logging.DEBUG)
+    with pytest.warns(UserWarning, match="insecure"):  # qdrant-client's own warning for http + key
+        store = open_store(url, api_key=SECRET)
+    with store:
+        assert store.list_collections() == []
+        assert SECRET not in repr(store) and SECRET not in repr(vars(store)["options"])
+    assert handler.seen_keys and set(handler.seen_keys) == {SECRET}
+    handler.status = 401
+    with pytest.raises(StoreError) as raised, pytest.warns(UserWarning):
+        open_store(url, api_key="wrong-" + SECRET)
+    assert "HTTP 401" in str(raised.value) and "API key" in str(raised.value)
+    assert SECRET not in str(raised.value) and SECRET not in caplog.text
+
+
+# ---------------------------------------------------------------- model mismatch
+
+
+def test_check_model_refuses_another_dimension_and_names_the_builder(caplog: pytest.LogCaptureFixture) -> None:
+    record = _record()
+    with pytest.raises(ModelMismatch) as raised:
+        check_model(record, "ViT-B-32@laion", 512)
+    assert "tiny-clip@test" in str(raised.value) and "512" in str(raised.value)
+    assert "8-dim" in str(raised.value)
+    check_model(record, "tiny-clip.onnx", DIM)  # same dim, another reference: allowed, logged
+    assert "tiny-clip.onnx" in caplog.text
+
+
+# ---------------------------------------------------------------- server: bulk load, cluster, retries
+
+
+class _Recorder:
+    """Wraps a qdrant-client, records every call's name and keyword arguments, and can inject failures."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.failures: dict[str, list[BaseException]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._client, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append((name, kwargs))
+            if self.failures.get(name):
+                raise self.failures[name].pop(0)
+            return target(*args, **kwargs)
+
+        return call
+
+    def names(self, name: str) -> list[dict[str, Any]]:
+        return [kwargs for called, kwargs in self.calls if called == name]
+
+
+@pytest.fixture
+def recorded() -> Iterator[tuple[ServerStore, _Recorder]]:
+    store = open_store(":memory:", backoff_s=0.0, max_retries=3, batch_size=4, query_batch_size=2, poll_s=0.0)
+    assert isinstance(store, ServerStore)
+    recorder = _Recorder(store._client)
+    store._client = recorder
+    yield store, recorder
+    store.close()
+
+
+def test_create_passes_cluster_and_bulk_load_settings_and_optimize_restores(recorded) -> None:
+    store, recorder = recorded
+    store.create_collection(_record(), shards=3, replicas=2, bulk_load=True)
+    (create,) = recorder.names("create_collection")
+    assert create["shard_number"] == 3 and create["replication_factor"] == 2
+    assert create["optimizers_config"].indexing_threshold == 0
+    indexes = {(k["field_name"], str(k["field_schema"].value)) for k in recorder.names("create_payload_index")}
+    assert indexes == {("corpus", "integer"), ("product_id", "keyword")}
+    store.optimize("products")
+    (update,) = recorder.names("update_collection")
+    assert update["optimizers_config"].indexing_threshold == 20_000
+
+
+def test_optimize_on_a_server_waits_for_green(recorded, monkeypatch: pytest.MonkeyPatch) -> None:
+    store, recorder = recorded
+    store.create_collection(_record())
+    statuses = iter(["yellow", "green", "yellow", "green", "green"])
+    real_get = recorder._client.get_collection
+
+    def get_collection(name: str) -> Any:
+        info = real_get(name)
+        return SimpleNamespace(config=info.config, status=SimpleNamespace(value=next(statuses)))
+
+    monkeypatch.setattr(recorder._client, "get_collection", get_collection)
+    store.local = False  # behave like a server: local mode has no optimizer to wait for
+    store.optimize("products")
+    assert next(statuses, "drained") == "drained"  # polled until green twice in a row
+
+
+def _connect_error() -> BaseException:
+    import httpx
+    from qdrant_client.http.exceptions import ResponseHandlingException
+
+    return ResponseHandlingException(httpx.ConnectError("connection reset"))
+
+
+def test_upsert_retries_transient_failures_per_batch(recorded, caplog: pytest.LogCaptureFixture) -> None:
+    store, recorder = recorded
+    store.create_collection(_record())
+    recorder.failures["upsert"] = [_connect_error(), _connect_error()]
+    store.upsert("products", _points(10))  # batches of 4, 4, 2; the first fails twice
+    assert len(recorder.names("upsert")) == 3 + 2
+    assert store.count("products") == 10
+    assert caplog.text.count("retry") == 2
+
+
+def test_upsert_gives_up_after_max_retries_and_does_not_retry_bad_requests(recorded) -> None:
+    from qdrant_client.http.exceptions import UnexpectedResponse
+
+    store, recorder = recorded
+    store.create_collection(_record())
+    recorder.failures["upsert"] = [_connect_error() for _ in range(4)]
+    with pytest.raises(StoreUnreachable, match="connection reset"):
+        store.upsert("products", _points(2))
+    assert len(recorder.names("upsert")) == 4  # 1 try + 3 retries
+    recorder.failures["upsert"] = [UnexpectedResponse(400, "Bad Request", b"{}", None)]
+    with pytest.raises(StoreError, match="HTTP 400 Bad Request"):
+        store.upsert("products", _points(2))
+    assert len(recorder.names("upsert")) == 5
+
+
+# ---------------------------------------------------------------- the same errors through the CLI
+
+
+def test_cli_reports_a_held_collection_in_one_line(held_store: Path) -> None:
+    from typer.testing import CliRunner
+
+    from gcl_vectordb.cli.app import app
+
+    runner = CliRunner()
+    listed = runner.invoke(app, ["collections", "list", "--qdrant", str(held_store), "--json"])
+    assert listed.exit_code == 0 and json.loads(listed.stdout)[0]["note"] == "in use by another process"
+    dropped = runner.invoke(app, ["collections", "drop", "products", "--yes", "--qdrant", str(held_store)])
+    assert dropped.exit_code == 1 and "Traceback" not in dropped.output
+    assert "collection products is in use by another process — stop it or wait" in dropped.output
+
+
+def test_cli_reports_an_unreachable_server_without_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from gcl_vectordb.cli.app import app
+
+    monkeypatch.setenv("QDRANT_API_KEY", SECRET)
+    url = f"http://127.0.0.1:{_closed_port()}"
+    with pytest.warns(UserWarning, match="insecure"):
+        result = CliRunner().invoke(app, ["collections", "list", "--qdrant", url])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"cannot reach the Qdrant server at {url}" in result.output and SECRET not in result.output
+
+
+def test_search_batches_are_sent_in_bounded_chunks(recorded) -> None:
+    from gcl_vectordb.store import SearchRequest
+
+    store, recorder = recorded
+    store.create_collection(_record())
+    store.upsert("products", _points(6))
+    requests = [SearchRequest(np.eye(DIM)[i % DIM], limit=3) for i in range(5)]
+    assert store.search_batch("products", requests) == [store.search("products", r) for r in requests]
+    assert [len(k["requests"]) for k in recorder.names("query_batch_points")][:3] == [2, 2, 1]
+
+
+def test_an_unwritable_store_location_is_a_store_error(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    with open_store(not_a_folder) as store, pytest.raises(StoreError, match="cannot create collection products"):
+        store.create_collection(_record())

@@ -1,0 +1,146 @@
+"""Wire conversions (schema.py), record validation and the weighted-search certificate (plans.py)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from gcl_vectordb.errors import ConfigError, StoreError
+from gcl_vectordb.store import (
+    CollectionRecord,
+    Hit,
+    PointRecord,
+    SearchRequest,
+    plans,
+    point_id,
+    product_payload,
+    schema,
+)
+
+
+def test_point_id_is_a_stable_uuid5() -> None:
+    # Pinned: a change would re-key every stored collection and break resumable ingest.
+    assert point_id("B07XYZ") == "5801891f-5b01-5195-bcd5-78c971f994f7"
+    assert uuid.UUID(point_id("42")).version == 5
+    assert point_id("42") == str(uuid.uuid5(schema.PRODUCT_NAMESPACE, "42")) != point_id("43")
+
+
+def test_collection_record_json_round_trip() -> None:
+    record = CollectionRecord(
+        "gs10m", model_ref="runs/gcl/model", dim=512, field_weights={"title": 0.6, "image": 0.4},
+        dataset_root="/data/marqo-gs", ingest={"batch_size": 256, "fields": ["title", "image"]},
+        extra={"note": "ünïcode"},
+    )
+    text = json.dumps(schema.record_to_json(record))
+    assert json.loads(text)["format"] == schema.RECORD_FORMAT
+    assert schema.record_from_json(json.loads(text), "test") == record
+
+
+def test_record_from_a_newer_version_keeps_unknown_keys_and_bad_records_fail_clearly() -> None:
+    data = schema.record_to_json(CollectionRecord("c", model_ref="m", dim=4))
+    data["future_field"] = {"x": 1}
+    assert schema.record_from_json(data, "test").extra == {"future_field": {"x": 1}}
+    with pytest.raises(StoreError, match="unreadable.*drop the collection"):
+        schema.record_from_json({"name": "c", "model_ref": "m", "dim": "four"}, "store/c/collection.json")
+
+
+@pytest.mark.parametrize("bad", [dict(name="a/b"), dict(name=""), dict(dim=0), dict(distance="dot"),
+                                 dict(vectors=("fused",)), dict(field_weights={"image": -1.0})])
+def test_collection_record_validation(bad: dict) -> None:
+    values = dict(name="ok", model_ref="m", dim=4) | bad
+    with pytest.raises(ConfigError):
+        CollectionRecord(**values)
+
+
+def test_wire_rows_leave_out_absent_vectors_and_set_product_id() -> None:
+    vectors = {"fused": np.arange(6, dtype=np.float32).reshape(2, 3) / 7, "image": np.ones((2, 3), np.float32)}
+    present = {"fused": np.array([True, True]), "image": np.array([False, True])}
+    rows = list(schema.wire_rows(["a", "b"], vectors, present, [{"title": "x"}, {"product_id": "stale"}]))
+    assert [r[0] for r in rows] == [point_id("a"), point_id("b")]
+    assert set(rows[0][1]) == {"fused"} and set(rows[1][1]) == {"fused", "image"}
+    assert rows[0][1]["fused"] == [np.float32(v) for v in vectors["fused"][0]]
+    assert rows[0][2] == {"title": "x", "product_id": "a"} and rows[1][2]["product_id"] == "b"
+    edge_point = schema.edge_points(iter(rows))[1]
+    client_point = schema.client_points(iter(rows))[1]
+    assert str(edge_point.id) == str(client_point.id) == point_id("b")
+    assert edge_point.payload == client_point.payload == {"product_id": "b"}
+
+
+def test_point_and_hit_from_wire() -> None:
+    wire = SimpleNamespace(id=uuid.UUID(point_id("p")), payload={"product_id": "p", "corpus": 2},
+                           vector={"fused": [0.6, 0.8]}, score=0.5)
+    record = schema.point_from_wire(wire)
+    assert record.product_id == "p" and record.payload["corpus"] == 2
+    assert record.vectors["fused"].dtype == np.float32
+    np.testing.assert_array_equal(record.vectors["fused"], np.array([0.6, 0.8], np.float32))
+    assert schema.hits_from_wire([wire], with_payload=True) == [Hit("p", 0.5, {"product_id": "p", "corpus": 2})]
+    assert schema.hits_from_wire([wire], with_payload=False) == [Hit("p", 0.5, None)]
+
+
+def test_point_record_and_payload_validation() -> None:
+    with pytest.raises(ConfigError, match="unknown vector"):
+        PointRecord("p", {"colour": np.ones(3)})
+    with pytest.raises(ConfigError, match="1-d"):
+        PointRecord("p", {"fused": np.ones((2, 3))})
+    with pytest.raises(ConfigError, match="corpus must be 1 or 2"):
+        product_payload("p", "t", None, 3)
+    assert product_payload("p", "t", "i.jpg", 1, {"brand": "x", "corpus": 9})["corpus"] == 1
+
+
+@pytest.mark.parametrize("bad", [dict(mode="bm25"), dict(limit=0), dict(vector=np.ones((2, 2))),
+                                 dict(vector=np.array([np.nan, 1.0])), dict(weights={"image": -1.0}),
+                                 dict(weights={"price": 1.0}), dict(weights={"image": 0.0}),
+                                 dict(filters={"in_stock": True}), dict(hnsw_ef=0), dict(rrf_k=0)])
+def test_search_request_validation(bad: dict) -> None:
+    with pytest.raises(ConfigError):
+        SearchRequest(**(dict(vector=np.ones(4)) | bad))
+
+
+def test_search_request_weights_default_to_the_collection_field_weights() -> None:
+    record = CollectionRecord("c", model_ref="m", dim=4, field_weights={"image": 0.3, "title": 0.7, "x": 1.0})
+    assert SearchRequest(np.ones(4), mode="weighted").resolved_weights(record) == {"image": 0.3, "title": 0.7}
+    request = SearchRequest(np.ones(4), mode="weighted", weights={"title": 1.0})
+    assert request.resolved_weights(record) == {"title": 1.0}
+    with pytest.raises(ConfigError, match="no image/title field weights"):
+        SearchRequest(np.ones(4)).resolved_weights(CollectionRecord("c", model_ref="m", dim=4))
+
+
+def test_client_request_of_each_mode() -> None:
+    q = np.array([1.0, 0.0], np.float32)
+    rrf = schema.client_request(plans.plan_search(SearchRequest(q, mode="rrf", limit=4, corpus=2)))
+    assert rrf.query.rrf.k == 60 and rrf.limit == 4
+    assert [(p.using, p.limit) for p in rrf.prefetch] == [("image", plans.RRF_MIN_DEPTH), ("title", plans.RRF_MIN_DEPTH)]
+    assert rrf.prefetch[0].filter.must[0].key == "corpus" and rrf.prefetch[0].filter.must[0].match.value == 2
+    fused = schema.client_request(plans.plan_search(SearchRequest(q, limit=3, exact=True, hnsw_ef=32)))
+    assert fused.using == "fused" and fused.params.exact and fused.params.hnsw_ef == 32
+    assert schema.client_request(plans.plan_search(SearchRequest(q)), with_params=False).params is None
+    request = SearchRequest(q, mode="weighted", limit=2, with_payload=False)
+    *tops, combined = plans.plan_weighted(request, {"image": 0.25, "title": 0.75}, depth=40)
+    weighted = schema.client_request(combined)
+    assert [t.limit for t in tops] == [40, 40]
+    assert weighted.query.defaults == {"$score[0]": 0.0, "$score[1]": 0.0}
+    assert [m.mult for m in weighted.query.formula.sum] == [[0.25, "$score[0]"], [0.75, "$score[1]"]]
+    assert [(p.using, p.limit, len(p.prefetch)) for p in weighted.prefetch] == [("image", 80, 2), ("title", 80, 2)]
+    assert weighted.with_payload.include == ["product_id"]
+    assert schema.edge_request(combined).limit == 2  # the embedded translation accepts the same plan
+
+
+def _hits(*scores: float) -> list[Hit]:
+    return [Hit(f"p{i}", s) for i, s in enumerate(scores)]
+
+
+def test_weighted_certificate() -> None:
+    request = SearchRequest(np.ones(2), mode="weighted", limit=2)
+    weights = {"image": 0.5, "title": 0.5}
+    tops = [_hits(0.9, 0.8, 0.6), _hits(0.7, 0.5, 0.4)]  # depth 3: outside points score <= 0.5·0.6 + 0.5·0.4
+    assert plans.weighted_certified(request, weights, tops, _hits(0.7, 0.5), depth=3)
+    assert not plans.weighted_certified(request, weights, tops, _hits(0.7, 0.49), depth=3)
+    # a short list holds every point with that field: only the other field bounds outsiders (0.5·0.6)
+    assert plans.weighted_certified(request, weights, [tops[0], _hits(0.7)], _hits(0.7, 0.31), depth=3)
+    # negative cosines: an outsider scores at most 0 in that field
+    assert plans.weighted_certified(request, weights, [_hits(0.1, -0.2, -0.3)] * 2, _hits(0.1, 0.0), depth=3)
+    assert plans.weighted_certified(request, weights, [_hits(0.2), _hits()], _hits(0.1), depth=3)
