@@ -13,7 +13,8 @@ PYTREC_PREFIX = {"ndcg": "ndcg_cut", "map": "map_cut", "recall": "recall", "prec
 
 def trec_sorted(pairs: list[tuple[str, float]]) -> list[str]:
     """Doc ids in trec_eval order: score (as a C float) descending, then doc id descending."""
-    return [doc for doc, _ in sorted(pairs, key=lambda p: (np.float32(p[1]), p[0]), reverse=True)]
+    as_float32 = np.array([score for _, score in pairs], dtype=np.float32).tolist()
+    return [doc for _, doc in sorted(zip(as_float32, (doc for doc, _ in pairs), strict=True), reverse=True)]
 
 
 def err_reference(rels: list[int], max_rel: int) -> float:
@@ -78,11 +79,16 @@ def pytrec_per_query(
 
 
 def random_case(
-    seed: int, n_queries: int = 60, max_judged: int = 40, max_retrieved: int = 60, universe: int = 200
+    seed: int,
+    n_queries: int = 60,
+    max_judged: int = 40,
+    max_retrieved: int = 60,
+    universe: int = 200,
+    max_rel: int = 100,
 ) -> tuple[dict[str, list[tuple[str, float]]], dict[str, dict[str, int]]]:
     """A random run and qrels with the awkward cases mixed in.
 
-    Scores come from a coarse grid (many ties) or are continuous; rels are 0..100 with many zeros;
+    Scores come from a coarse grid (many ties) or are continuous; rels are 0..max_rel with many zeros;
     some queries retrieve nothing, are missing from the run, have no judgments or only rel-0 ones, and
     the run holds queries the qrels lack. Doc ids "d<n>" sort differently as strings than as numbers.
     """
@@ -92,7 +98,7 @@ def random_case(
     for i in range(n_queries):
         qid = f"q{i}"
         judged = rng.choice(universe, size=int(rng.integers(0, max_judged + 1)), replace=False)
-        rels = np.where(rng.random(len(judged)) < 0.3, 0, rng.integers(1, 101, len(judged)))
+        rels = np.where(rng.random(len(judged)) < 0.3, 0, rng.integers(1, max_rel + 1, len(judged)))
         if i % 11 == 3:
             rels[:] = 0
         qrels[qid] = {f"d{d}": int(r) for d, r in zip(judged, rels, strict=True)}

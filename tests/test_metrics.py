@@ -33,9 +33,9 @@ def _assert_per_query_equal(ours: dict[str, np.ndarray], reference: dict[str, li
         np.testing.assert_allclose(ours[name], expected, rtol=0, atol=1e-9, err_msg=name)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_cutoff_metrics_equal_pytrec_eval_on_random_runs(seed):
-    run, qrels = random_case(seed)
+@pytest.mark.parametrize(("seed", "max_rel"), [(0, 100), (1, 100), (2, 100), (3, 5000)])
+def test_cutoff_metrics_equal_pytrec_eval_on_random_runs(seed, max_rel):
+    run, qrels = random_case(seed, max_rel=max_rel)
     queries = list(qrels)
     table = compute_metrics(judge_run(run, qrels), ks=DEFAULT_KS)
     results = pytrec_eval.RelevanceEvaluator(qrels, pytrec_measures(DEFAULT_KS)).evaluate(pytrec_run(run))
@@ -46,9 +46,9 @@ def test_cutoff_metrics_equal_pytrec_eval_on_random_runs(seed):
     assert set(queries) - set(results), "some queries must exercise the missing-query rule"
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_err_and_rbp_equal_per_query_reference(seed):
-    run, qrels = random_case(seed)
+@pytest.mark.parametrize(("seed", "max_rel"), [(0, 100), (1, 100), (2, 100), (3, 5000)])
+def test_err_and_rbp_equal_per_query_reference(seed, max_rel):
+    run, qrels = random_case(seed, max_rel=max_rel)
     table = compute_metrics(judge_run(run, qrels), rbp_ps=RBP_PS)
     _assert_per_query_equal(dict(table.per_query), err_rbp_reference(run, qrels, list(qrels), RBP_PS, 1000))
 
@@ -93,6 +93,17 @@ def test_ranked_doc_ids_give_the_same_judgment_as_scored_pairs():
     scored, from_ids = judge_run(run, qrels, depth=30), judge_run(ranked, qrels, depth=30)
     for field in ("gains", "retrieved", "ideal", "n_relevant", "max_rel"):
         np.testing.assert_array_equal(getattr(scored, field), getattr(from_ids, field), err_msg=field)
+
+
+def test_pairs_in_score_order_with_ties_unbroken_rank_like_shuffled_pairs():
+    run, qrels = random_case(6)
+    # Retrieval returns pairs by score already, but breaks ties its own way (here: doc id ascending).
+    presorted = {qid: sorted(pairs, key=lambda p: (-p[1], p[0])) for qid, pairs in run.items()}
+    np.testing.assert_array_equal(judge_run(presorted, qrels).gains, judge_run(run, qrels).gains)
+    gains = judge_run(presorted, qrels).gains
+    for row, qid in enumerate(qrels):
+        expected = [qrels[qid].get(doc, 0) for doc in trec_sorted(run.get(qid, []))]
+        assert gains[row, : len(expected)].tolist() == expected
 
 
 def _tiny_table():

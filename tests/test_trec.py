@@ -87,4 +87,5 @@ def test_missing_file_and_unwritable_ids_are_refused(tmp_path):
     with pytest.raises(ValueError, match="whitespace"):
         write_qrels(tmp_path / "q.trec", {"q 1": {"a": 1}})
     with pytest.raises(ValueError, match="repeats"):
-        write_run(tmp_path / "r.trec", {"q": [("a", 1.0), ("a", 0.5)]}, tag="t")
+        write_run(tmp_path / "r.trec", {"ok": [("a", 1.0)], "q": [("a", 1.0), ("a", 0.5)]}, tag="t")
+    assert not list(tmp_path.iterdir()), "a refused write leaves no partial file"

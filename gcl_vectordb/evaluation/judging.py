@@ -11,9 +11,11 @@ ties broken by document id descending (`strcmp`, i.e. code-point order for UTF-8
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain, repeat
+from functools import partial
+from itertools import islice, repeat
+from operator import itemgetter
 
 import numpy as np
 
@@ -29,7 +31,7 @@ Qrels = Mapping[str, Mapping[str, int]]
 class JudgedRun:
     """A run judged against its ground truth: Q queries, ranked lists cut at `depth`.
 
-    Arrays (read-only, int64):
+    Arrays (read-only, integer):
       gains       (Q, K)  rel of the document at rank r + 1 (0 if unjudged or past the list's end);
                           K = the longest retrieved list after truncation (≤ depth)
       retrieved   (Q,)    number of documents retrieved (≤ depth); 0 for a query missing from the run
@@ -62,31 +64,37 @@ class JudgedRun:
         return len(self.queries)
 
 
-def trec_rank_order(query_index: np.ndarray, scores: np.ndarray, doc_ids: Sequence[str]) -> np.ndarray:
-    """Permutation that sorts flat (query, doc, score) entries into trec_eval's ranking.
+def trec_rank_order(scores: np.ndarray, lengths: np.ndarray, doc_id: Callable[[int, int], str]) -> np.ndarray:
+    """Column order (Q, W) that ranks every row of `scores` as trec_eval does.
 
-    query_index (N,) int, scores (N,) float, doc_ids (N,) str. Sorts by query ascending, then score
-    descending as float32, then doc id descending. Only tied entries ever touch the doc id strings.
+    scores (Q, W): row q holds the scores of query q's first lengths[q] documents, the rest is padding
+    (ranked last). Order: score descending compared as float32, then doc id descending. doc_id(q, j)
+    names the document behind scores[q, j]; it is called only for tied entries, which are rare.
     """
-    key = np.asarray(scores, dtype=np.float32)
+    key = np.negative(scores, dtype=np.float32)
     if np.isnan(key).any():
         raise ValueError("a run score is NaN; scores must be numbers")
-    order = np.lexsort((-key, query_index))
-    sorted_key, sorted_query = key[order], query_index[order]
-    tied_with_next = (sorted_key[1:] == sorted_key[:-1]) & (sorted_query[1:] == sorted_query[:-1])
-    if not tied_with_next.any():
+    width = key.shape[1]
+    if (lengths < width).any():
+        key[np.arange(width) >= lengths[:, None]] = np.nan  # argsort puts NaN last, after any -inf score
+    if not (key[:, 1:] < key[:, :-1]).any():  # already in score order, as retrieval returns it (NaN: False)
+        order, sorted_key = np.tile(np.arange(width), (key.shape[0], 1)), key
+    else:
+        order = np.argsort(key, axis=1)
+        sorted_key = np.take_along_axis(key, order, axis=1)
+    # Flat index i*W + j of every sorted entry tied with the one after it (NaN padding never ties).
+    tied = np.flatnonzero(sorted_key[:, 1:] == sorted_key[:, :-1])
+    if not tied.size:
         return order
-    in_tie = np.zeros(len(order), dtype=bool)
-    in_tie[:-1] |= tied_with_next
-    in_tie[1:] |= tied_with_next
-    positions = np.flatnonzero(in_tie)
-    # A tie group starts wherever an entry is not tied with the one before it.
-    starts_group = np.ones(len(positions), dtype=bool)
-    starts_group[1:] = ~tied_with_next[positions[1:] - 1]
-    group = np.cumsum(starts_group)
-    names = np.array([str(doc_ids[i]) for i in order[positions]])
-    _, name_rank = np.unique(names, return_inverse=True)
-    order[positions] = order[positions][np.lexsort((-name_rank.ravel(), group))]
+    tied = tied + tied // (width - 1)  # from the (Q, W−1) comparison grid to (Q, W) positions
+    members = np.union1d(tied, tied + 1)  # sorted, so each tie group is a contiguous run
+    group = np.cumsum(~np.isin(members - 1, tied, assume_unique=True))
+    rows, positions = np.divmod(members, width)
+    columns = order[rows, positions]
+    names = [str(doc_id(r, c)) for r, c in zip(rows.tolist(), columns.tolist(), strict=True)]
+    name_rank = np.empty(len(names), dtype=np.int64)
+    name_rank[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
+    order[rows, positions] = columns[np.lexsort((-name_rank, group))]
     return order
 
 
@@ -103,7 +111,8 @@ def judge_run(
     missing from the run gets an empty list (it scores 0 everywhere and still counts in the mean); a
     query missing from `qrels` has no judgments; run queries not in `queries` are ignored, as trec_eval
     ignores queries without judgments. `run` holds either (doc_id, score) pairs in any order, ranked as
-    trec_eval ranks them, or bare doc ids already in rank order (detected from the first entry).
+    trec_eval ranks them, or bare doc ids already in rank order; one form per run (read from the first
+    entry). Cost: one dict lookup per retrieved document (a C-level `map` per query), then numpy.
     """
     if depth < 1:
         raise ValueError(f"depth must be ≥ 1, got {depth}")
@@ -113,55 +122,70 @@ def judge_run(
     judgments = [qrels.get(q, {}) for q in qids]
     entries = [run.get(q, ()) for q in qids]
     lengths = np.fromiter(map(len, entries), dtype=np.int64, count=len(qids))
-    gains, retrieved = _ranked_gains(entries, judgments, lengths, depth)
+    retrieved = np.minimum(lengths, depth)
+    first = next((e[0] for e in entries if len(e)), None)
+    if first is None:
+        gains = np.zeros((len(qids), 0), dtype=np.int32)
+    elif isinstance(first, str):
+        gains = _look_up(entries, judgments, retrieved, pairs=False)
+    else:
+        gains = _rank_scored(entries, judgments, lengths, depth)
     ideal, n_relevant, max_rel = _ideal_gains(judgments)
     return JudgedRun(qids, gains, retrieved, ideal, n_relevant, max_rel, depth)
 
 
-def _ranked_gains(
-    entries: list[Sequence], judgments: list[Mapping[str, int]], lengths: np.ndarray, depth: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """gains (Q, K) in rank order cut at depth, and retrieved (Q,)."""
-    n_queries, total = len(entries), int(lengths.sum())
-    retrieved = np.minimum(lengths, depth)
-    width = int(retrieved.max()) if n_queries else 0
-    gains = np.zeros((n_queries, width), dtype=np.int64)
-    if total == 0:
-        return gains, retrieved
-    flat = list(chain.from_iterable(entries))
-    ranked = isinstance(flat[0], str)
-    if ranked:
-        doc_ids: Sequence[str] = flat
-    else:
-        doc_ids, scores = zip(*flat, strict=True)
-    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-    looked_up = chain.from_iterable(
-        map(rels.get, doc_ids[s : s + n], repeat(0))
-        for rels, s, n in zip(judgments, starts.tolist(), lengths.tolist(), strict=True)
-    )
-    flat_gains = np.fromiter(looked_up, dtype=np.int64, count=total)
-    query_index = np.repeat(np.arange(n_queries), lengths)
-    if not ranked:
-        order = trec_rank_order(query_index, np.array(scores, dtype=np.float64), doc_ids)
-        flat_gains = flat_gains[order]  # query_index is unchanged: the order keeps queries contiguous
-    rank = np.arange(total) - starts[query_index]
-    keep = rank < depth
-    gains[query_index[keep], rank[keep]] = flat_gains[keep]
-    return gains, retrieved
+_DOC, _SCORE = itemgetter(0), itemgetter(1)
+
+
+def _look_up(
+    entries: list[Sequence], judgments: list[Mapping[str, int]], counts: np.ndarray, *, pairs: bool
+) -> np.ndarray:
+    """(Q, max counts) rels of the first counts[q] documents of each list, 0 where unjudged.
+
+    entries[q] holds doc ids, or (doc_id, score) pairs when `pairs`."""
+    gains = np.zeros((len(counts), int(counts.max(initial=0))), dtype=np.int32)
+    for row, (docs, rels, n) in enumerate(zip(entries, judgments, counts.tolist(), strict=True)):
+        gains[row, :n] = _small_ints(partial(_rels_of, docs, rels, n, pairs))
+    return gains
+
+
+def _rels_of(docs: Sequence, rels: Mapping[str, int], n: int, pairs: bool) -> Iterator[int]:
+    return map(rels.get, islice(map(_DOC, docs) if pairs else docs, n), repeat(0))
+
+
+def _small_ints(values: Callable[[], Iterable[int]]) -> np.ndarray:
+    """The integers `values()` yields, as an array that fits int32; bytes() converts rels in 0..255
+    fastest, others take the general path (values() is called again: it must build a fresh iterator)."""
+    try:
+        return np.frombuffer(bytes(values()), dtype=np.uint8)
+    except (ValueError, TypeError):
+        general = np.array(list(values()), dtype=np.int64)
+        if general.size and general.max() > np.iinfo(np.int32).max:
+            raise ValueError("judged rels must be below 2^31") from None
+        return general
+
+
+def _rank_scored(
+    entries: list[Sequence[tuple[str, float]]], judgments: list[Mapping[str, int]], lengths: np.ndarray, depth: int
+) -> np.ndarray:
+    """gains (Q, min(depth, longest list)) of (doc_id, score) lists put in trec_eval's order."""
+    scores = np.zeros((len(entries), int(lengths.max())), dtype=np.float32)  # trec_eval compares float32
+    for row, (pairs, n) in enumerate(zip(entries, lengths.tolist(), strict=True)):
+        scores[row, :n] = np.fromiter(map(_SCORE, pairs), dtype=np.float64, count=n)
+    unordered = _look_up(entries, judgments, lengths, pairs=True)
+    order = trec_rank_order(scores, lengths, lambda q, j: entries[q][j][0])
+    return np.take_along_axis(unordered, order[:, :depth], axis=1)
 
 
 def _ideal_gains(judgments: list[Mapping[str, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ideal (Q, G) judged rels sorted descending, n_relevant (Q,), max_rel (Q,)."""
-    n_queries = len(judgments)
-    counts = np.fromiter(map(len, judgments), dtype=np.int64, count=n_queries)
-    rels = np.fromiter(chain.from_iterable(j.values() for j in judgments), dtype=np.int64, count=int(counts.sum()))
-    if rels.size and rels.min() < 0:
+    counts = [len(j) for j in judgments]
+    ideal = np.zeros((len(judgments), max(counts, default=0)), dtype=np.int32)  # int32 sorts fast
+    for row, (rels, n) in enumerate(zip(judgments, counts, strict=True)):
+        ideal[row, :n] = _small_ints(rels.values)
+    if ideal.size and ideal.min() < 0:
         raise ValueError("judged rels must be integers ≥ 0 (0 = judged non-relevant)")
-    query_index = np.repeat(np.arange(n_queries), counts)
-    order = np.lexsort((-rels, query_index))
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    ideal = np.zeros((n_queries, int(counts.max()) if n_queries else 0), dtype=np.int64)
-    ideal[query_index, np.arange(rels.size) - starts[query_index]] = rels[order]
-    n_relevant = np.bincount(query_index, weights=rels >= 1, minlength=n_queries).astype(np.int64)
-    max_rel = ideal[:, 0].copy() if ideal.shape[1] else np.zeros(n_queries, dtype=np.int64)
-    return ideal, n_relevant, max_rel
+    ideal.sort(axis=1)
+    ideal = np.ascontiguousarray(ideal[:, ::-1])
+    max_rel = ideal[:, 0].copy() if ideal.shape[1] else np.zeros(len(judgments), dtype=np.int32)
+    return ideal, (ideal >= 1).sum(axis=1), max_rel

@@ -33,7 +33,9 @@ HEADLINE: tuple[str, ...] = ("ndcg@10", "err", "rbp@0.7", "rbp@0.8", "rbp@0.9", 
 
 def metric_name(metric: str, cutoff: int | float | None = None) -> str:
     """Key of a metric in `MetricTable`: "ndcg@10", "rbp@0.8", "err"."""
-    return metric if cutoff is None else f"{metric}@{cutoff:g}"
+    if cutoff is None:
+        return metric
+    return f"{metric}@{cutoff}" if isinstance(cutoff, int) else f"{metric}@{cutoff:g}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,7 +83,8 @@ def compute_metrics(
     """Every protocol metric for every query of `judged` (formulas in the module docstring).
 
     ks: cutoffs for ndcg/map/mrr/recall/precision (k may exceed the lists); rbp_ps: RBP persistence
-    values in (0, 1). Cost: a few (Q, K) cumulative sums, no per-query Python loop.
+    values in (0, 1). Cost: a handful of passes over the (Q, K) gains; sums up to every cutoff at once
+    are one matrix product with a (K, len(ks)) prefix mask. No per-query Python loop.
     """
     ks = tuple(sorted({int(k) for k in ks}))
     rbp_ps = tuple(sorted({float(p) for p in rbp_ps}))
@@ -89,31 +92,32 @@ def compute_metrics(
         raise ValueError(f"cutoffs must be integers ≥ 1, got {ks}")
     if any(not 0.0 < p < 1.0 for p in rbp_ps):
         raise ValueError(f"RBP persistence values must lie in (0, 1), got {rbp_ps}")
-    gains, ideal = _as_float_columns(judged.gains), _as_float_columns(judged.ideal)
+    levels = _at_least_one_column(judged.gains)  # integer rels, for table look-ups
+    gains, ideal = levels.astype(np.float64), _at_least_one_column(judged.ideal).astype(np.float64)
     per_query = _cutoff_metrics(gains, ideal, judged.n_relevant, ks)
-    max_rel = judged.max_rel.astype(np.float64)
-    per_query["err"] = _err(gains, max_rel)
-    for p in rbp_ps:
-        per_query[metric_name("rbp", p)] = _rbp(gains, max_rel, p)
+    per_query["err"] = _err(levels, judged.max_rel)
+    rbp = _rbp(gains, judged.max_rel, rbp_ps)
+    for column, p in enumerate(rbp_ps):
+        per_query[metric_name("rbp", p)] = rbp[:, column]
     return MetricTable(judged.queries, per_query, ks, rbp_ps)
 
 
 def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """numerator / denominator elementwise, 0 where the denominator is 0."""
+    """numerator / denominator elementwise (broadcast), 0 where the denominator is 0."""
     out = np.zeros(np.broadcast_shapes(numerator.shape, denominator.shape), dtype=np.float64)
     return np.divide(numerator, denominator, out=out, where=denominator > 0)
 
 
-def _as_float_columns(ranked: np.ndarray) -> np.ndarray:
-    """(Q, K) as float64 with at least one (zero) column, so nothing retrieved anywhere needs no branch."""
-    if ranked.shape[1] == 0:
-        return np.zeros((ranked.shape[0], 1))
-    return ranked.astype(np.float64)
+def _at_least_one_column(ranked: np.ndarray) -> np.ndarray:
+    """(Q, K) with at least one (zero) column, so 'nothing retrieved anywhere' needs no branch."""
+    return ranked if ranked.shape[1] else np.zeros((ranked.shape[0], 1), dtype=ranked.dtype)
 
 
-def _at(cumulative: np.ndarray, k: int) -> np.ndarray:
-    """Column k (1-based) of a (Q, K) running total; the last column when k > K."""
-    return cumulative[:, min(k, cumulative.shape[1]) - 1]
+def _prefix_mask(length: int, ks: tuple[int, ...], weights: np.ndarray | None = None) -> np.ndarray:
+    """(length, len(ks)) matrix M with M[r − 1, i] = w_r if r ≤ k_i else 0, so x @ M sums x·w up to each k."""
+    ranks = np.arange(1, length + 1)
+    mask = (ranks[:, None] <= np.asarray(ks)[None, :]).astype(np.float64)
+    return mask if weights is None else mask * weights[:, None]
 
 
 def _discounts(length: int) -> np.ndarray:
@@ -124,37 +128,42 @@ def _discounts(length: int) -> np.ndarray:
 def _cutoff_metrics(
     gains: np.ndarray, ideal: np.ndarray, n_relevant: np.ndarray, ks: tuple[int, ...]
 ) -> dict[str, np.ndarray]:
-    """ndcg/map/mrr/recall/precision @ each k from running totals over ranks (Q, K)."""
-    ranks = np.arange(1, gains.shape[1] + 1, dtype=np.float64)
-    relevant = gains >= 1
-    hits = np.cumsum(relevant, axis=1, dtype=np.float64)
-    precision_sums = np.cumsum(np.where(relevant, hits / ranks, 0.0), axis=1)
-    dcg = np.cumsum(gains * _discounts(gains.shape[1]), axis=1)
-    ideal_dcg = np.cumsum(ideal * _discounts(ideal.shape[1]), axis=1)
-    first_hit = np.where(relevant.any(axis=1), relevant.argmax(axis=1) + 1, 0)
+    """ndcg/map/mrr/recall/precision at each k; sums up to k as products with a prefix mask (Q, len(ks))."""
+    width = gains.shape[1]
+    is_relevant = gains >= 1
+    relevant = is_relevant.astype(np.float64)
+    hits = np.cumsum(relevant, axis=1)
+    up_to = _prefix_mask(width, ks)
+    hits_at = relevant @ up_to
+    precision_sums_at = (relevant * hits) @ _prefix_mask(width, ks, 1.0 / np.arange(1, width + 1))
+    dcg_at = gains @ _prefix_mask(width, ks, _discounts(width))
+    ideal_dcg_at = ideal @ _prefix_mask(ideal.shape[1], ks, _discounts(ideal.shape[1]))
+    first_hit = np.where(hits[:, -1] > 0, is_relevant.argmax(axis=1) + 1, 0)
     reciprocal_rank = _divide(np.ones(len(gains)), first_hit)
     n_relevant = n_relevant.astype(np.float64)
     out: dict[str, np.ndarray] = {}
-    for k in ks:
-        out[metric_name("ndcg", k)] = _divide(_at(dcg, k), _at(ideal_dcg, k))
-        out[metric_name("map", k)] = _divide(_at(precision_sums, k), n_relevant)
+    for i, k in enumerate(ks):
+        out[metric_name("ndcg", k)] = _divide(dcg_at[:, i], ideal_dcg_at[:, i])
+        out[metric_name("map", k)] = _divide(precision_sums_at[:, i], n_relevant)
         out[metric_name("mrr", k)] = np.where(first_hit <= k, reciprocal_rank, 0.0)
-        out[metric_name("recall", k)] = _divide(_at(hits, k), n_relevant)
-        out[metric_name("precision", k)] = _at(hits, k) / k
+        out[metric_name("recall", k)] = _divide(hits_at[:, i], n_relevant)
+        out[metric_name("precision", k)] = hits_at[:, i] / k
     return out
 
 
-def _err(gains: np.ndarray, max_rel: np.ndarray) -> np.ndarray:
-    """Expected reciprocal rank over the whole list; p_r = Π_{i<r} (1 − R_i) as an exclusive cumprod."""
-    # 2^g − 1 is exact in float64 up to g = 53 and scaling by 2^−max_rel is exact: no overflow for rel ≤ 1023.
-    stop = (np.exp2(gains) - 1.0) * np.exp2(-max_rel)[:, None]
+def _err(levels: np.ndarray, max_rel: np.ndarray) -> np.ndarray:
+    """ERR = Σ_r p_r · R_r / r with p_r = Π_{i<r} (1 − R_i): one cumprod, then a product with 1/r.
+
+    levels (Q, K) integer rels in rank order; max_rel (Q,) integer."""
+    # R = 2^(g − max_rel) − 2^(−max_rel): both powers are exact and never overflow, so R is the protocol's
+    # (2^g − 1) / 2^max_rel correctly rounded, for any rel.
+    stop = np.exp2(levels - max_rel[:, None]) - np.exp2(-max_rel.astype(np.float64))[:, None]
     reach = np.cumprod(1.0 - stop, axis=1)
-    reach = np.concatenate((np.ones((gains.shape[0], 1)), reach[:, :-1]), axis=1)
-    ranks = np.arange(1, gains.shape[1] + 1, dtype=np.float64)
-    return np.where(max_rel > 0, (reach * stop / ranks).sum(axis=1), 0.0)
+    inverse_rank = 1.0 / np.arange(2, levels.shape[1] + 1)
+    return stop[:, 0] + (reach[:, :-1] * stop[:, 1:]) @ inverse_rank
 
 
-def _rbp(gains: np.ndarray, max_rel: np.ndarray, p: float) -> np.ndarray:
-    """Rank-biased precision with graded gains g / max_rel: (1 − p) · (g @ p^(r−1)) / max_rel."""
-    weights = p ** np.arange(gains.shape[1], dtype=np.float64)
-    return (1.0 - p) * _divide(gains @ weights, max_rel)
+def _rbp(gains: np.ndarray, max_rel: np.ndarray, ps: tuple[float, ...]) -> np.ndarray:
+    """(Q, len(ps)) rank-biased precision with graded gains g / max_rel: (1 − p) · (g @ p^(r−1)) / max_rel."""
+    weights = np.asarray(ps)[None, :] ** np.arange(gains.shape[1])[:, None] * (1.0 - np.asarray(ps))
+    return _divide(gains @ weights, max_rel.astype(np.float64)[:, None])

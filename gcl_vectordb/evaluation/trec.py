@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,25 +32,22 @@ def write_run(path: str | Path, run: Run | RankedRun, tag: str) -> Path:
     retrieved have no lines (trec_eval and `judge_run` both count them as empty).
     """
     _check_token(tag, "run tag")
-    path = Path(path)
-    with path.open("w", encoding="utf-8", newline="\n") as out:
-        for qid, entries in run.items():
-            _check_token(qid, "query id")
-            out.writelines(_run_lines(qid, entries, tag))
+    path = _write_atomically(Path(path), (_run_lines(qid, entries, tag) for qid, entries in run.items()))
     logger.info("wrote run of %d queries to %s", len(run), path)
     return path
 
 
 def _run_lines(qid: str, entries: Sequence[tuple[str, float]] | Sequence[str], tag: str) -> Iterator[str]:
+    _check_token(qid, "query id")
     entries = list(entries)
     if not entries:
         return iter(())
     if isinstance(entries[0], str):
         doc_ids, scores = entries, [float(len(entries) - i) for i in range(len(entries))]
     else:
-        doc_ids, raw_scores = zip(*entries, strict=True)
-        order = trec_rank_order(np.zeros(len(doc_ids), dtype=np.int64), np.array(raw_scores, dtype=float), doc_ids)
-        doc_ids, scores = [doc_ids[i] for i in order], [float(raw_scores[i]) for i in order]
+        ids, raw_scores = zip(*entries, strict=True)
+        order = trec_rank_order(np.array([raw_scores]), np.array([len(ids)]), lambda _, j: ids[j])[0]
+        doc_ids, scores = [ids[i] for i in order], [float(raw_scores[i]) for i in order]
     _check_doc_ids(qid, doc_ids)
     if len(set(doc_ids)) != len(doc_ids):
         raise ValueError(f"query {qid!r}: a document id repeats; a TREC run lists each document once")
@@ -60,13 +57,28 @@ def _run_lines(qid: str, entries: Sequence[tuple[str, float]] | Sequence[str], t
 
 def write_qrels(path: str | Path, qrels: Qrels) -> Path:
     """Write `qrels` as a TREC qrels file (`qid 0 docid rel`); returns the path."""
-    path = Path(path)
-    with path.open("w", encoding="utf-8", newline="\n") as out:
-        for qid, judgments in qrels.items():
-            _check_token(qid, "query id")
-            _check_doc_ids(qid, list(judgments))
-            out.writelines(f"{qid} 0 {doc} {int(rel)}\n" for doc, rel in judgments.items())
+    path = _write_atomically(Path(path), (_qrels_lines(qid, judgments) for qid, judgments in qrels.items()))
     logger.info("wrote judgments of %d queries to %s", len(qrels), path)
+    return path
+
+
+def _qrels_lines(qid: str, judgments: Mapping[str, int]) -> Iterator[str]:
+    _check_token(qid, "query id")
+    _check_doc_ids(qid, list(judgments))
+    return (f"{qid} 0 {doc} {int(rel)}\n" for doc, rel in judgments.items())
+
+
+def _write_atomically(path: Path, blocks: Iterable[Iterable[str]]) -> Path:
+    """Write the lines of every block to `path`; on any error leave no partial file behind."""
+    partial = path.with_name(path.name + ".partial")
+    try:
+        with partial.open("w", encoding="utf-8", newline="\n") as out:
+            for lines in blocks:
+                out.writelines(lines)
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return path
 
 
