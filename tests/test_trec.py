@@ -64,9 +64,9 @@ def test_pytrec_eval_on_written_files_equals_our_metrics(tmp_path, seed):
     [
         ("q Q0 d 1 0.5\n", read_run, r":1: expected 6 fields"),
         ("q Q0 d 1 0.5 t\n\nq Q0 e 2 high t\n", read_run, r":3: score 'high' is not a number"),
-        ("q Q0 d 1 0.5 t\nq Q0 d 2 0.4 t\n", read_run, r":2: document d repeats"),
+        ("q Q0 d 1 0.5 t\nq Q0 d 2 0.4 t\n", read_run, r":2: document d appears twice"),
         ("q 0 d 1\nq 0 e x\n", read_qrels, r":2: relevance 'x' is not an integer"),
-        ("q 0 d 1\nq 0 d 2\n", read_qrels, r":2: document d is judged twice"),
+        ("q 0 d 1\nq 0 d 2\n", read_qrels, r":2: document d appears twice"),
         ("q 0 d\n", read_qrels, r":1: expected 4 fields"),
     ],
 )

@@ -83,8 +83,8 @@ def compute_metrics(
     """Every protocol metric for every query of `judged` (formulas in the module docstring).
 
     ks: cutoffs for ndcg/map/mrr/recall/precision (k may exceed the lists); rbp_ps: RBP persistence
-    values in (0, 1). Cost: a handful of passes over the (Q, K) gains; sums up to every cutoff at once
-    are one matrix product with a (K, len(ks)) prefix mask. No per-query Python loop.
+    values in (0, 1). Cost: a handful of passes over the (Q, K) gains (sums up to every cutoff come from
+    one segmented sum), no per-query Python loop, no BLAS.
     """
     ks = tuple(sorted({int(k) for k in ks}))
     rbp_ps = tuple(sorted({float(p) for p in rbp_ps}))
@@ -113,11 +113,17 @@ def _at_least_one_column(ranked: np.ndarray) -> np.ndarray:
     return ranked if ranked.shape[1] else np.zeros((ranked.shape[0], 1), dtype=ranked.dtype)
 
 
-def _prefix_mask(length: int, ks: tuple[int, ...], weights: np.ndarray | None = None) -> np.ndarray:
-    """(length, len(ks)) matrix M with M[r − 1, i] = w_r if r ≤ k_i else 0, so x @ M sums x·w up to each k."""
-    ranks = np.arange(1, length + 1)
-    mask = (ranks[:, None] <= np.asarray(ks)[None, :]).astype(np.float64)
-    return mask if weights is None else mask * weights[:, None]
+def _sums_up_to(values: np.ndarray, ks: tuple[int, ...]) -> np.ndarray:
+    """(Q, len(ks)) sums of values[:, :k] for each k (all of a row when k > K).
+
+    One `np.add.reduceat` over the segments between cutoffs, then a running total over the few segments;
+    no BLAS (its threads stall on a busy machine) and no (Q, K) running total."""
+    width = values.shape[1]
+    ends = np.minimum(ks, width)
+    starts = np.unique(np.concatenate(([0], ends)))
+    starts = starts[starts < width]
+    totals = np.cumsum(np.add.reduceat(values, starts, axis=1), axis=1)
+    return totals[:, np.searchsorted(starts, ends) - 1]
 
 
 def _discounts(length: int) -> np.ndarray:
@@ -128,17 +134,19 @@ def _discounts(length: int) -> np.ndarray:
 def _cutoff_metrics(
     gains: np.ndarray, ideal: np.ndarray, n_relevant: np.ndarray, ks: tuple[int, ...]
 ) -> dict[str, np.ndarray]:
-    """ndcg/map/mrr/recall/precision at each k; sums up to k as products with a prefix mask (Q, len(ks))."""
+    """ndcg/map/mrr/recall/precision at each k, from per-rank terms summed up to every k (Q, len(ks))."""
+    # In-place arithmetic on few (Q, K) buffers: fresh pages cost more than the arithmetic itself.
     width = gains.shape[1]
     is_relevant = gains >= 1
+    first_hit = np.where(is_relevant.any(axis=1), is_relevant.argmax(axis=1) + 1, 0)
     relevant = is_relevant.astype(np.float64)
-    hits = np.cumsum(relevant, axis=1)
-    up_to = _prefix_mask(width, ks)
-    hits_at = relevant @ up_to
-    precision_sums_at = (relevant * hits) @ _prefix_mask(width, ks, 1.0 / np.arange(1, width + 1))
-    dcg_at = gains @ _prefix_mask(width, ks, _discounts(width))
-    ideal_dcg_at = ideal @ _prefix_mask(ideal.shape[1], ks, _discounts(ideal.shape[1]))
-    first_hit = np.where(hits[:, -1] > 0, is_relevant.argmax(axis=1) + 1, 0)
+    hits_at = _sums_up_to(relevant, ks)
+    precision_terms = np.cumsum(relevant, axis=1)  # hits up to r, then hits / r where rank r is relevant
+    precision_terms *= relevant
+    precision_terms /= np.arange(1, width + 1)
+    precision_sums_at = _sums_up_to(precision_terms, ks)
+    dcg_at = _sums_up_to(np.multiply(gains, _discounts(width), out=relevant), ks)
+    ideal_dcg_at = _sums_up_to(ideal * _discounts(ideal.shape[1]), ks)
     reciprocal_rank = _divide(np.ones(len(gains)), first_hit)
     n_relevant = n_relevant.astype(np.float64)
     out: dict[str, np.ndarray] = {}
@@ -157,13 +165,14 @@ def _err(levels: np.ndarray, max_rel: np.ndarray) -> np.ndarray:
     levels (Q, K) integer rels in rank order; max_rel (Q,) integer."""
     # R = 2^(g − max_rel) − 2^(−max_rel): both powers are exact and never overflow, so R is the protocol's
     # (2^g − 1) / 2^max_rel correctly rounded, for any rel.
-    stop = np.exp2(levels - max_rel[:, None]) - np.exp2(-max_rel.astype(np.float64))[:, None]
-    reach = np.cumprod(1.0 - stop, axis=1)
+    stop = np.exp2(levels - max_rel[:, None], dtype=np.float64)
+    stop -= np.exp2(-max_rel.astype(np.float64))[:, None]
+    reach = np.cumprod(np.subtract(1.0, stop), axis=1)
     inverse_rank = 1.0 / np.arange(2, levels.shape[1] + 1)
-    return stop[:, 0] + (reach[:, :-1] * stop[:, 1:]) @ inverse_rank
+    return stop[:, 0] + np.einsum("qr,qr,r->q", reach[:, :-1], stop[:, 1:], inverse_rank)
 
 
 def _rbp(gains: np.ndarray, max_rel: np.ndarray, ps: tuple[float, ...]) -> np.ndarray:
-    """(Q, len(ps)) rank-biased precision with graded gains g / max_rel: (1 − p) · (g @ p^(r−1)) / max_rel."""
+    """(Q, len(ps)) rank-biased precision with graded gains g / max_rel: (1 − p) · Σ_r g_r p^(r−1) / max_rel."""
     weights = np.asarray(ps)[None, :] ** np.arange(gains.shape[1])[:, None] * (1.0 - np.asarray(ps))
-    return _divide(gains @ weights, max_rel.astype(np.float64)[:, None])
+    return _divide(np.einsum("qr,rp->qp", gains, weights), max_rel.astype(np.float64)[:, None])

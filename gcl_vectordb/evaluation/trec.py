@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from gcl_vectordb.evaluation.judging import Qrels, RankedRun, Run, trec_rank_ord
 logger = logging.getLogger(__name__)
 
 _WHITESPACE = re.compile(r"\s")
+T = TypeVar("T")
 
 
 def write_run(path: str | Path, run: Run | RankedRun, tag: str) -> Path:
@@ -96,43 +98,37 @@ def save_trec_files(
 
 def read_run(path: str | Path) -> dict[str, list[tuple[str, float]]]:
     """Read a TREC run file → {qid: [(doc_id, score), ...]} in file order (rank column ignored)."""
-    run: dict[str, list[tuple[str, float]]] = {}
-    seen: dict[str, set[str]] = {}
-    for line_no, fields in _records(path, 6, "qid Q0 docid rank score tag"):
-        qid, doc = fields[0], fields[2]
-        try:
-            score = float(fields[4])
-        except ValueError:
-            raise DataError(f"{path}:{line_no}: score {fields[4]!r} is not a number",
-                            "fix or remove the line") from None
-        if doc in seen.setdefault(qid, set()):
-            raise DataError(f"{path}:{line_no}: document {doc} repeats for query {qid}",
-                            "a TREC run lists each document once per query")
-        seen[qid].add(doc)
-        run.setdefault(qid, []).append((doc, score))
-    return run
+    run: dict[str, dict[str, float]] = {}
+    for where, fields in _records(path, 6, "qid Q0 docid rank score tag"):
+        _add_once(run, fields[0], fields[2], _parse(float, fields[4], where, "score", "a number"), where)
+    return {qid: list(scores.items()) for qid, scores in run.items()}
 
 
 def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
     """Read a TREC qrels file → {qid: {doc_id: rel}}."""
     qrels: dict[str, dict[str, int]] = {}
-    for line_no, fields in _records(path, 4, "qid 0 docid rel"):
-        qid, doc = fields[0], fields[2]
-        try:
-            rel = int(fields[3])
-        except ValueError:
-            raise DataError(f"{path}:{line_no}: relevance {fields[3]!r} is not an integer",
-                            "fix or remove the line") from None
-        judgments = qrels.setdefault(qid, {})
-        if doc in judgments:
-            raise DataError(f"{path}:{line_no}: document {doc} is judged twice for query {qid}",
-                            "keep one judgment per (query, document)")
-        judgments[doc] = rel
+    for where, fields in _records(path, 4, "qid 0 docid rel"):
+        _add_once(qrels, fields[0], fields[2], _parse(int, fields[3], where, "relevance", "an integer"), where)
     return qrels
 
 
-def _records(path: str | Path, n_fields: int, layout: str) -> Iterator[tuple[int, list[str]]]:
-    """(line number, fields) of every non-blank line; a line with the wrong field count is an error."""
+def _parse(convert: Callable[[str], T], text: str, where: str, what: str, expected: str) -> T:
+    try:
+        return convert(text)
+    except ValueError:
+        raise DataError(f"{where}: {what} {text!r} is not {expected}", "fix or remove the line") from None
+
+
+def _add_once(table: dict[str, dict[str, T]], qid: str, doc: str, value: T, where: str) -> None:
+    per_query = table.setdefault(qid, {})
+    if doc in per_query:
+        raise DataError(f"{where}: document {doc} appears twice for query {qid}",
+                        "a TREC file lists each (query, document) once")
+    per_query[doc] = value
+
+
+def _records(path: str | Path, n_fields: int, layout: str) -> Iterator[tuple[str, list[str]]]:
+    """("path:line", fields) of every non-blank line; a line with the wrong field count is an error."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file", "check the path")
@@ -144,7 +140,7 @@ def _records(path: str | Path, n_fields: int, layout: str) -> Iterator[tuple[int
             if len(fields) != n_fields:
                 raise DataError(f"{path}:{line_no}: expected {n_fields} fields ({layout}), got {len(fields)}",
                                 "is this the right kind of TREC file?")
-            yield line_no, fields
+            yield f"{path}:{line_no}", fields
 
 
 def _check_token(value: str, what: str) -> None:
