@@ -4,4 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from gcl_vectordb.cli import data_info, data_synth
+
 app = typer.Typer(no_args_is_help=True)
+app.command("synth")(data_synth.synth)
+app.command("info")(data_info.info)
