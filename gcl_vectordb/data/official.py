@@ -96,7 +96,8 @@ class OfficialDataset(Dataset):
         check_columns(header, source=path.name, weight_column=weight_column)
         usecols = selected_columns(header, columns, weight_column)
         reader = pd.read_csv(
-            path, usecols=usecols, chunksize=chunk_rows, on_bad_lines="warn",
+            # all columns: usecols=None, as a column subset makes the parser accept lines with extra fields
+            path, usecols=None if columns is None else usecols, chunksize=chunk_rows, on_bad_lines="warn",
             dtype={column: str for column in TEXT_COLUMNS if column in usecols},
             keep_default_na=False, na_values=[""],
         )

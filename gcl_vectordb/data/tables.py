@@ -70,6 +70,11 @@ def _as_text(series: pd.Series) -> pd.Series:
     return series.astype("str")
 
 
+def _shown(value: object) -> str:
+    """A cell as people read it: numpy scalars as plain numbers, text quoted."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def _numeric(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """`(float64 values, non_numeric mask)`; empty cells are NaN and not counted as non-numeric."""
     import pandas as pd
@@ -129,13 +134,13 @@ def normalise_split_frame(
         values, non_numeric = _numeric(raw)
         if column == weight_column:
             reporter.report(values.isna().to_numpy() & ~non_numeric, "non-numeric-score", lambda i, c=column: f"{c} is empty")
-        reporter.report(non_numeric, "non-numeric-score", lambda i, c=column, r=raw: f"{c}={r.iat[i]!r}")
+        reporter.report(non_numeric, "non-numeric-score", lambda i, c=column, r=raw: f"{c}={_shown(r.iat[i])}")
         frame[column] = values
     if "position" in frame.columns:
         raw = frame["position"]
         values, non_numeric = _numeric(raw)
         not_rank = non_numeric | values.isna().to_numpy() | (values.to_numpy() % 1 != 0)
-        reporter.report(not_rank, "malformed-row", lambda i, r=raw: f"position={r.iat[i]!r} is not an integer")
+        reporter.report(not_rank, "malformed-row", lambda i, r=raw: f"position={_shown(r.iat[i])} is not an integer")
         frame["position"] = values.where(~not_rank, 0).astype("int64")
     if reporter.bad.any():
         frame = frame.loc[~reporter.bad].reset_index(drop=True)

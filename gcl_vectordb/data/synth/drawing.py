@@ -98,7 +98,7 @@ def _local(size: int, transform: tuple[float, float, float, float, float, bool])
     scale, angle, dx, dy, _, _ = transform
     x, y = _grid(size)
     x0, y0 = x - 0.5 - dx, y - 0.5 - dy
-    cos, sin = np.cos(angle), np.sin(angle)
+    cos, sin = float(np.cos(angle)), float(np.sin(angle))  # Python floats keep the arrays float32
     return (cos * x0 + sin * y0) / scale + 0.5, (-sin * x0 + cos * y0) / scale + 0.5
 
 
@@ -196,7 +196,7 @@ def draw_product(attributes: np.ndarray, size: int, rng: np.random.Generator) ->
     rim = np.clip(coverage[..., 0] - inner, 0, 1)[..., None]
     garment = garment * (1 - 0.45 * rim)
     image = _background(material, size, rng) * (1 - coverage) + garment * coverage
-    image += rng.normal(0, 4.0, image.shape).astype(np.float32)
+    image += 4.0 * rng.standard_normal(image.shape, dtype=np.float32)
     return np.clip(image, 0, 255).astype(np.uint8)
 
 

@@ -65,21 +65,24 @@ def rank_query(
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int8)
     for posting in postings:
         counts[posting] += 1
-    union = np.concatenate(postings)
-    union_counts = counts[union]
-    # a product with c matches appears c times in `union`
+    # a product with c matches appears c times in the postings
+    union_counts = counts[np.concatenate(postings)]
     per_tier = np.bincount(union_counts, minlength=len(postings) + 1) // np.maximum(
         np.arange(len(postings) + 1), 1
     )
     reach = np.cumsum(per_tier[::-1])[::-1]  # reach[t] = products with ≥ t matches
     top = max((t for t in range(1, len(postings) + 1) if reach[t] >= limit), default=1)
     floor = max(top - 1, 1)  # noise < 1 lets only the next tier down compete
-    candidates = np.unique(union[union_counts >= floor])
+    candidates = np.flatnonzero(counts >= floor)  # one pass over (n,) int8: cheaper than sorting the union
     matches = counts[candidates]
     for posting in postings:
         counts[posting] = 0
     score = matches + rng.uniform(-NOISE, NOISE, len(candidates))
-    best = np.argsort(-score, kind="stable")[:limit]
+    if len(candidates) > limit:
+        kept = np.argpartition(-score, limit - 1)[:limit]
+        best = kept[np.argsort(-score[kept], kind="stable")]
+    else:
+        best = np.argsort(-score, kind="stable")
     return candidates[best], matches[best]
 
 

@@ -7,7 +7,6 @@ names 1–3 of them in natural English order — colour, pattern, material/style
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -35,36 +34,34 @@ _TEMPLATES: tuple[str, ...] = (
     "{pattern} {colour} {material} {category} | {brand}",
     "{extra} {material} {category} {colour} {pattern}",
 )
-_SPACES = re.compile(r"\s+")
-_DANGLING = re.compile(r"\s+(,)|[,|-]\s*$|^\s*[,|-]\s*|\bwith\s+pattern\b|,\s*,")
 
 
 def _tidy(title: str) -> str:
-    for _ in range(2):  # an empty word can leave a separator that only shows after the first pass
-        title = _DANGLING.sub(lambda m: m.group(1) or "", _SPACES.sub(" ", title)).strip()
-    return title
+    """Remove what an empty word (no brand, no extra, pattern unsaid) leaves behind: gaps and separators."""
+    title = " ".join(title.split()).replace(" ,", ",").replace(",,", ",").replace(" with pattern", "")
+    return title.strip(" ,|-")
 
 
 def make_titles(attributes: np.ndarray, brands: np.ndarray, rng: np.random.Generator) -> list[str]:
     """One title per product; `attributes` is `(n, 4)` indices into VALUES[SLOTS[j]], `brands` `(n,)`."""
     n = len(attributes)
-    template = rng.integers(0, len(_TEMPLATES), n)
-    variant = rng.integers(0, 1 << 30, (n, 4))
-    with_brand = rng.random(n) < 0.6
-    extra = np.where(rng.random(n) < 0.4, rng.integers(0, len(EXTRA_WORDS), n), -1)
-    title_case = rng.random(n) < 0.5
+    template = rng.integers(0, len(_TEMPLATES), n).tolist()
+    variant = rng.integers(0, 1 << 30, (n, 4)).tolist()
+    with_brand = (rng.random(n) < 0.6).tolist()
+    extra = np.where(rng.random(n) < 0.4, rng.integers(0, len(EXTRA_WORDS), n), -1).tolist()
+    title_case = (rng.random(n) < 0.5).tolist()
     words = [[words_for(slot, value) for value in VALUES[slot]] for slot in SLOTS]
     titles = []
-    for i in range(n):
-        forms = [words[j][attributes[i, j]] for j in range(4)]
-        picked = [forms[j][variant[i, j] % len(forms[j])] for j in range(4)]
-        title = _TEMPLATES[template[i]].format(
+    # Python lists, not numpy indexing, in this loop: it runs once per product (1M at full size)
+    for values, choice, kind, brand, has_brand, more, upper in zip(
+        attributes.tolist(), variant, template, brands.tolist(), with_brand, extra, title_case, strict=True
+    ):
+        picked = [words[j][values[j]][choice[j] % len(words[j][values[j]])] for j in range(4)]
+        title = _tidy(_TEMPLATES[kind].format(
             category=picked[0], colour=picked[1], pattern=picked[2], material=picked[3],
-            brand=BRANDS[brands[i]] if with_brand[i] else "",
-            extra=EXTRA_WORDS[extra[i]] if extra[i] >= 0 else "",
-        )
-        title = _tidy(title)
-        titles.append(title.title() if title_case[i] else title[:1].upper() + title[1:])
+            brand=BRANDS[brand] if has_brand else "", extra=EXTRA_WORDS[more] if more >= 0 else "",
+        ))
+        titles.append(title.title() if upper else title[:1].upper() + title[1:])
     return titles
 
 
