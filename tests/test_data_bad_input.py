@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 from pathlib import Path
 
@@ -106,6 +107,9 @@ def test_corrupt_image_is_rejected_by_decode_image(gs: Path, damage: str) -> Non
     with pytest.raises(ImageRejected, match=f"corrupt-image: {product.image_path}: ") as caught:
         decode_image(product)
     assert (caught.value.reason, isinstance(caught.value, DataError)) == ("corrupt-image", True)
+    copied = pickle.loads(pickle.dumps(caught.value))  # crosses from ingest worker processes
+    assert (copied.reason, copied.detail, str(copied)) == (caught.value.reason, caught.value.detail, str(caught.value))
+    assert pickle.loads(pickle.dumps(product)) == product
     embedded = Product("p9", "t", 1, image_bytes=broken)
     with pytest.raises(ImageRejected, match="corrupt-image: embedded image of product p9"):
         decode_image(embedded)

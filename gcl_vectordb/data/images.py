@@ -9,6 +9,7 @@ later path reuses it (one stat per product instead of one per path component).
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,9 @@ class ImageRejected(DataError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+    def __reduce__(self):  # raised in worker processes: must survive pickling with its fields
+        return (type(self), (self.reason, self.detail))
 
 
 def decode_image(product: Product) -> Image.Image:
@@ -54,17 +58,30 @@ def _archive_parts(image_local: str) -> tuple[str, ...]:
     return tuple(part for part in image_local.replace("\\", "/").split("/") if part not in ("", "."))
 
 
+def _top_level(images_dir: Path) -> frozenset[str]:
+    try:
+        return frozenset(entry.name for entry in os.scandir(images_dir))
+    except OSError:
+        return frozenset()
+
+
+def _find_tail(parts: tuple[str, ...], images_dir: Path, top_level: frozenset[str]) -> Path | None:
+    # a tail can only exist if its first component is in images_dir: one stat per plausible tail, not per tail
+    for strip in range(len(parts)):
+        if parts[strip] in top_level and (candidate := images_dir.joinpath(*parts[strip:])).is_file():
+            return candidate
+    return None
+
+
 def reroot_image_path(image_local: str, images_dir: Path) -> Path | None:
     """The local file of an archive path: the longest tail of `image_local` that exists under `images_dir`.
 
     `"/data/images_archive/ab/x.jpg"` with images in `images_dir/ab/x.jpg` → that file. Where no tail
     exists, the path as given if it exists, else None. Stateless; `ImageRerooter` caches the rule.
     """
-    parts = _archive_parts(image_local)
-    for strip in range(len(parts)):
-        candidate = images_dir.joinpath(*parts[strip:])
-        if candidate.is_file():
-            return candidate
+    found = _find_tail(_archive_parts(image_local), images_dir, _top_level(images_dir))
+    if found is not None:
+        return found
     as_given = Path(image_local)
     return as_given if as_given.is_file() else None
 
@@ -73,23 +90,29 @@ class ImageRerooter:
     """Re-roots `image_local` values onto `images_dir`, learning how many leading components to drop.
 
     The rule is learnt from the first value whose file exists and then applied to all: a path that does
-    not exist under the rule is returned anyway (the caller reports it as a missing image).
+    not exist under the rule is returned anyway (the caller reports it as a missing image). Until a file
+    is found, a value maps to `images_dir/<file name>`.
     """
 
     def __init__(self, images_dir: Path) -> None:
         self.images_dir = images_dir
+        self._top_level = _top_level(images_dir)
         self._strip: int | None = None  # leading components to drop; -1: use the path as given
 
     def __call__(self, image_local: str) -> Path | None:
+        # string operations and one Path per call: this runs once per product (millions)
         parts = _archive_parts(image_local or "")
         if not parts:
             return None
         if self._strip is not None:
             if self._strip < 0:
                 return Path(image_local)
-            return self.images_dir.joinpath(*parts[min(self._strip, len(parts) - 1) :])
-        found = reroot_image_path(image_local, self.images_dir)
-        if found is None:
-            return self.images_dir.joinpath(*parts[-1:])
-        self._strip = -1 if found == Path(image_local) else len(parts) - len(found.relative_to(self.images_dir).parts)
-        return found
+            return Path(self.images_dir, *parts[min(self._strip, len(parts) - 1) :])
+        found = _find_tail(parts, self.images_dir, self._top_level)
+        if found is not None:
+            self._strip = len(parts) - len(found.relative_to(self.images_dir).parts)
+            return found
+        if os.path.isabs(image_local) and os.path.isfile(image_local):
+            self._strip = -1
+            return Path(image_local)
+        return Path(self.images_dir, parts[-1])
