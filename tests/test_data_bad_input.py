@@ -215,3 +215,17 @@ def test_missing_corpus_file_is_an_error_naming_it(gs: Path) -> None:
     assert dataset.corpora == (1,)
     with pytest.raises(DataError, match=r"corpus_2.json is missing"):
         dataset.count_products(2)
+
+
+def test_unreadable_split_files_are_errors_naming_them(gs: Path, tmp_path: Path) -> None:
+    (gs / CSV).write_text("")
+    with pytest.raises(DataError, match=f"{CSV} has no readable header row"):
+        open_dataset(gs).read_split("in-domain")
+    good = "".join(f"q,p{i},1\n" for i in range(100_000))  # past the parser's first buffer
+    (gs / CSV).write_text(f'query,product_id,score_linear\n{good}"open quote,p,1\n')
+    with pytest.raises(DataError, match=f"{CSV} cannot be parsed as CSV: .* truncated"):
+        open_dataset(gs).read_split("in-domain")
+    (tmp_path / "hf").mkdir()
+    (tmp_path / "hf" / "novel_query-00000-of-00001.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(DataError, match="novel_query-00000-of-00001.parquet is not a readable parquet file"):
+        open_dataset(tmp_path / "hf").read_split("novel-query")

@@ -92,7 +92,10 @@ class OfficialDataset(Dataset):
         import pandas as pd
 
         path = self.split_path(split)
-        header = list(pd.read_csv(path, nrows=0).columns)
+        try:
+            header = list(pd.read_csv(path, nrows=0).columns)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise DataError(f"{path.name} has no readable header row ({exc})", "download or generate it again") from None
         check_columns(header, source=path.name, weight_column=weight_column)
         usecols = selected_columns(header, columns, weight_column)
         reader = pd.read_csv(
@@ -147,7 +150,10 @@ def _next_chunk(reader, source: str, skipped: list[int], rejects: RejectLog | No
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", pd.errors.ParserWarning)
-        frame = next(reader, None)
+        try:
+            frame = next(reader, None)
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:  # e.g. a quote left open to the end
+            raise DataError(f"{source} cannot be parsed as CSV: {exc}", "the file may be truncated") from None
     for warning in caught:
         for line, reason in _BAD_LINE.findall(str(warning.message)):
             row = int(line) - 1  # line 1 is the header

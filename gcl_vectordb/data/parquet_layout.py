@@ -22,6 +22,17 @@ from gcl_vectordb.errors import DataError
 IMAGE_COLUMN = "image"
 
 
+def open_parquet(path: Path):
+    """`pyarrow.parquet.ParquetFile`, or DataError naming the file when it is not readable parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{path.name} is not a readable parquet file ({exc})", "download it again") from None
+
+
 def split_of_file(path: Path) -> Split | None:
     """`in_domain-00000-of-00004.parquet` → the in-domain split; None for a file of no known split."""
     prefix = path.name.split("-", 1)[0].removesuffix(".parquet")
@@ -57,23 +68,19 @@ class ParquetDataset(Dataset):
         return [path for split in self.splits if split.corpus == corpus for path in self._files[split]]
 
     def count_products(self, corpus: int) -> int:
-        import pyarrow.parquet as pq
-
         if corpus not in self._counts:
             hashes = [
-                hash_ids(pq.read_table(path, columns=["product_id"]).column(0).cast("string").to_pylist())
+                hash_ids(open_parquet(path).read(columns=["product_id"]).column(0).cast("string").to_pylist())
                 for path in self._corpus_files(corpus)
             ]
             self._counts[corpus] = len(np.unique(np.concatenate(hashes))) if hashes else 0
         return self._counts[corpus]
 
     def _candidates(self, corpus: int) -> Iterator[list[Candidate]]:
-        import pyarrow.parquet as pq
-
         seen = CompactIdSet()
         reroot = ImageRerooter(self.images_dir)
         for path in self._corpus_files(corpus):
-            parquet = pq.ParquetFile(path)
+            parquet = open_parquet(path)
             check_columns(parquet.schema_arrow.names, source=path.name, weight_column=None)
             has_title = "title" in parquet.schema_arrow.names
             has_image = IMAGE_COLUMN in parquet.schema_arrow.names
@@ -100,11 +107,9 @@ class ParquetDataset(Dataset):
         weight_column: str | None,
         rejects: RejectLog | None,
     ) -> Iterator[RawChunk]:
-        import pyarrow.parquet as pq
-
         yielded = False
         for path in self._files[split]:
-            parquet = pq.ParquetFile(path)
+            parquet = open_parquet(path)
             names = parquet.schema_arrow.names
             check_columns(names, source=path.name, weight_column=weight_column)
             wanted = [c for c in names if c != IMAGE_COLUMN] if columns is None else list(columns)
