@@ -27,6 +27,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _results import write_results  # noqa: E402
+
 from gcl_vectordb.data.synth.catalogue import make_catalogue  # noqa: E402
 from gcl_vectordb.data.synth.text import make_queries  # noqa: E402
 from gcl_vectordb.data.synth.writers import image_local  # noqa: E402
@@ -120,18 +122,13 @@ def main() -> None:
     result = {"benchmark": "data_reader_memory", "quick": args.quick, "rows": size, "products": size,
               "machine": platform.machine(), "file_mb": sizes_mb, "generate_seconds": round(generated, 1),
               "runs": runs}
-    print(json.dumps(result, indent=2))
-    suffix = "" if size == 1_000_000 else ".quick"  # only the size is a result to keep
-    results = REPO / "benchmarks" / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    (results / f"data_reader_memory{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (results / f"data_reader_memory{suffix}.md").write_text(
+    write_results("data_reader_memory", result, full_size=size == 1_000_000, markdown=(
         f"# reader peak memory ({size:,}-row split CSV + {size:,}-product corpus, no images)\n\n"
         f"Files: {', '.join(f'{k} {v} MB' for k, v in sizes_mb.items())}.\n\n"
         "| mode | peak RSS over imports (MB) | seconds | naive ÷ this |\n|---|---:|---:|---:|\n"
         + "".join(f"| {mode} | {r['peak_over_imports_mb']:.0f} | {r['seconds']:.1f} | {r['ratio_naive_to_this']} |\n"
                   for mode, r in runs.items())
-    )
+    ))
 
 
 if __name__ == "__main__":

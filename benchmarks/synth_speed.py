@@ -9,7 +9,6 @@ Writes benchmarks/results/synth_speed.{json,md} (`.quick.` in the name for --qui
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import tempfile
@@ -18,6 +17,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # this checkout, not an installed copy
+
+from _results import write_results  # noqa: E402
 
 from gcl_vectordb.data.synth import SynthConfig, synthesize  # noqa: E402
 
@@ -50,12 +51,7 @@ def main() -> None:
         "images_per_second": round(official["images"] / official["seconds"], 1),
         "ratio_with_to_without_images": round(official["seconds"] / baseline["seconds"], 2),
     }
-    print(json.dumps(result, indent=2))
-    suffix = "" if products == 10_000 else ".quick"  # only the size is a result to keep
-    results = REPO / "benchmarks" / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    (results / f"synth_speed{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (results / f"synth_speed{suffix}.md").write_text(
+    write_results("synth_speed", result, full_size=products == 10_000, markdown=(
         f"# synth speed ({products:,} products, {queries:,} queries, 64 px)\n\n"
         "| run | seconds | products | pairs | images |\n|---|---:|---:|---:|---:|\n"
         + "".join(f"| {name} | {r['seconds']:.2f} | {r['products']:,} | {r['pairs']:,} | {r['images']:,} |\n"
@@ -63,7 +59,7 @@ def main() -> None:
                                   ("parquet + images", parquet)))
         + f"\n{result['images_per_second']:,} images/s; with images takes "
           f"{result['ratio_with_to_without_images']}× the time of the same run without.\n"
-    )
+    ))
 
 
 if __name__ == "__main__":
