@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from gcl_vectordb.data import (
     SPLITS,
     ImageRerooter,
+    RejectLog,
     decode_image,
     open_dataset,
     reroot_image_path,
@@ -164,3 +166,15 @@ def test_parquet_accepts_binary_and_path_only_image_columns(tmp_path: Path, tiny
     (two,) = [p for b in dataset.iter_products(2) for p in b]
     assert (two.product_id, two.image_path) == ("7", image_file)
     assert dataset.read_split("novel-doc")["product_id"].tolist() == ["7"]
+
+
+def test_images_next_to_a_downloaded_dataset_are_found(tiny_gs: Path, tmp_path: Path) -> None:
+    # the layout `gcl-vdb data download` extracts: marqo-gs-dataset/{marqo_gs_wfash_1m, images_wfash}
+    data = tmp_path / "marqo-gs-dataset" / "marqo_gs_wfash_1m"
+    shutil.copytree(tiny_gs, data)
+    (data / "images").rename(data.parent / "images_wfash")
+    dataset = open_dataset(data)
+    assert dataset.images_dir == data.parent / "images_wfash"
+    rejects = RejectLog()
+    products = [p for b in dataset.iter_products(1, rejects=rejects) for p in b]
+    assert len(rejects) == 0 and all(p.image_path.is_file() for p in products)

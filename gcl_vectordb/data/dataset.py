@@ -54,7 +54,10 @@ class RawChunk(NamedTuple):
 
 
 def default_images_dir(root: Path) -> Path:
-    return root / "images" if (root / "images").is_dir() else root
+    """`root/images` (synthetic data), else a sibling `images*` folder (what `gcl-vdb data download`
+    extracts next to the dataset: `marqo-gs-dataset/images_wfash`), else the dataset folder itself."""
+    candidates = [root / "images", *sorted(root.parent.glob("images*"))]
+    return next((folder for folder in candidates if folder.is_dir()), root)
 
 
 def _batched(items: Iterator[Product], size: int) -> Iterator[list[Product]]:
@@ -75,6 +78,7 @@ class Dataset(ABC):
 
     def __init__(self, root: Path, images_dir: Path | None = None) -> None:
         self.root = root
+        # image_local paths are re-rooted onto this folder (see gcl_vectordb.data.images)
         self.images_dir = images_dir if images_dir is not None else default_images_dir(root)
 
     @property
@@ -230,7 +234,7 @@ def _parquet_files(root: Path) -> list[Path]:
 
 
 def open_dataset(root: Path | str, *, images_dir: Path | None = None) -> Dataset:
-    """Open a Marqo-GS folder, detecting its layout; `images_dir` defaults to `root/images` (or root)."""
+    """Open a Marqo-GS folder, detecting its layout; `images_dir`: see `default_images_dir`."""
     from gcl_vectordb.data.official import OfficialDataset
     from gcl_vectordb.data.parquet_layout import ParquetDataset
 

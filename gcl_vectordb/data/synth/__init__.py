@@ -88,9 +88,10 @@ def _prepare(config: SynthConfig) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _draw_images(config: SynthConfig, data: SynthData, progress: Progress) -> dict[int, bytes]:
-    """Draw every referenced product; official: write JPEG files, parquet: return the bytes by index."""
-    referenced = np.unique(data.lists.product).tolist()
+def _draw_images(
+    config: SynthConfig, data: SynthData, referenced: list[int], progress: Progress
+) -> dict[int, bytes]:
+    """Draw the listed products; official: write JPEG files, parquet: return the bytes by catalogue index."""
     task = progress.task("drawing images", total=len(referenced), unit="images")
     kept: dict[int, bytes] = {}
     made_dirs: set[Path] = set()
@@ -115,7 +116,8 @@ def synthesize(config: SynthConfig, progress: Progress = NULL_PROGRESS) -> Synth
     started = time.perf_counter()
     _prepare(config)
     data = make_data(config.products, config.queries, config.results_per_query, config.seed, progress)
-    images = _draw_images(config, data, progress) if config.images else {}
+    referenced = np.unique(data.lists.product).tolist()  # only products in some list reach the corpora
+    images = _draw_images(config, data, referenced, progress) if config.images else {}
     task = progress.task("writing files", total=1, unit="layouts")
     if config.format == "parquet":
         write_parquet(config.out, data, images if config.images else None)
@@ -129,7 +131,7 @@ def synthesize(config: SynthConfig, progress: Progress = NULL_PROGRESS) -> Synth
     train = int(data.is_train.sum())
     return SynthReport(
         config=config, catalogue=config.products, queries_train=train,
-        queries_unseen=config.queries - train, images=len(np.unique(data.lists.product)) if config.images else 0,
+        queries_unseen=config.queries - train, images=len(referenced) if config.images else 0,
         seconds=time.perf_counter() - started, info=info,
     )
 

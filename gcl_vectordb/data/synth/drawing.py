@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -74,11 +75,21 @@ def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
     return np.meshgrid(axis, axis, indexing="xy")
 
 
-def _mask(category: str, size: int, transform: tuple[float, float, float, float, float, bool]) -> np.ndarray:
+class Pose(NamedTuple):
+    """Where the garment sits: scale, rotation (radians), shift (unit coordinates), mirrored or not."""
+
+    scale: float
+    angle: float
+    dx: float
+    dy: float
+    flip: bool
+
+
+def _mask(category: str, size: int, pose: Pose) -> np.ndarray:
     """Anti-aliased silhouette coverage in [0, 1], `(size, size)` (drawn at 2× and reduced)."""
     from PIL import Image, ImageDraw
 
-    scale, angle, dx, dy, _, flip = transform
+    scale, angle, dx, dy, flip = pose
     cos, sin = np.cos(angle), np.sin(angle)
     big = 2 * size
     canvas = Image.new("L", (big, big), 0)
@@ -93,9 +104,9 @@ def _mask(category: str, size: int, transform: tuple[float, float, float, float,
     return np.asarray(canvas.reduce(2), dtype=np.float32) / 255.0
 
 
-def _local(size: int, transform: tuple[float, float, float, float, float, bool]) -> tuple[np.ndarray, np.ndarray]:
+def _local(size: int, pose: Pose) -> tuple[np.ndarray, np.ndarray]:
     """Garment coordinates (u, v) of every pixel, so patterns rotate and scale with the silhouette."""
-    scale, angle, dx, dy, _, _ = transform
+    scale, angle, dx, dy, _ = pose  # patterns are symmetric enough that mirroring them adds nothing
     x, y = _grid(size)
     x0, y0 = x - 0.5 - dx, y - 0.5 - dy
     cos, sin = float(np.cos(angle)), float(np.sin(angle))  # Python floats keep the arrays float32
@@ -180,10 +191,10 @@ def draw_product(attributes: np.ndarray, size: int, rng: np.random.Generator) ->
     """The RGB image `(size, size, 3) uint8` of a product with `attributes` (category, colour, pattern, material)."""
     category, colour = CATEGORIES[attributes[0]], COLOURS[attributes[1]]
     pattern, material = PATTERNS[attributes[2]], MATERIALS[attributes[3]]
-    transform = (rng.uniform(0.78, 1.02), rng.uniform(-0.2, 0.2), rng.uniform(-0.07, 0.07),
-                 rng.uniform(-0.06, 0.06), 0.0, bool(rng.random() < 0.5))
-    coverage = _mask(category, size, transform)[..., None]
-    u, v = _local(size, transform)
+    pose = Pose(rng.uniform(0.78, 1.02), rng.uniform(-0.2, 0.2), rng.uniform(-0.07, 0.07),
+                rng.uniform(-0.06, 0.06), bool(rng.random() < 0.5))
+    coverage = _mask(category, size, pose)[..., None]
+    u, v = _local(size, pose)
     base = np.clip(np.array(COLOUR_RGB[colour], dtype=np.float32) + rng.uniform(-14, 14, 3), 0, 255)
     amount, accent = _pattern(pattern, u, v, rng)
     garment = base * (1 - amount[..., None]) + _contrast_colour(base, rng) * amount[..., None]
