@@ -97,7 +97,8 @@ def write_inputs(root: Path, rows: int, products: int) -> None:
 
 
 def measure(mode: str, root: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
     done = subprocess.run([sys.executable, "-c", CHILD, mode, str(root)], env=env, capture_output=True,
                           text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -126,8 +127,8 @@ def main() -> None:
         f"# reader peak memory ({size:,}-row split CSV + {size:,}-product corpus, no images)\n\n"
         f"Files: {', '.join(f'{k} {v} MB' for k, v in sizes_mb.items())}.\n\n"
         "| mode | peak RSS over imports (MB) | seconds | naive ÷ this |\n|---|---:|---:|---:|\n"
-        + "".join(f"| {mode} | {r['peak_over_imports_mb']:.0f} | {r['seconds']:.1f} | {r['ratio_naive_to_this']} |\n"
-                  for mode, r in runs.items())
+        + "".join(f"| {mode} | {r['peak_over_imports_mb']:.0f} | {r['seconds']:.1f} "
+                  f"| {r['ratio_naive_to_this']} |\n" for mode, r in runs.items())
     ))
 
 

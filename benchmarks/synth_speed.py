@@ -45,7 +45,8 @@ def main() -> None:
         official = _run(Path(tmp) / "official", images=True, **common)
         parquet = _run(Path(tmp) / "parquet", images=True, format="parquet", **common)
     result = {
-        "benchmark": "synth_speed", "quick": args.quick, "machine": platform.processor() or platform.machine(),
+        "benchmark": "synth_speed", "quick": args.quick,
+        "machine": platform.processor() or platform.machine(),
         "config": common, "baseline_no_images": baseline, "official_with_images": official,
         "parquet_with_images": parquet,
         "images_per_second": round(official["images"] / official["seconds"], 1),

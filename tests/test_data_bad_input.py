@@ -59,8 +59,9 @@ def test_missing_required_column_names_the_column_and_the_file(gs: Path) -> None
 
 def test_missing_required_column_in_parquet_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
-    pq.write_table(pa.table({"query": ["q"], "product_id": ["p"]}), tmp_path / "data" / "zero_shot-00000-of-00001.parquet")
-    with pytest.raises(DataError, match=r"zero_shot-00000-of-00001.parquet: missing required column\(s\) score_linear"):
+    name = "zero_shot-00000-of-00001.parquet"
+    pq.write_table(pa.table({"query": ["q"], "product_id": ["p"]}), tmp_path / "data" / name)
+    with pytest.raises(DataError, match=rf"{name}: missing required column\(s\) score_linear"):
         open_dataset(tmp_path).read_split("zero-shot")
 
 
@@ -108,7 +109,8 @@ def test_corrupt_image_is_rejected_by_decode_image(gs: Path, damage: str) -> Non
         decode_image(product)
     assert (caught.value.reason, isinstance(caught.value, DataError)) == ("corrupt-image", True)
     copied = pickle.loads(pickle.dumps(caught.value))  # crosses from ingest worker processes
-    assert (copied.reason, copied.detail, str(copied)) == (caught.value.reason, caught.value.detail, str(caught.value))
+    original = caught.value
+    assert (copied.reason, copied.detail, str(copied)) == (original.reason, original.detail, str(original))
     assert pickle.loads(pickle.dumps(product)) == product
     embedded = Product("p9", "t", 1, image_bytes=broken)
     with pytest.raises(ImageRejected, match="corrupt-image: embedded image of product p9"):
@@ -159,7 +161,8 @@ def test_non_numeric_score_is_reported_with_its_row_and_dropped(gs: Path) -> Non
         (CSV, 5, "non-numeric-score", "score_reciprocal='0.5x'", frame.loc[4, "product_id"]),
     ]
     streamed = RejectLog()
-    judgments = [j for b in open_dataset(gs).iter_judgments("in-domain", batch_size=3, rejects=streamed) for j in b]
+    batches = open_dataset(gs).iter_judgments("in-domain", batch_size=3, rejects=streamed)
+    judgments = [j for batch in batches for j in batch]
     assert len(judgments) == len(table)
     assert sorted(r.row for r in streamed) == [3, 5, 6]
 

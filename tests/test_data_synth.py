@@ -33,7 +33,8 @@ def test_same_seed_gives_byte_identical_files_and_another_seed_differs(tmp_path:
     for name in ("corpus_1.json", "query_1_product_id_1_gt_test.json", "query_0_product_id_0_queries.json"):
         assert (runs["a"] / name).read_bytes() == (runs["b"] / name).read_bytes()
     jpegs = sorted((runs["a"] / "images").rglob("*.jpg"))
-    assert [p.read_bytes() for p in jpegs] == [(runs["b"] / p.relative_to(runs["a"])).read_bytes() for p in jpegs]
+    twins = [runs["b"] / p.relative_to(runs["a"]) for p in jpegs]
+    assert [p.read_bytes() for p in jpegs] == [p.read_bytes() for p in twins]
     different = _csv_bytes(runs["c"])
     assert all(different[stem] != same for stem, same in _csv_bytes(runs["a"]).items())
 
@@ -58,8 +59,8 @@ def test_layout_follows_the_protocol(tiny_gs: Path) -> None:
     assert not train & unseen and len(train) + len(unseen) == 12
     assert len(train) == round(0.8 * 12)
     for split, table in tables.items():
-        assert list(table.columns) == ["query", "product_id", "title", "image_local", "position", "score_linear",
-                                       "score_reciprocal", "no_score", "pair_id", "query_id"]
+        assert list(table.columns) == ["query", "product_id", "title", "image_local", "position",
+                                       "score_linear", "score_reciprocal", "no_score", "pair_id", "query_id"]
         assert set(table["product_id"]) <= set(corpora[split.corpus])
         assert (table["query_id"].isin(train if split.queries == "train" else unseen)).all()
         assert (table["score_linear"] == 10 + 1 - table["position"]).all()
@@ -96,8 +97,8 @@ def test_queries_are_natural_unique_and_start_with_the_showcase() -> None:
     assert len(set(queries.texts)) == 400
     assert "red summer dress" in queries.texts
     category, colour, pattern, material = queries.attributes[queries.texts.index("red summer dress")].tolist()
-    assert (VALUES["category"][category], VALUES["colour"][colour], pattern, VALUES["material"][material]) == (
-        "dress", "red", NO_VALUE, "summer")
+    named = (VALUES["category"][category], VALUES["colour"][colour], pattern, VALUES["material"][material])
+    assert named == ("dress", "red", NO_VALUE, "summer")
     sizes = (queries.attributes != NO_VALUE).sum(axis=1)
     assert set(sizes.tolist()) == {1, 2, 3}
     assert all(queries.attributes[i, 0] != NO_VALUE for i in np.flatnonzero(sizes > 1))  # with a category
@@ -155,7 +156,8 @@ def test_drawn_colour_and_silhouette_follow_the_attributes() -> None:
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [("products", 3, "products must be ≥ 10"), ("queries", 10**6, "queries must be in 5..2689"),
-     ("image_size", 8, "image size must be in 16..512"), ("format", "csv", "format must be official or parquet"),
+     ("image_size", 8, "image size must be in 16..512"),
+     ("format", "csv", "format must be official or parquet"),
      ("results_per_query", 0, "results per query must be ≥ 1"), ("seed", -1, "seed must be ≥ 0")],
 )
 def test_config_is_validated(tmp_path: Path, field: str, value: object, message: str) -> None:

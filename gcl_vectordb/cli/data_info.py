@@ -16,7 +16,8 @@ def info(
         typer.Argument(help="Dataset folder (official or parquet layout); default: the `data` setting."),
     ] = None,
     images_dir: Annotated[
-        Path | None, typer.Option("--images-dir", help="Local images folder; default: DIR/images, else a sibling images* folder, else DIR.")
+        Path | None,
+        typer.Option("--images-dir", help="Local images; default: DIR/images, else a sibling images*."),
     ] = None,
     check_images: Annotated[
         bool, typer.Option("--check-images/--no-check-images", help="Check that every image file exists.")

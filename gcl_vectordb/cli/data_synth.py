@@ -20,21 +20,25 @@ def synth(
     out: Annotated[Path, typer.Option("--out", help="Folder to write; it must be empty unless --overwrite.")],
     products: Annotated[int, typer.Option(min=10, help="Catalogue size to draw products from.")] = 3000,
     queries: Annotated[int, typer.Option(min=5, help="Distinct queries (1–3 attributes each).")] = 400,
-    image_size: Annotated[int, typer.Option("--image-size", min=16, max=512, help="Image side in pixels.")] = 64,
+    image_size: Annotated[
+        int, typer.Option("--image-size", min=16, max=512, help="Image side in pixels.")
+    ] = 64,
     seed: Annotated[int, typer.Option(min=0, help="Random seed; the same seed gives the same files.")] = 0,
     layout: Annotated[
-        SynthFormat, typer.Option("--format", help="official (JSON + CSV + JPEG files) or parquet (HF layout).")
+        SynthFormat, typer.Option("--format", help="official (JSON + CSV + JPEG files) or parquet (HF).")
     ] = SynthFormat.official,
     images: Annotated[bool, typer.Option("--images/--no-images", help="Draw product images.")] = True,
     results_per_query: Annotated[
         int, typer.Option("--results-per-query", min=1, help="Length N of each ranked list.")
     ] = 50,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a dataset already in --out.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a dataset already in --out.")
+    ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Generate a synthetic Marqo-GS benchmark: drawn products, natural queries, graded result lists.
 
-    Writes the official layout (corpus_1/2.json, split CSVs, gt and queries JSON, JPEGs) or the HF parquet one.
+    Writes the official layout (corpus_1/2.json, split CSVs, gt and queries JSON, JPEGs) or HF parquet.
 
     Then reads it back and prints the same summary as `gcl-vdb data info`.
 

@@ -31,7 +31,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 Layout = Literal["official", "parquet"]
-DATA_HINT = "create one with `gcl-vdb data synth --out DIR` or fetch one with `gcl-vdb data download --out DIR`"
+DATA_HINT = (
+    "create one with `gcl-vdb data synth --out DIR` or fetch one with `gcl-vdb data download --out DIR`"
+)
 
 
 class Candidate(NamedTuple):
@@ -186,7 +188,7 @@ class Dataset(ABC):
         columns: Sequence[str] | None = None,
         weight_column: str = DEFAULT_WEIGHT_COLUMN,
     ) -> pd.DataFrame:
-        """The whole split table with normalised dtypes (gcl_vectordb.data.tables); bad rows reported, dropped.
+        """The whole split table, normalised dtypes (gcl_vectordb.data.tables); bad rows reported, dropped.
 
         `columns`: the optional columns to read besides query, product_id and `weight_column`
         (None: all; the parquet `image` column only when named). Rows in file order.
@@ -208,13 +210,14 @@ class Dataset(ABC):
     ) -> Iterator[list[Judgment]]:
         """The split's rows as `Judgment` batches (≤ batch_size each), in file order, bad rows skipped."""
         for frame in self.iter_split_frames(
-            split, columns=JUDGMENT_COLUMNS, chunk_rows=batch_size, rejects=rejects, weight_column=weight_column
+            split, columns=JUDGMENT_COLUMNS, chunk_rows=batch_size, rejects=rejects,
+            weight_column=weight_column,
         ):
             if len(frame):
                 yield frame_to_judgments(frame)
 
     def queries(self, split: Split | str) -> dict[str, str]:
-        """query_id → query text, in order of first appearance (the query text is its own id without query_id)."""
+        """query_id → query text, in order of first appearance (without query_id, the text is its id)."""
         found: dict[str, str] = {}
         for frame in self.iter_split_frames(
             split, columns=("query_id",), chunk_rows=1 << 18, rejects=None, weight_column=None

@@ -14,7 +14,7 @@ import numpy as np
 
 
 def hash_ids(ids: Sequence[str]) -> np.ndarray:
-    """Deterministic 64-bit hashes `(len(ids),) uint64` (pandas' SipHash, fixed key: same in every process)."""
+    """Deterministic 64-bit hashes `(len(ids),) uint64` (pandas' SipHash, fixed key: any process)."""
     from pandas.util import hash_array
 
     return hash_array(np.asarray(ids, dtype=object), categorize=False)
@@ -39,7 +39,7 @@ class CompactIdSet:
         return found
 
     def add_batch(self, ids: Sequence[str]) -> np.ndarray:
-        """Add ids in order; return a `(len(ids),) bool` mask of those already seen (earlier or in this batch)."""
+        """Add ids in order; return a `(len(ids),) bool` mask of those seen before (incl. in this batch)."""
         return self.add_hashes(hash_ids(ids))
 
     def add_hashes(self, hashes: np.ndarray) -> np.ndarray:

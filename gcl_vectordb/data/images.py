@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 class ImageRejected(DataError):
-    """A product image that cannot be used; `reason` is "missing-image" or "corrupt-image" (REJECT_REASONS)."""
+    """A product image that cannot be used; `reason` is "missing-image" or "corrupt-image"."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")

@@ -100,7 +100,9 @@ def corpus_info(dataset: Dataset, corpus: int, rejects: RejectLog, check_images:
     )
 
 
-def dataset_info(root: Path | str, *, check_images: bool = True, images_dir: Path | None = None) -> DatasetInfo:
+def dataset_info(
+    root: Path | str, *, check_images: bool = True, images_dir: Path | None = None
+) -> DatasetInfo:
     """Summarise a dataset folder (either layout); `check_images` stats every image file (official layout)."""
     dataset = open_dataset(root, images_dir=images_dir)
     rejects = RejectLog()

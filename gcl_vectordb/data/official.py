@@ -1,4 +1,4 @@
-"""The official Marqo-GS layout: `corpus_N.json` objects and one CSV per split (see gcl_vectordb.data.dataset)."""
+"""The official Marqo-GS layout: `corpus_N.json` objects and one CSV per split (gcl_vectordb.data.dataset)."""
 
 from __future__ import annotations
 
@@ -95,7 +95,9 @@ class OfficialDataset(Dataset):
         try:
             header = list(pd.read_csv(path, nrows=0).columns)
         except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise DataError(f"{path.name} has no readable header row ({exc})", "download or generate it again") from None
+            raise DataError(
+                f"{path.name} has no readable header row ({exc})", "download or generate it again"
+            ) from None
         check_columns(header, source=path.name, weight_column=weight_column)
         usecols = selected_columns(header, columns, weight_column)
         reader = pd.read_csv(
@@ -113,7 +115,7 @@ class OfficialDataset(Dataset):
             yield RawChunk(pd.DataFrame({c: pd.Series(dtype="str") for c in usecols}), path.name, np.zeros(0))
 
     def queries(self, split: Split | str) -> dict[str, str]:
-        """From `<stem>_queries.json` where present (`{query_id: text}`, or `{text: id}`), else from the CSV."""
+        """From `<stem>_queries.json` where present (`{query_id: text}` or `{text: id}`), else the CSV."""
         resolved = self.split(split)
         path = self.root / f"{resolved.stem}_queries.json"
         if not path.is_file():
@@ -129,7 +131,9 @@ class OfficialDataset(Dataset):
                 return {str(k): v for k, v in loaded.items()}
             if all(isinstance(v, int) for v in loaded.values()):
                 return {str(v): k for k, v in loaded.items()}
-        raise DataError(f"{path}: expected {{query_id: query text}}", "remove the file to derive queries from the CSV")
+        raise DataError(
+            f"{path}: expected {{query_id: query text}}", "remove the file to derive queries from the CSV"
+        )
 
 
 def _product(product_id: str, fields: dict, corpus: int, reroot: ImageRerooter) -> Product:

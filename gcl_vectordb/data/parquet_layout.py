@@ -86,13 +86,16 @@ class ParquetDataset(Dataset):
             has_image = IMAGE_COLUMN in parquet.schema_arrow.names
             offset = 0
             for group in range(parquet.num_row_groups):
-                table = parquet.read_row_group(group, columns=["product_id", *(["title"] if has_title else [])])
+                table = parquet.read_row_group(group, columns=["product_id", "title"][: 1 + has_title])
                 ids = [None if v is None else str(v) for v in table.column("product_id").to_pylist()]
                 first = np.flatnonzero(~seen.add_batch(["" if v is None else v for v in ids]))
                 if len(first):
-                    titles = table.column("title").take(first).to_pylist() if has_title else [None] * len(first)
-                    images = (_image_cells(parquet.read_row_group(group, columns=[IMAGE_COLUMN]).column(0), first)
-                              if has_image else [(None, None)] * len(first))
+                    titles = [None] * len(first)
+                    if has_title:
+                        titles = table.column("title").take(first).to_pylist()
+                    images = [(None, None)] * len(first)
+                    if has_image:
+                        images = _image_cells(parquet.read_row_group(group, columns=[IMAGE_COLUMN])[0], first)
                     yield [
                         _candidate(path.name, offset + int(i) + 1, ids[i], title, image, corpus, reroot)
                         for i, title, image in zip(first.tolist(), titles, images, strict=True)
@@ -121,7 +124,8 @@ class ParquetDataset(Dataset):
                 offset += len(frame)
                 yielded = True
             if not yielded:  # an empty file: one empty chunk with the columns
-                yield RawChunk(parquet.schema_arrow.empty_table().select(usecols).to_pandas(), path.name, np.zeros(0))
+                empty = parquet.schema_arrow.empty_table().select(usecols).to_pandas()
+                yield RawChunk(empty, path.name, np.zeros(0))
                 yielded = True
 
 

@@ -45,7 +45,8 @@ def check_columns(available: Iterable[str], *, source: str, weight_column: str |
     missing = [column for column in required_columns(weight_column) if column not in present]
     if missing:
         raise DataError(
-            f"{source}: missing required column(s) {', '.join(missing)} (found: {', '.join(sorted(present))})",
+            f"{source}: missing required column(s) {', '.join(missing)} "
+            f"(found: {', '.join(sorted(present))})",
             "a split table needs query, product_id and its weight column (weight_column=...)",
         )
 
@@ -133,14 +134,17 @@ def normalise_split_frame(
         raw = frame[column]
         values, non_numeric = _numeric(raw)
         if column == weight_column:
-            reporter.report(values.isna().to_numpy() & ~non_numeric, "non-numeric-score", lambda i, c=column: f"{c} is empty")
-        reporter.report(non_numeric, "non-numeric-score", lambda i, c=column, r=raw: f"{c}={_shown(r.iat[i])}")
+            empty = values.isna().to_numpy() & ~non_numeric
+            reporter.report(empty, "non-numeric-score", lambda i, c=column: f"{c} is empty")
+        reporter.report(non_numeric, "non-numeric-score",
+                        lambda i, c=column, r=raw: f"{c}={_shown(r.iat[i])}")
         frame[column] = values
     if "position" in frame.columns:
         raw = frame["position"]
         values, non_numeric = _numeric(raw)
         not_rank = non_numeric | values.isna().to_numpy() | (values.to_numpy() % 1 != 0)
-        reporter.report(not_rank, "malformed-row", lambda i, r=raw: f"position={_shown(r.iat[i])} is not an integer")
+        reporter.report(not_rank, "malformed-row",
+                        lambda i, r=raw: f"position={_shown(r.iat[i])} is not an integer")
         frame["position"] = values.where(~not_rank, 0).astype("int64")
     if reporter.bad.any():
         frame = frame.loc[~reporter.bad].reset_index(drop=True)

@@ -55,7 +55,8 @@ class SynthConfig:
                                          f"vocabulary allows (got {self.queries})"),
             (16 <= self.image_size <= 512, f"image size must be in 16..512 px (got {self.image_size})"),
             (self.seed >= 0, f"seed must be ≥ 0 (got {self.seed})"),
-            (self.format in ("official", "parquet"), f"format must be official or parquet (got {self.format!r})"),
+            (self.format in ("official", "parquet"),
+             f"format must be official or parquet (got {self.format!r})"),
             (self.results_per_query >= 1, f"results per query must be ≥ 1 (got {self.results_per_query})"),
         )
         for ok, message in checks:

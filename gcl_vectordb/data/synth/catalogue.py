@@ -23,7 +23,7 @@ STREAM_CATALOGUE, STREAM_TITLES, STREAM_QUERIES, STREAM_SPLITS, STREAM_RANKING, 
 
 @dataclass(frozen=True)
 class Catalogue:
-    """n products: ids `id-<uint63>`, attributes `(n, 4)` int8 (SLOTS order), brand `(n,)`, corpus `(n,)` 1|2."""
+    """n products: ids `id-<uint63>`, attributes `(n, 4)` int8 (SLOTS order), brands, corpus `(n,)` 1|2."""
 
     product_ids: tuple[str, ...]
     attributes: np.ndarray
@@ -46,7 +46,8 @@ class SynthData:
         """Indices into `lists` of the split's rows: its queries' results within its corpus, list order."""
         lists = self.lists
         wants_train = split.queries == "train"
-        keep = (self.is_train[lists.query] == wants_train) & (self.catalogue.corpus[lists.product] == split.corpus)
+        in_corpus = self.catalogue.corpus[lists.product] == split.corpus
+        keep = (self.is_train[lists.query] == wants_train) & in_corpus
         return np.flatnonzero(keep)
 
     def referenced_products(self, corpus: int) -> np.ndarray:
@@ -58,19 +59,22 @@ class SynthData:
 def _unique_ids(count: int, rng: np.random.Generator) -> tuple[str, ...]:
     values = np.unique(rng.integers(0, 2**63 - 1, count, dtype=np.int64))
     while len(values) < count:  # a 63-bit collision: draw the shortfall again
-        values = np.unique(np.concatenate([values, rng.integers(0, 2**63 - 1, count - len(values), dtype=np.int64)]))
+        more = rng.integers(0, 2**63 - 1, count - len(values), dtype=np.int64)
+        values = np.unique(np.concatenate([values, more]))
     rng.shuffle(values)
     return tuple(f"id-{v}" for v in values.tolist())
 
 
 def make_catalogue(count: int, seed: int) -> Catalogue:
     rng = np.random.default_rng((seed, STREAM_CATALOGUE))
-    attributes = np.stack([rng.integers(0, len(VALUES[slot]), count) for slot in SLOTS], axis=1).astype(np.int8)
+    attributes = np.stack([rng.integers(0, len(VALUES[slot]), count) for slot in SLOTS], axis=1)
+    attributes = attributes.astype(np.int8)
     brands = rng.integers(0, len(BRANDS), count).astype(np.int8)
     product_ids = _unique_ids(count, rng)
     titles = make_titles(attributes, brands, np.random.default_rng((seed, STREAM_TITLES)))
     corpus = np.full(count, 2, dtype=np.int8)
-    corpus[np.random.default_rng((seed, STREAM_SPLITS)).permutation(count)[: round(count * CORPUS_1_SHARE)]] = 1
+    shuffled = np.random.default_rng((seed, STREAM_SPLITS)).permutation(count)
+    corpus[shuffled[: round(count * CORPUS_1_SHARE)]] = 1
     return Catalogue(product_ids, attributes, brands, tuple(titles), corpus)
 
 

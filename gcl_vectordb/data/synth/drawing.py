@@ -113,7 +113,9 @@ def _local(size: int, pose: Pose) -> tuple[np.ndarray, np.ndarray]:
     return (cos * x0 + sin * y0) / scale + 0.5, (-sin * x0 + cos * y0) / scale + 0.5
 
 
-def _pattern(pattern: str, u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _pattern(
+    pattern: str, u: np.ndarray, v: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """`(amount, accent)`: how much of the contrast colour each pixel takes; accent marks flower centres."""
     zero = np.zeros_like(u)
     period = rng.uniform(0.10, 0.14)
@@ -139,7 +141,9 @@ def _pattern(pattern: str, u: np.ndarray, v: np.ndarray, rng: np.random.Generato
     return zero, zero
 
 
-def _shading(material: str, u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _shading(
+    material: str, u: np.ndarray, v: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """`(factor, highlight)`: multiply the garment colour by factor, then add highlight (0..1 of white)."""
     one, zero = np.ones_like(u), np.zeros_like(u)
     if material == "leather":
@@ -161,7 +165,7 @@ def _shading(material: str, u: np.ndarray, v: np.ndarray, rng: np.random.Generat
 
 
 def _background(material: str, size: int, rng: np.random.Generator) -> np.ndarray:
-    """`(size, size, 3)` float background: neutral studio, warm summer with a sun, or cool winter with snow."""
+    """`(size, size, 3)` float background: neutral studio, warm summer with a sun, cool winter with snow."""
     x, y = _grid(size)
     if material == "summer":
         base = SUMMER_BACKGROUND + rng.uniform(-10, 6, 3)
@@ -188,7 +192,7 @@ def _contrast_colour(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def draw_product(attributes: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """The RGB image `(size, size, 3) uint8` of a product with `attributes` (category, colour, pattern, material)."""
+    """The RGB image `(size, size, 3) uint8` of a product with `attributes` (SLOTS order)."""
     category, colour = CATEGORIES[attributes[0]], COLOURS[attributes[1]]
     pattern, material = PATTERNS[attributes[2]], MATERIALS[attributes[3]]
     pose = Pose(rng.uniform(0.78, 1.02), rng.uniform(-0.2, 0.2), rng.uniform(-0.07, 0.07),

@@ -66,7 +66,7 @@ def pair_frame(data: SynthData, rows: np.ndarray, with_images: bool) -> pd.DataF
 
 
 def _ground_truth(data: SynthData, rows: np.ndarray, split_number: int, seed: int) -> tuple[dict, dict, dict]:
-    """`(dev, test, queries)` of a split: gt halves `{query: {product_id: score_linear}}`, `{query_id: query}`."""
+    """`(dev, test, queries)`: gt halves `{query: {product_id: score_linear}}` and `{query_id: query}`."""
     lists = data.lists
     in_split = np.unique(lists.query[rows])
     order = np.random.default_rng((seed, STREAM_GT, split_number)).permutation(len(in_split))
@@ -146,10 +146,13 @@ def _parquet_table(data: SynthData, split: Split, rows: np.ndarray, images: dict
     columns = {"image": image}
     for name in ("query", "product_id", "position", "title", "pair_id", "score_linear",
                  "score_reciprocal", "no_score", "query_id"):
-        columns[name] = pa.array(frame[name].to_numpy() if frame[name].dtype.kind in "if" else frame[name].tolist())
+        values = frame[name]
+        columns[name] = pa.array(values.to_numpy() if values.dtype.kind in "if" else values.tolist())
     table = pa.table(columns)
-    features = {name: {"dtype": str(table.schema.field(name).type).replace("double", "float64"), "_type": "Value"}
-                for name in table.column_names if name != "image"}
+    features = {
+        name: {"dtype": str(table.schema.field(name).type).replace("double", "float64"), "_type": "Value"}
+        for name in table.column_names if name != "image"
+    }
     features["image"] = {"_type": "Image"}
     metadata = {"info": {"features": features}, "split": split.hf_name}
     return table.replace_schema_metadata({"huggingface": json.dumps(metadata)})
@@ -165,6 +168,7 @@ def write_parquet(root: Path, data: SynthData, images: dict[int, bytes] | None) 
     for split in SPLITS:
         rows = data.split_rows(split)
         table = _parquet_table(data, split, rows, images)
-        pq.write_table(table, folder / f"{split.hf_name}-00000-of-00001.parquet", row_group_size=PARQUET_ROW_GROUP)
+        path = folder / f"{split.hf_name}-00000-of-00001.parquet"
+        pq.write_table(table, path, row_group_size=PARQUET_ROW_GROUP)
         pairs[split.name] = len(rows)
     return pairs
