@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from gcl_vectordb.cli import data_download, data_info, data_synth
+
 app = typer.Typer(no_args_is_help=True)
-
-
-def _register_commands() -> None:
-    from gcl_vectordb.cli.data_download import download_command
-
-    app.command("download")(download_command)
-
-
-_register_commands()
+app.command("synth")(data_synth.synth)
+app.command("download")(data_download.download_command)
+app.command("info")(data_info.info)

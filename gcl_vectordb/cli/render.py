@@ -174,3 +174,37 @@ class _RateTask(_RichTask):
 
 def rich_progress() -> RichProgress:
     return RichProgress()
+
+
+# --- datasets (gcl_vectordb.data): `data info`, `data synth` ---------------------------------------------
+
+
+def _score_range(bounds: tuple[float, float] | None) -> str:
+    return "—" if bounds is None else f"{bounds[0]:.4g} – {bounds[1]:.4g}"
+
+
+def print_dataset_info(info: Any) -> None:
+    """The splits and corpora tables of a `gcl_vectordb.data.info.DatasetInfo`, then any rejects."""
+    with_rejects = any(s.rejected for s in info.splits)  # the column only where it says something
+    print_table(
+        f"{info.root} ({info.layout} layout; score columns: min – max)",
+        ["split", "corpus", "queries", "pairs", "products", "linear", "reciprocal"]
+        + (["rejected"] if with_rejects else []),
+        [(s.name, s.corpus, s.queries, s.pairs, s.products, _score_range(s.score_linear),
+          _score_range(s.score_reciprocal)) + ((s.rejected,) if with_rejects else ()) for s in info.splits],
+        right_align=("corpus", "queries", "pairs", "products", "rejected"),
+    )
+    print_table(
+        None,
+        ["corpus", "products", "images found", "images missing", "title only", "rejected"],
+        [(c.corpus, c.products, c.images_found, c.images_missing, c.without_image, c.rejected)
+         for c in info.corpora],
+        right_align=("corpus", "products", "images found", "images missing", "title only", "rejected"),
+    )
+    if info.missing_splits:
+        warn(f"splits not present: {', '.join(info.missing_splits)}")
+    if info.rejects:
+        counts = ", ".join(f"{reason} {count:,}" for reason, count in sorted(info.rejects.items()))
+        warn(f"{sum(info.rejects.values()):,} rows would be skipped ({counts}), e.g.:")
+        for example in info.reject_examples:
+            error_console.print(f"  {example}", markup=False)

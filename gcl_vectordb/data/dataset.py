@@ -1,0 +1,261 @@
+"""One reader interface over both Marqo-GS layouts: `open_dataset(root)` → `Dataset`.
+
+- official layout: `corpus_1.json`, `corpus_2.json`, `<stem>.csv` (+ `_gt_dev/_gt_test/_queries.json`);
+- Hugging Face parquet layout (`Marqo/marqo-GS-10M`): `<hf_split>-NNNNN-of-NNNNN.parquet`, in the folder
+  or its `data/` sub-folder, image bytes embedded; the products are the distinct ids of the pairs.
+
+Products stream in batches (`iter_products`); split tables come whole (`read_split`) or in batches
+(`iter_judgments`). Bad rows go to a `RejectLog` as (source, row, reason) and are skipped.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple
+
+import numpy as np
+
+from gcl_vectordb.data.records import CORPORA, SPLITS, Judgment, Product, RejectLog, Split, get_split
+from gcl_vectordb.data.tables import (
+    DEFAULT_WEIGHT_COLUMN,
+    JUDGMENT_COLUMNS,
+    frame_to_judgments,
+    normalise_split_frame,
+)
+from gcl_vectordb.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Layout = Literal["official", "parquet"]
+DATA_HINT = (
+    "create one with `gcl-vdb data synth --out DIR` or fetch one with `gcl-vdb data download --out DIR`"
+)
+
+
+class Candidate(NamedTuple):
+    """A corpus entry before the checks: `problem` is a REJECT_REASONS code the layout found itself."""
+
+    source: str
+    row: int
+    product_id: str
+    product: Product | None
+    problem: str | None = None
+    detail: str = ""
+
+
+class RawChunk(NamedTuple):
+    """Rows of a split table as read, before normalisation; `rows` are 1-based data-row numbers."""
+
+    frame: pd.DataFrame
+    source: str
+    rows: np.ndarray
+
+
+def default_images_dir(root: Path) -> Path:
+    """`root/images` (synthetic data), else a sibling `images*` folder (what `gcl-vdb data download`
+    extracts next to the dataset: `marqo-gs-dataset/images_wfash`), else the dataset folder itself."""
+    candidates = [root / "images", *sorted(root.parent.glob("images*"))]
+    return next((folder for folder in candidates if folder.is_dir()), root)
+
+
+def _batched(items: Iterator[Product], size: int) -> Iterator[list[Product]]:
+    while batch := list(islice(items, size)):
+        yield batch
+
+
+def _check_image(product: Product) -> str | None:
+    if product.image_path is not None and not product.image_path.is_file():
+        return f"no file {product.image_path}"
+    return None
+
+
+class Dataset(ABC):
+    """A Marqo-GS dataset on disk. Subclasses read one layout; every method here serves both."""
+
+    layout: ClassVar[Layout]
+
+    def __init__(self, root: Path, images_dir: Path | None = None) -> None:
+        self.root = root
+        # image_local paths are re-rooted onto this folder (see gcl_vectordb.data.images)
+        self.images_dir = images_dir if images_dir is not None else default_images_dir(root)
+
+    @property
+    @abstractmethod
+    def splits(self) -> tuple[Split, ...]:
+        """The splits present, in SPLITS order."""
+
+    @property
+    @abstractmethod
+    def corpora(self) -> tuple[int, ...]:
+        """The corpora present (1, 2 or both)."""
+
+    @abstractmethod
+    def count_products(self, corpus: int) -> int:
+        """Distinct products of a corpus as stored (before rejects); for progress bars and summaries."""
+
+    @abstractmethod
+    def _candidates(self, corpus: int) -> Iterator[list[Candidate]]:
+        """The corpus entries in their deterministic order, in chunks."""
+
+    @abstractmethod
+    def _raw_split_chunks(
+        self,
+        split: Split,
+        columns: Sequence[str] | None,
+        chunk_rows: int,
+        weight_column: str | None,
+        rejects: RejectLog | None,
+    ) -> Iterator[RawChunk]:
+        """The split's rows as read (at least one chunk, maybe empty), after checking the required
+        columns (DataError names them); rows the layout cannot parse at all go to `rejects`."""
+
+    def split(self, split: Split | str) -> Split:
+        """Resolve a split (object, CLI name, stem or HF name) that this dataset has."""
+        resolved = split if isinstance(split, Split) else get_split(split)
+        if resolved not in self.splits:
+            present = ", ".join(s.name for s in self.splits) or "none"
+            raise DataError(f"split {resolved.name} is not in {self.root} (present: {present})")
+        return resolved
+
+    def iter_products(
+        self,
+        corpus: int,
+        *,
+        batch_size: int = 1024,
+        rejects: RejectLog | None = None,
+        check_images: bool = True,
+        start: int = 0,
+    ) -> Iterator[list[Product]]:
+        """Stream a corpus's products in batches of `batch_size` (the last may be shorter).
+
+        Order: deterministic, the same on every call — the order of `corpus_N.json` (official layout) or
+        of first appearance over the corpus's splits in SPLITS order, files sorted by name (parquet).
+        `start` skips the first `start` accepted products (to resume an ingest); rejects among them are
+        not reported again. An empty title, a repeated id (official layout) or, with `check_images`, an
+        image reference without a file is reported to `rejects` and skipped; a product with no image
+        reference at all is kept (title only).
+        """
+        if corpus not in CORPORA:
+            raise DataError(f"corpus must be one of {CORPORA}, not {corpus!r}")
+        if batch_size < 1 or start < 0:
+            raise DataError(f"batch_size must be ≥ 1 and start ≥ 0 (got {batch_size}, {start})")
+        return _batched(self._accepted(corpus, rejects, check_images, start), batch_size)
+
+    def _accepted(
+        self, corpus: int, rejects: RejectLog | None, check_images: bool, start: int
+    ) -> Iterator[Product]:
+        accepted = 0
+        for chunk in self._candidates(corpus):
+            for candidate in chunk:
+                problem, detail, product = candidate.problem, candidate.detail, candidate.product
+                if problem is None and product is not None:
+                    if not product.title.strip():
+                        problem, detail = "empty-title", "title is empty"
+                    elif check_images and (missing := _check_image(product)):
+                        problem, detail = "missing-image", missing
+                if problem is None and product is not None:
+                    accepted += 1
+                    if accepted > start:
+                        yield product
+                elif rejects is not None and accepted >= start:
+                    rejects.add(candidate.source, candidate.row, problem or "malformed-row", detail,
+                                candidate.product_id)
+
+    def iter_split_frames(
+        self,
+        split: Split | str,
+        *,
+        columns: Sequence[str] | None = None,
+        chunk_rows: int = 1 << 16,
+        rejects: RejectLog | None = None,
+        weight_column: str | None = DEFAULT_WEIGHT_COLUMN,
+    ) -> Iterator[pd.DataFrame]:
+        """The split table in normalised chunks of ≤ `chunk_rows` rows (see `read_split`), bounded memory."""
+        for raw in self._raw_split_chunks(self.split(split), columns, chunk_rows, weight_column, rejects):
+            yield normalise_split_frame(
+                raw.frame, source=raw.source, rows=raw.rows, weight_column=weight_column, rejects=rejects
+            )
+
+    def read_split(
+        self,
+        split: Split | str,
+        *,
+        rejects: RejectLog | None = None,
+        columns: Sequence[str] | None = None,
+        weight_column: str = DEFAULT_WEIGHT_COLUMN,
+    ) -> pd.DataFrame:
+        """The whole split table, normalised dtypes (gcl_vectordb.data.tables); bad rows reported, dropped.
+
+        `columns`: the optional columns to read besides query, product_id and `weight_column`
+        (None: all; the parquet `image` column only when named). Rows in file order.
+        """
+        import pandas as pd
+
+        frames = list(self.iter_split_frames(
+            split, columns=columns, chunk_rows=1 << 18, rejects=rejects, weight_column=weight_column
+        ))
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]  # ≥ 1 chunk
+
+    def iter_judgments(
+        self,
+        split: Split | str,
+        *,
+        batch_size: int = 10_000,
+        rejects: RejectLog | None = None,
+        weight_column: str = DEFAULT_WEIGHT_COLUMN,
+    ) -> Iterator[list[Judgment]]:
+        """The split's rows as `Judgment` batches (≤ batch_size each), in file order, bad rows skipped."""
+        for frame in self.iter_split_frames(
+            split, columns=JUDGMENT_COLUMNS, chunk_rows=batch_size, rejects=rejects,
+            weight_column=weight_column,
+        ):
+            if len(frame):
+                yield frame_to_judgments(frame)
+
+    def queries(self, split: Split | str) -> dict[str, str]:
+        """query_id → query text, in order of first appearance (without query_id, the text is its id)."""
+        found: dict[str, str] = {}
+        for frame in self.iter_split_frames(
+            split, columns=("query_id",), chunk_rows=1 << 18, rejects=None, weight_column=None
+        ):
+            ids = frame["query_id"] if "query_id" in frame.columns else frame["query"]
+            for query_id, text in zip(ids.tolist(), frame["query"].tolist(), strict=True):
+                found.setdefault(str(query_id), text)
+        return found
+
+
+def _parquet_files(root: Path) -> list[Path]:
+    for folder in (root, root / "data"):
+        files = sorted(folder.glob("*.parquet"))
+        if files:
+            return files
+    return []
+
+
+def open_dataset(root: Path | str, *, images_dir: Path | None = None) -> Dataset:
+    """Open a Marqo-GS folder, detecting its layout; `images_dir`: see `default_images_dir`."""
+    from gcl_vectordb.data.official import OfficialDataset
+    from gcl_vectordb.data.parquet_layout import ParquetDataset
+
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"dataset folder {root} does not exist", DATA_HINT)
+    if any((root / f"corpus_{corpus}.json").is_file() for corpus in CORPORA):
+        return OfficialDataset(root, images_dir)
+    files = _parquet_files(root)
+    if files:
+        return ParquetDataset(root, files, images_dir)
+    nested = sorted(p.parent.name for p in root.glob("*/corpus_1.json"))
+    where = f"; datasets found in sub-folders: {', '.join(nested)}" if nested else ""
+    raise DataError(
+        f"{root} holds no Marqo-GS dataset: expected corpus_1.json (official layout) or "
+        f"<split>-*.parquet files (Hugging Face layout){where}",
+        DATA_HINT,
+    )
+
+
+__all__ = ["Dataset", "Layout", "SPLITS", "open_dataset"]
