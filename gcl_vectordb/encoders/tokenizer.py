@@ -23,6 +23,7 @@ from gcl_vectordb.errors import ModelError
 VOCAB_FILE = "bpe_simple_vocab_16e6.txt.gz"
 TOKENIZER_NAME = "clip-bpe"
 _N_MERGES = 49152 - 256 - 2  # open_clip keeps the first 48894 merges of the file
+_CACHE_LIMIT = 200_000  # distinct words remembered; ingesting millions of titles must not grow memory unbounded
 _SPLIT_PATTERN = r"""<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 
 
@@ -82,7 +83,7 @@ class ClipTokenizer:
         self.eot_id = self.encoder["<end_of_text>"]
         self.context_length = context_length
         self._byte_encoder = _bytes_to_unicode()
-        self._cache: dict[str, str] = {"<start_of_text>": "<start_of_text>", "<end_of_text>": "<end_of_text>"}
+        self._cache: dict[str, str] = {t: t for t in ("<start_of_text>", "<end_of_text>")}
         self._pattern = regex.compile(_SPLIT_PATTERN, regex.IGNORECASE)
         self._fix_text = ftfy.fix_text
 
@@ -109,6 +110,8 @@ class ClipTokenizer:
                 break
             pairs = _pairs(word)
         result = " ".join(word)
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache = {t: t for t in ("<start_of_text>", "<end_of_text>")}
         self._cache[token] = result
         return result
 
