@@ -5,7 +5,7 @@
 
 Images are timed on already preprocessed pixels (`encode_pixels`: the towers only), texts end to end
 (`encode_texts`: tokenizer + tower; both backends use the same tokenizer). Each figure is the median
-of `--reps` rounds after a warm-up round;
+of `--reps` rounds after three warm-up rounds;
 each round times every backend in turn, so background load affects them alike. Writes benchmarks/results/encoders.{json,md}
 (`encoders-quick.*` with --quick, which are not committed).
 """
@@ -40,11 +40,15 @@ def sample_texts(n: int) -> list[str]:
     return [" ".join(rng.choice(WORDS, size=int(rng.integers(2, 12)))) for _ in range(n)]
 
 
+WARMUP_ROUNDS = 3  # torch needs about three calls per input shape before it reaches steady speed
+
+
 def timed_interleaved(jobs: dict[str, callable], reps: int) -> dict[str, float]:
     """Median seconds per job over `reps` rounds; each round runs every job once, in turn, so that
-    background load on a shared machine hits all backends alike. One untimed warm-up round first."""
-    for fn in jobs.values():
-        fn()
+    background load on a shared machine hits all backends alike. Untimed warm-up rounds first."""
+    for _ in range(WARMUP_ROUNDS):
+        for fn in jobs.values():
+            fn()
     times: dict[str, list[float]] = {name: [] for name in jobs}
     for _ in range(reps):
         for name, fn in jobs.items():

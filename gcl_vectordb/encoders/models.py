@@ -131,6 +131,7 @@ def create_clip_model(model_ref: str | ModelSource) -> LoadedClip:
 def _loaded(model: torch.nn.Module, source: ModelSource, arch: str, config: dict) -> LoadedClip:
     require_clip_tokenizer(config, source.ref)
     model.eval()
+    log.info("model %s (%s): %s", source.ref, source.kind, arch)
     return LoadedClip(model, source, arch, config, dict(open_clip.get_model_preprocess_cfg(model)))
 
 

@@ -88,7 +88,8 @@ def _check_tower(session: ort.InferenceSession, name: str, in_name: str, in_shap
                          "the file belongs to another bundle or exporter; re-export the bundle")
     got_in = tuple(inputs[0].shape[1:])
     got_dim = next(o.shape for o in outputs if o.name == out_name)[-1]
-    if any(isinstance(g, int) and g != e for g, e in zip(got_in, in_shape, strict=False)) or len(got_in) != len(in_shape):
+    # Symbolic (string) sizes cannot be checked here; a fixed size that differs is a mismatch.
+    if len(got_in) != len(in_shape) or any(isinstance(g, int) and g != e for g, e in zip(got_in, in_shape, strict=True)):
         raise ModelError(f"{name} takes inputs of shape (batch, {', '.join(map(str, got_in))}) but the manifest "
                          f"says (batch, {', '.join(map(str, in_shape))})", "the bundle is mismatched; re-export it")
     if isinstance(got_dim, int) and got_dim != dim:
