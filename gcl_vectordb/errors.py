@@ -54,3 +54,7 @@ class ModelMismatch(StoreError):
 
 class ConfigError(GclVdbError):
     """A setting, override or option value is invalid."""
+
+
+class ExportError(GclVdbError):
+    """An ONNX export failed or its towers do not reproduce the torch model within tolerance."""

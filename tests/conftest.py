@@ -9,6 +9,8 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+pytest_plugins = ["tests.encoder_fixtures"]
+
 
 @pytest.fixture
 def subprocess_env() -> dict[str, str]:

@@ -61,11 +61,13 @@ def _register_commands() -> None:
     # Imported here so that each command module can import `app`-free helpers without cycles.
     from gcl_vectordb.cli import collections as collections_cli
     from gcl_vectordb.cli import data as data_cli
+    from gcl_vectordb.cli.export import export_command
 
     app.add_typer(data_cli.app, name="data", help="Create, download and inspect Marqo-GS datasets.")
     app.add_typer(
         collections_cli.app, name="collections", help="List, inspect and drop the collections in the store."
     )
+    app.command("export")(export_command)
 
 
 _register_commands()

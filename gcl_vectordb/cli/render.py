@@ -97,6 +97,28 @@ def error(exc: GclVdbError | str) -> None:
     error_console.print(f"[bold red]error:[/bold red] {exc}", markup=True, soft_wrap=True)
 
 
+# --- gcl-vdb export ---------------------------------------------------------------------------------
+
+
+def export_summary(manifest: Any, out: Path) -> None:
+    """The bundle just written: what it holds and how closely each variant reproduces torch."""
+    rows = []
+    for variant, files in manifest.variants.items():
+        for tower in ("text", "image"):
+            name = getattr(files, tower)
+            parity = manifest.parity.get(variant, {}).get(tower)
+            size_mb = f"{(out / name).stat().st_size / 1e6:.1f}" if (out / name).is_file() else None
+            rows.append([variant, tower, name, size_mb,
+                         f"{parity.max_cosine_deviation:.2e}" if parity else None,
+                         f"{parity.max_abs_diff:.2e}" if parity else None])
+    print_table(
+        f"ONNX bundle {out} — {manifest.architecture}, dim {manifest.embed_dim}, image {manifest.image_size} px, "
+        f"opset {manifest.opset}",
+        ["variant", "tower", "file", "MB", "max 1−cos vs torch", "max |Δ|"], rows,
+        right_align=["MB", "max 1−cos vs torch", "max |Δ|"],
+    )
+
+
 class _RichTask:
     def __init__(self, progress: Any, task_id: Any) -> None:
         self._progress = progress

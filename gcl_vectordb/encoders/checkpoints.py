@@ -1,0 +1,116 @@
+"""Checkpoint folders: the one format the trainer writes and every model loader reads.
+
+    <folder>/model.safetensors   open_clip model state dict
+    <folder>/model.json          {"architecture": "gcl-tiny", "model_config": {...}, "preprocess_cfg": {...},
+                                  "source": "<model ref it started from>", "step": N, ...extra metadata}
+
+A training run folder holds `run.json` with `"checkpoint": "<path of its latest checkpoint folder,
+relative to the run folder>"`; `resolve_model_ref` follows that pointer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import torch
+from open_clip.transform import PreprocessCfg
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from gcl_vectordb.encoders.models import LoadedClip, instantiate_from_config, require_clip_tokenizer
+from gcl_vectordb.encoders.refs import (
+    CHECKPOINT_CONFIG,
+    CHECKPOINT_WEIGHTS,
+    ModelSource,
+    read_checkpoint_meta,
+)
+from gcl_vectordb.errors import ModelError
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain model inside DistributedDataParallel (`.module`) or torch.compile (`._orig_mod`)."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, torch.nn.Module):
+            return model
+        model = inner
+
+
+def save_checkpoint_folder(
+    model: torch.nn.Module,
+    architecture: str,
+    folder: str | Path,
+    *,
+    model_config: dict[str, Any] | None = None,
+    source: str | None = None,
+    step: int = 0,
+    **meta: Any,
+) -> Path:
+    """Write `model.safetensors` + `model.json` into `folder` (files replaced atomically); returns the folder.
+
+    `model_config` defaults to open_clip's config of `architecture`; `meta` must be JSON-serialisable.
+    Example: `save_checkpoint_folder(model, "gcl-tiny", run / "checkpoints" / "step-000200", step=200)`.
+    """
+    from gcl_vectordb.encoders.models import register_package_configs
+
+    register_package_configs()
+    model = _unwrap(model)
+    config = model_config if model_config is not None else open_clip.get_model_config(architecture)
+    if config is None:
+        raise ModelError(f"no model config for architecture {architecture!r}", "pass model_config=...")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta_doc = {
+        "architecture": architecture, "model_config": config,
+        "preprocess_cfg": dict(open_clip.get_model_preprocess_cfg(model)),
+        "source": source or architecture, "step": int(step), **meta,
+    }
+    text = json.dumps(meta_doc, indent=2, default=_json_default)
+    tmp_weights, tmp_meta = folder / f".{CHECKPOINT_WEIGHTS}.tmp", folder / f".{CHECKPOINT_CONFIG}.tmp"
+    save_file(state, str(tmp_weights))
+    tmp_meta.write_text(text, encoding="utf-8")
+    os.replace(tmp_weights, folder / CHECKPOINT_WEIGHTS)
+    os.replace(tmp_meta, folder / CHECKPOINT_CONFIG)
+    return folder
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (tuple, set, frozenset)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def load_checkpoint_folder(folder: str | Path) -> LoadedClip:
+    """Rebuild the model saved by `save_checkpoint_folder` (eval mode, CPU)."""
+    folder = Path(folder).resolve()
+    meta = read_checkpoint_meta(folder)
+    weights = folder / CHECKPOINT_WEIGHTS
+    if not weights.is_file():
+        raise ModelError(f"checkpoint folder {folder} has no {CHECKPOINT_WEIGHTS}", "the checkpoint is incomplete")
+    config = meta["model_config"]
+    require_clip_tokenizer(config, str(folder))
+    model = instantiate_from_config(config)
+    try:
+        state = load_file(str(weights))
+        model.load_state_dict(state, strict=True)
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        raise ModelError(f"cannot load {weights}: {str(exc)[:300]}",
+                         "the checkpoint is damaged or does not match its model.json") from exc
+    preprocess = meta.get("preprocess_cfg") or {}
+    preprocess.setdefault("size", config["vision_cfg"].get("image_size", 224))
+    open_clip.model.set_model_preprocess_cfg(model, _complete_preprocess(preprocess))
+    model.eval()
+    source = ModelSource("checkpoint", str(folder), architecture=meta["architecture"], path=folder)
+    return LoadedClip(model, source, meta["architecture"], config, dict(open_clip.get_model_preprocess_cfg(model)))
+
+
+def _complete_preprocess(cfg: dict[str, Any]) -> dict[str, Any]:
+    return {**asdict(PreprocessCfg()), **cfg}

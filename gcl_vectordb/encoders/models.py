@@ -1,0 +1,211 @@
+"""open_clip models from a model reference: architecture + weights, with the preprocessing they expect.
+
+This module imports torch and open_clip; the ONNX path (`onnx_encoder`) never imports it.
+Random-init architectures are seeded from their name inside `torch.random.fork_rng`, so the same name
+gives bit-identical weights in every process and the caller's global RNG state is left untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import torch
+from open_clip.model import CLIP, CustomTextCLIP
+
+from gcl_vectordb.encoders.preprocess import OPENAI_MEAN, OPENAI_STD, ImagePreprocessor
+from gcl_vectordb.encoders.refs import PACKAGE_CONFIG_DIR, ModelSource, resolve_model_ref
+from gcl_vectordb.errors import ModelError
+
+log = logging.getLogger(__name__)
+_registered = False
+
+
+def register_package_configs() -> None:
+    """Make the shipped tiny architectures (`gcl-tiny`, `gcl-micro`) known to open_clip (idempotent)."""
+    global _registered
+    if not _registered:
+        open_clip.add_model_config(PACKAGE_CONFIG_DIR)
+        _registered = True
+
+
+@dataclass
+class LoadedClip:
+    """An open_clip model (eval mode, CPU) with what is needed to feed it and to describe it."""
+
+    model: torch.nn.Module
+    source: ModelSource
+    architecture: str
+    model_config: dict[str, Any]
+    preprocess_cfg: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.model_config["embed_dim"])
+
+    @property
+    def context_length(self) -> int:
+        return int(self.model_config["text_cfg"].get("context_length", 77))
+
+    @property
+    def image_size(self) -> int:
+        size = self.preprocess_cfg.get("size", self.model_config["vision_cfg"].get("image_size", 224))
+        if isinstance(size, (list, tuple)):
+            if len(set(size)) != 1:
+                raise ModelError(f"non-square image size {tuple(size)} is not supported")
+            size = size[0]
+        return int(size)
+
+    def preprocessor(self, draft_factor: float = 2.0) -> ImagePreprocessor:
+        cfg = self.preprocess_cfg
+        return ImagePreprocessor(
+            size=self.image_size, mean=tuple(cfg.get("mean", OPENAI_MEAN)), std=tuple(cfg.get("std", OPENAI_STD)),
+            interpolation=cfg.get("interpolation", "bicubic"), resize_mode=cfg.get("resize_mode", "shortest"),
+            fill_color=int(cfg.get("fill_color", 0)), draft_factor=draft_factor,
+        )
+
+
+class _DropRootWarnings(logging.Filter):
+    def __init__(self, fragments: tuple[str, ...]) -> None:
+        super().__init__()
+        self.fragments = fragments
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(f in record.getMessage() for f in self.fragments)
+
+
+@contextmanager
+def quiet_root_warnings(*fragments: str) -> Iterator[None]:
+    """Drop root-logger records containing `fragments` (open_clip and onnxruntime log expected,
+    alarming-looking warnings such as "Model initialized randomly" through the root logger)."""
+    root = logging.getLogger()
+    dropper = _DropRootWarnings(fragments)
+    root.addFilter(dropper)
+    try:
+        yield
+    finally:
+        root.removeFilter(dropper)
+
+
+def architecture_seed(architecture: str) -> int:
+    """The init seed of a random-weights architecture: the first 4 bytes of sha256(name)."""
+    return int.from_bytes(hashlib.sha256(architecture.encode("utf-8")).digest()[:4], "big")
+
+
+def create_clip_model(model_ref: str | ModelSource) -> LoadedClip:
+    """Build the model a reference names (see `resolve_model_ref`); eval mode, on the CPU.
+
+    Example: `create_clip_model("gcl-tiny")`, `create_clip_model("ViT-B-32:/w/vitb32.safetensors")`.
+    """
+    source = model_ref if isinstance(model_ref, ModelSource) else resolve_model_ref(model_ref)
+    register_package_configs()
+    if source.kind == "bundle":
+        raise ModelError(f"{source.ref} is an ONNX bundle and holds no torch weights",
+                         "use the ONNX backend, or pass the checkpoint the bundle was exported from")
+    if source.kind == "checkpoint":
+        from gcl_vectordb.encoders.checkpoints import load_checkpoint_folder  # imports this module
+
+        return load_checkpoint_folder(source.path)
+    if source.kind == "hf-hub":
+        return _from_hub(source)
+    arch = source.architecture
+    config = open_clip.get_model_config(arch)
+    if config is None:
+        raise ModelError(f"open_clip has no architecture {arch!r}")
+    if source.kind == "tag":
+        model = _from_tag(source)
+    else:
+        model = _seeded(lambda: open_clip.create_model(arch, pretrained=None), arch)
+        if source.kind == "file":
+            _load_weights(model, source.path)
+    return _loaded(model, source, arch, config)
+
+
+def _loaded(model: torch.nn.Module, source: ModelSource, arch: str, config: dict) -> LoadedClip:
+    require_clip_tokenizer(config, source.ref)
+    model.eval()
+    log.info("model %s (%s): %s", source.ref, source.kind, arch)
+    return LoadedClip(model, source, arch, config, dict(open_clip.get_model_preprocess_cfg(model)))
+
+
+def _seeded(build, architecture: str) -> torch.nn.Module:
+    with torch.random.fork_rng(), quiet_root_warnings("initialized randomly"):
+        torch.manual_seed(architecture_seed(architecture))
+        return build()
+
+
+def _fetch_failed(what: str, arch: str, exc: BaseException) -> ModelError:
+    return ModelError(
+        f"weights for {what} could not be fetched (offline? no network access?): {type(exc).__name__}: {exc}",
+        f"download the weights on a machine with network access and pass the file: "
+        f"{arch}:/path/to/weights.safetensors",
+    )
+
+
+def _from_tag(source: ModelSource) -> torch.nn.Module:
+    arch, tag = source.architecture, source.tag
+    tags = open_clip.list_pretrained_tags_by_model(arch)
+    if tag not in tags:
+        raise ModelError(f"{arch!r} has no pretrained tag {tag!r} (and it is not a weights file path)",
+                         f"known tags: {', '.join(tags) or 'none'}; or pass {arch}:/path/to/weights.safetensors")
+    try:
+        open_clip.pretrained.download_pretrained(open_clip.get_pretrained_cfg(arch, tag))
+    except Exception as exc:  # any download failure (DNS, HTTP, HF offline mode) means the same to a user
+        raise _fetch_failed(source.ref, arch, exc) from exc
+    return _seeded(lambda: open_clip.create_model(arch, pretrained=tag), arch)
+
+
+def _from_hub(source: ModelSource) -> LoadedClip:
+    try:
+        config = open_clip.get_model_config(source.ref)
+        model = open_clip.create_model(source.ref)
+    except Exception as exc:  # hub download failures surface as various exception types
+        raise _fetch_failed(source.ref, "ARCH", exc) from exc
+    return _loaded(model, source, source.ref, config)
+
+
+def _load_weights(model: torch.nn.Module, path: Path) -> None:
+    """Load a state dict file into `model` (safetensors, or torch.load with weights_only=True); strict keys."""
+    try:
+        open_clip.load_checkpoint(model, str(path), strict=True, weights_only=True)
+    except Exception as exc:  # unpickling refusals, shape/key mismatches, truncated files
+        raise ModelError(f"cannot load weights from {path}: {type(exc).__name__}: {str(exc)[:300]}",
+                         "check the file belongs to this architecture (.pt files must hold a plain state dict)"
+                         ) from exc
+
+
+def require_clip_tokenizer(config: dict, ref: str) -> None:
+    if config.get("text_cfg", {}).get("hf_tokenizer_name"):
+        raise ModelError(f"{ref} uses a Hugging Face tokenizer; gcl-vdb supports CLIP-BPE text towers only",
+                         "pick an open_clip architecture with the CLIP tokenizer (ViT-B-32, ViT-L-14, ...)")
+
+
+def instantiate_from_config(model_config: dict[str, Any]) -> torch.nn.Module:
+    """A randomly initialised open_clip CLIP (or CustomTextCLIP) from a model config dict."""
+    cfg = copy.deepcopy(model_config)
+    cfg.pop("preprocess_cfg", None)
+    if "multimodal_cfg" in cfg:
+        raise ModelError("CoCa models (multimodal_cfg) are not supported")
+    custom_text = cfg.pop("custom_text", False) or "hf_model_name" in cfg.get("text_cfg", {})
+    try:
+        return (CustomTextCLIP if custom_text else CLIP)(**cfg)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ModelError(f"invalid open_clip model config: {exc}") from exc
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    """sha256 over the state dict (names, dtypes, shapes, bytes in name order): identifies the weights."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
