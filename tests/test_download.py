@@ -7,11 +7,11 @@ size mismatch), and records the Range header of every request.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import random
 import re
+import shutil
 import socket
 import tarfile
 import threading
@@ -21,16 +21,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from PIL import Image
 from typer.testing import CliRunner
 
 from gcl_vectordb.cli.app import app
+from gcl_vectordb.data import RejectLog, open_dataset
 from gcl_vectordb.data.download import (
     DownloadConfig,
     download_file,
     download_subset,
     extract_archive,
 )
+from gcl_vectordb.data.synth import SynthConfig, synthesize
 from gcl_vectordb.errors import ConfigError, DownloadError
 
 CHUNK = 1024  # small enough that a cut after a few KiB lands mid-file
@@ -117,43 +118,23 @@ def _closed_port_url() -> str:
 
 # --------------------------------------------------------------------------- official layout fixture
 
-STEMS = ("query_0_product_id_0", "query_1_product_id_0", "query_0_product_id_1", "query_1_product_id_1")
-COLUMNS = ("query", "product_id", "title", "image_local", "position", "score_linear", "score_reciprocal",
-           "no_score", "pair_id", "query_id")
-
-
-def _jpeg(rgb: tuple[int, int, int]) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), rgb).save(buffer, format="JPEG")
-    return buffer.getvalue()
-
-
-def write_official_layout(root: Path, folder: str = "marqo_gs_wfash_1m") -> None:
-    """A minimal Marqo-GS layout: root/marqo-gs-dataset/<folder>/... and root/images_wfash/*.jpg."""
+def write_official_layout(root: Path, folder: str = "marqo_gs_wfash_1m") -> Path:
+    """A small Marqo-GS release made by the synthetic generator, laid out like the public archives:
+    root/marqo-gs-dataset/<folder>/ (corpus, split CSVs, gt and queries JSON) and root/images_wfash/.
+    Returns the generated folder (the reference copy)."""
+    generated = root / "generated"
+    synthesize(SynthConfig(out=generated, products=40, queries=8, image_size=16, seed=3))
     data = root / "marqo-gs-dataset" / folder
-    images = root / "images_wfash"
     data.mkdir(parents=True)
-    images.mkdir(parents=True)
-    products = {f"P{i}": (f"product {i}", f"P{i}.jpg", (40 * i, 0, 255 - 40 * i)) for i in range(1, 5)}
-    for _, image, rgb in products.values():
-        (images / image).write_bytes(_jpeg(rgb))
-    for corpus, pids in ((1, ["P1", "P2"]), (2, ["P3", "P4"])):
-        records = {pid: {"title": products[pid][0], "image_local": products[pid][1]} for pid in pids}
-        (data / f"corpus_{corpus}.json").write_text(json.dumps(records))
-    queries = {0: "red dress", 1: "blue shirt"}
-    for stem in STEMS:
-        q, d = int(stem[6]), int(stem[-1])
-        pids = ["P1", "P2"] if d == 0 else ["P3", "P4"]
-        with (data / f"{stem}.csv").open("w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(COLUMNS)
-            for position, pid in enumerate(pids, start=1):
-                writer.writerow([queries[q], pid, products[pid][0], products[pid][1], position,
-                                 100 - position, 1 / position, 1, f"{q}-{pid}", q])
+    for path in generated.iterdir():
+        if path.is_file():
+            shutil.copy2(path, data / path.name)
+    shutil.copytree(generated / "images", root / "images_wfash")
     # Another sub-dataset in the same tar, which a wfash-1m download must not extract.
     other = root / "marqo-gs-dataset" / "marqo_gs_fashion_5m"
     other.mkdir()
     (other / "corpus_1.json").write_text("{}")
+    return generated
 
 
 def _tar_of(folder: Path) -> bytes:
@@ -216,16 +197,22 @@ def test_download_subset_end_to_end(server, official_archives, tmp_path: Path) -
     report = download_subset(_config(base, tmp_path / "out"), progress)
 
     root = tmp_path / "out" / "marqo-gs-dataset"
+    generated = tmp_path / "src" / "generated"
     assert report.data_dir == root / "marqo_gs_wfash_1m"
     assert report.images_dir == root / "images_wfash"
-    expected = {"corpus_1.json", "corpus_2.json", *(f"{stem}.csv" for stem in STEMS)}
-    assert {p.name for p in report.data_dir.iterdir()} == expected
+    assert {p.name for p in report.data_dir.iterdir()} == {p.name for p in generated.iterdir() if p.is_file()}
     assert not (root / "marqo_gs_fashion_5m").exists()  # only the chosen subset is extracted
+    # The downloaded release reads back like the generated one: every product with its image, no rejects.
+    dataset = open_dataset(report.data_dir)
+    reference = open_dataset(generated)
     for corpus in (1, 2):
-        records = json.loads((report.data_dir / f"corpus_{corpus}.json").read_text())
-        for record in records.values():
-            image = Image.open(report.images_dir / record["image_local"])
-            assert image.size == (8, 8)
+        rejects = RejectLog()
+        got = [p for batch in dataset.iter_products(corpus, rejects=rejects) for p in batch]
+        want = [p for batch in reference.iter_products(corpus) for p in batch]
+        assert len(rejects) == 0
+        assert [(p.product_id, p.title, p.read_image_bytes()) for p in got] == [
+            (p.product_id, p.title, p.read_image_bytes()) for p in want
+        ]
     assert (report.fetched, report.skipped) == (2, 0)
     assert report.bytes_received == sum(len(body) for body in official_archives.values())
     assert not (tmp_path / "out" / "archives" / "marqo-gs-dataset.tar").exists()  # deleted by default
