@@ -19,8 +19,8 @@ browser:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing Debian's chromium for the browser test"; \
 	    (apt-get install -y -qq chromium >/dev/null 2>&1 || \
-	     (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1)) || \
-	    echo "could not install chromium; the browser test will be skipped"; \
+	     (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null)) || \
+	    echo "could not install chromium (see apt's message above); the browser test will be skipped"; \
 	  else echo "chromium not found and cannot be installed here; the browser test will be skipped"; fi; }
 
 demo: $(STAMP)
