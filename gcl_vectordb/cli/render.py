@@ -230,3 +230,45 @@ def print_dataset_info(info: Any) -> None:
         warn(f"{sum(info.rejects.values()):,} rows would be skipped ({counts}), e.g.:")
         for example in info.reject_examples:
             error_console.print(f"  {example}", markup=False)
+
+
+# --- gcl-vdb evaluate -----------------------------------------------------------------------------------
+
+_HEADLINE_COLUMNS = {"ndcg@10": "NDCG@10", "err": "mERR", "rbp@0.7": "mRBP7", "rbp@0.8": "mRBP8",
+                     "rbp@0.9": "mRBP9", "map@1000": "MAP@1000", "mrr@1000": "MRR@1000"}
+
+
+def _headline_names(report: Any) -> list[str]:
+    """Column titles of the headline metrics (NDCG@10 … MRR@1000), in the report's order."""
+    return [_HEADLINE_COLUMNS.get(name, name) for name in report.splits[0].headline()] if report.splits else []
+
+
+def evaluation_report(report: Any) -> None:
+    """The `EvalReport` of `gcl-vdb evaluate`: one row per split, then the HNSW cost and checks if any."""
+    s = report.settings
+    names = _headline_names(report)
+    print_table(
+        f"GCL evaluation of {s.collection} ({s.search} search on {s.vector}, top-{s.k}, "
+        f"{s.top_q} queries max, seed {s.seed}) — model {s.model_ref}",
+        ["split", *names, "queries", "seconds"],
+        [(r.split, *r.headline().values(), r.n_queries, round(r.timings.total_s, 1)) for r in report.splits],
+        right_align=[*names, "queries", "seconds"],
+    )
+    approx = [r for r in report.splits if r.exact_metrics is not None]
+    if approx:
+        print_table(
+            "HNSW − exact (negative: ranking quality the index costs)",
+            ["split", *names, "top-k overlap"],
+            [(r.split, *(f"{r.delta()[m]:+.4f}" for m in r.headline()), r.hnsw_overlap) for r in approx],
+            right_align=[*names, "top-k overlap"],
+        )
+    for r in report.splits:
+        check = r.bruteforce
+        if check is None:
+            continue
+        verdict = "[green]identical[/green]" if check.passed else "[bold red]DIFFERENT[/bold red]"
+        console.print(
+            f"brute-force check {r.split}: {verdict} — {check.n_queries} queries over {check.n_documents:,} "
+            f"vectors; rankings identical up to ties: {'yes' if check.rankings_identical else 'no'}; "
+            f"max |Δ score| {check.max_score_difference:.1e}; max |Δ metric| {check.max_metric_difference:.1e}"
+        )
