@@ -8,6 +8,7 @@ records the model and the dataset folder, as the real ingest does.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,15 +18,17 @@ from gcl_vectordb.store import CollectionRecord, open_store, product_payload
 
 
 def ingest_dataset(
-    root: Path, store_location: Path | str, collection: str, model_ref: str, *, batch_size: int = 128
+    root: Path, store_location: Path | str, collection: str, model_ref: str, *, batch_size: int = 128,
+    store_options: dict[str, Any] | None = None, optimize: bool = False,
 ) -> dict[str, float]:
-    """Load `root` into `collection`; returns seconds spent {"encode": ..., "upsert": ...}."""
+    """Load `root` into `collection` (store created with `store_options`; HNSW built if `optimize`);
+    returns seconds spent {"encode": ..., "upsert": ..., "optimize": ...}."""
     import time
 
     dataset = open_dataset(root)
     encoder = load_encoder(model_ref, batch_size=batch_size)
-    seconds = {"encode": 0.0, "upsert": 0.0}
-    with open_store(store_location) as store:
+    seconds = {"encode": 0.0, "upsert": 0.0, "optimize": 0.0}
+    with open_store(store_location, **(store_options or {})) as store:
         store.create_collection(CollectionRecord(
             collection, model_ref=encoder.model_ref, dim=encoder.dim, field_weights=dict(DEFAULT_FIELD_WEIGHTS),
             dataset_root=str(Path(root).resolve()),
@@ -53,4 +56,8 @@ def ingest_dataset(
                                     {**present, "fused": np.ones(len(batch), dtype=bool)}, payloads)
                 seconds["encode"] += middle - start
                 seconds["upsert"] += time.perf_counter() - middle
+        if optimize:
+            start = time.perf_counter()
+            store.optimize(collection)
+            seconds["optimize"] = time.perf_counter() - start
     return seconds

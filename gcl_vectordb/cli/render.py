@@ -238,30 +238,25 @@ _HEADLINE_COLUMNS = {"ndcg@10": "NDCG@10", "err": "mERR", "rbp@0.7": "mRBP7", "r
                      "rbp@0.9": "mRBP9", "map@1000": "MAP@1000", "mrr@1000": "MRR@1000"}
 
 
-def _headline_names(report: Any) -> list[str]:
-    """Column titles of the headline metrics (NDCG@10 … MRR@1000), in the report's order."""
-    return [_HEADLINE_COLUMNS.get(name, name) for name in report.splits[0].headline()] if report.splits else []
-
-
 def evaluation_report(report: Any) -> None:
-    """The `EvalReport` of `gcl-vdb evaluate`: one row per split, then the HNSW cost and checks if any."""
+    """The `EvalReport` of `gcl-vdb evaluate`: the headline metrics (rows) per split (columns), the HNSW
+    cost under --approx, and the brute-force verdicts. Transposed so that four splits fit 80 columns."""
     s = report.settings
-    names = _headline_names(report)
+    splits = [r.split for r in report.splits]
+    names = list(report.splits[0].headline()) if report.splits else []
+    rows = [[_HEADLINE_COLUMNS.get(m, m), *(r.headline()[m] for r in report.splits)] for m in names]
+    rows += [["queries", *(r.n_queries for r in report.splits)],
+             ["seconds", *(f"{r.timings.total_s:.1f}" for r in report.splits)]]
     print_table(
-        f"GCL evaluation of {s.collection} ({s.search} search on {s.vector}, top-{s.k}, "
-        f"{s.top_q} queries max, seed {s.seed}) — model {s.model_ref}",
-        ["split", *names, "queries", "seconds"],
-        [(r.split, *r.headline().values(), r.n_queries, round(r.timings.total_s, 1)) for r in report.splits],
-        right_align=[*names, "queries", "seconds"],
+        f"GCL evaluation of {s.collection}: {s.search} search on {s.vector}, top-{s.k}, seed {s.seed}, "
+        f"model {s.model_ref}", ["metric", *splits], rows, right_align=splits,
     )
     approx = [r for r in report.splits if r.exact_metrics is not None]
     if approx:
-        print_table(
-            "HNSW − exact (negative: ranking quality the index costs)",
-            ["split", *names, "top-k overlap"],
-            [(r.split, *(f"{r.delta()[m]:+.4f}" for m in r.headline()), r.hnsw_overlap) for r in approx],
-            right_align=[*names, "top-k overlap"],
-        )
+        deltas = [[_HEADLINE_COLUMNS.get(m, m), *(f"{r.delta()[m]:+.4f}" for r in approx)] for m in names]
+        deltas.append(["top-k overlap", *(r.hnsw_overlap for r in approx)])
+        print_table("HNSW − exact (negative: ranking quality the index costs)",
+                    ["metric", *(r.split for r in approx)], deltas, right_align=[r.split for r in approx])
     for r in report.splits:
         check = r.bruteforce
         if check is None:

@@ -3,7 +3,8 @@
 `judge_run` looks every retrieved document id up in a dict, one Python call per document; at 2000 × 1000
 that look-up is most of the cost of computing the metrics. Here the ground truth is laid out once per
 split (`CodedQrels`), retrieval hands its top-k over as arrays (`RetrievedRun`: product ids and float32
-scores), the product ids become integer codes once (`RetrievedRun.codes`) and judging is array indexing:
+scores), the product ids become integer codes once (`lookup_codes`, called by retrieval as it converts
+hits, or `RetrievedRun.codes_in`) and judging is array indexing:
 
   code of (query q, product p) = position of p in the flat judged list of q (offsets[q] ≤ code < offsets[q+1]),
                                  −1 where q has no judgment of p
@@ -93,6 +94,14 @@ def _ideal(rels: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(ideal[:, ::-1])
 
 
+def lookup_codes(coded: CodedQrels, row: int, doc_ids: Sequence[str]) -> np.ndarray:
+    """`(n,)` int64 codes of query `row`'s retrieved products in `coded` (−1: not judged for it).
+
+    One look-up per product in the query's own small table; retrieval calls it while the hit's id
+    string is fresh, so that judging never touches a string again."""
+    return np.fromiter(map(coded.positions[row].get, doc_ids, repeat(-1)), dtype=np.int64, count=len(doc_ids))
+
+
 @dataclass(frozen=True, eq=False)
 class RetrievedRun:
     """What retrieval returns for Q queries, as arrays: the form `judge_codes` takes.
@@ -100,17 +109,23 @@ class RetrievedRun:
       doc_ids  Q lists of product ids, each in the order retrieved (best first)
       scores   (Q, K) float32, row q's first lengths[q] entries are its scores, the rest 0
       lengths  (Q,) int64, K = the longest list
+      codes    (Q, K) int64 codes in `codes_for` (−1: unjudged or padding), when retrieval looked them up
     """
 
     queries: tuple[str, ...]
     doc_ids: tuple[list[str], ...]
     scores: np.ndarray
     lengths: np.ndarray
+    codes: np.ndarray | None = None
+    codes_for: CodedQrels | None = None
 
     @classmethod
-    def from_lists(cls, queries: Sequence[str], doc_ids: Sequence[Sequence[str]],
-                   scores: Sequence[Sequence[float]]) -> RetrievedRun:
-        """From per-query product ids and scores (equal lengths per query)."""
+    def from_lists(
+        cls, queries: Sequence[str], doc_ids: Sequence[Sequence[str]], scores: Sequence[Sequence[float]],
+        *, codes: Sequence[np.ndarray] | None = None, codes_for: CodedQrels | None = None,
+    ) -> RetrievedRun:
+        """From per-query product ids and scores (equal lengths per query), and optionally the per-query
+        codes (`lookup_codes`) in `codes_for`."""
         if not len(queries) == len(doc_ids) == len(scores):
             raise ValueError("queries, doc_ids and scores need one entry per query")
         lengths = np.fromiter(map(len, doc_ids), dtype=np.int64, count=len(doc_ids))
@@ -119,18 +134,25 @@ class RetrievedRun:
         matrix = np.zeros((len(doc_ids), int(lengths.max(initial=0))), dtype=np.float32)
         for row, (values, n) in enumerate(zip(scores, lengths.tolist(), strict=True)):
             matrix[row, :n] = values
-        return cls(tuple(queries), tuple(list(ids) for ids in doc_ids), matrix, lengths)
+        coded_matrix = None
+        if codes is not None:
+            if codes_for is None or len(codes) != len(doc_ids):
+                raise ValueError("codes need one array per query and the CodedQrels they refer to")
+            coded_matrix = np.full(matrix.shape, -1, dtype=np.int64)
+            for row, (values, n) in enumerate(zip(codes, lengths.tolist(), strict=True)):
+                coded_matrix[row, :n] = values
+        return cls(tuple(queries), tuple(list(ids) for ids in doc_ids), matrix, lengths, coded_matrix, codes_for)
 
-    def codes(self, coded: CodedQrels) -> np.ndarray:
-        """(Q, K) int64 codes of the retrieved products in `coded` (−1: not judged for that query).
-
-        One dict look-up per retrieved product in its query's small table, done once per run."""
+    def codes_in(self, coded: CodedQrels) -> np.ndarray:
+        """(Q, K) int64 codes of the retrieved products in `coded` (−1: not judged for that query):
+        the ones retrieval looked up, else one dict look-up per product now."""
         if self.queries != coded.queries:
             raise ValueError("the run and the ground truth must list the same queries in the same order")
+        if self.codes is not None and self.codes_for is coded:
+            return self.codes
         out = np.full(self.scores.shape, -1, dtype=np.int64)
-        for row, (ids, table, n) in enumerate(zip(self.doc_ids, coded.positions, self.lengths.tolist(),
-                                                  strict=True)):
-            out[row, :n] = np.fromiter(map(table.get, ids, repeat(-1)), dtype=np.int64, count=n)
+        for row, (ids, n) in enumerate(zip(self.doc_ids, self.lengths.tolist(), strict=True)):
+            out[row, :n] = lookup_codes(coded, row, ids)
         return out
 
     def as_run(self, rename: Mapping[str, str] | None = None) -> Run:
@@ -146,10 +168,12 @@ class RetrievedRun:
 def judge_codes(coded: CodedQrels, run: RetrievedRun, *, depth: int = 1000,
                 codes: np.ndarray | None = None) -> JudgedRun:
     """The `JudgedRun` of `run` against `coded`: equal to `judge_run(run.as_run(), coded.to_qrels(),
-    depth=depth)`, computed with array indexing. `codes` may pass `run.codes(coded)` already computed."""
+    depth=depth)`, computed with array indexing. Codes: `codes` if given, else `run.codes_in(coded)`."""
     if depth < 1:
         raise ValueError(f"depth must be ≥ 1, got {depth}")
-    codes = run.codes(coded) if codes is None else codes
+    if run.queries != coded.queries:
+        raise ValueError("the run and the ground truth must list the same queries in the same order")
+    codes = run.codes_in(coded) if codes is None else codes
     if codes.shape != run.scores.shape:
         raise ValueError(f"codes {codes.shape} must have the shape of the scores {run.scores.shape}")
     if coded.rels.size:

@@ -23,8 +23,8 @@ class SplitTimings:
 
     prepare_s: float  # read the split table, rel, sampling, ground truth
     embed_s: float  # query embedding
-    search_s: float  # retrieval through the store (the evaluated run)
-    metrics_s: float  # product ids → codes, judging, metrics
+    search_s: float  # retrieval through the store (the evaluated run), hits → arrays and codes
+    metrics_s: float  # judging and metrics
     exact_search_s: float | None = None
 
     @property

@@ -26,7 +26,7 @@ from gcl_vectordb.data import SPLITS, Dataset, open_dataset
 from gcl_vectordb.data.tables import DEFAULT_WEIGHT_COLUMN
 from gcl_vectordb.encoders import Encoder, load_encoder
 from gcl_vectordb.errors import ConfigError, GclVdbError
-from gcl_vectordb.evaluation.coded import RetrievedRun, judge_codes
+from gcl_vectordb.evaluation.coded import RetrievedRun, judge_codes, lookup_codes
 from gcl_vectordb.evaluation.metrics import MetricTable, compute_metrics
 from gcl_vectordb.evaluation.protocol import (
     DEFAULT_SEED,
@@ -190,23 +190,27 @@ def retrieve(
     store: VectorStore, collection: str, prepared: PreparedSplit, vectors: np.ndarray, config: EvalConfig, *,
     exact: bool, progress: Progress = NULL_PROGRESS,
 ) -> RetrievedRun:
-    """Top-k of every query through the store: `config.vector`, filter corpus == the split's, limit k."""
+    """Top-k of every query through the store: `config.vector`, filter corpus == the split's, limit k;
+    handed over as arrays with each product's code in the split's ground truth (`lookup_codes`)."""
     kind = "exact" if exact else "HNSW"
     task = progress.task(f"{prepared.split.name}: {kind} search", total=len(vectors), unit="queries")
+    coded = prepared.coded
     ids: list[list[str]] = []
     scores: list[list[float]] = []
+    codes: list[np.ndarray] = []
     for start in range(0, len(vectors), config.batch_size):
         requests = [
             SearchRequest(vector, mode=config.vector, limit=config.k, corpus=prepared.corpus, exact=exact,
                           with_payload=False, hnsw_ef=None if exact else config.hnsw_ef)
             for vector in vectors[start:start + config.batch_size]
         ]
-        for hits in store.search_batch(collection, requests):
+        for row, hits in enumerate(store.search_batch(collection, requests), start):
             ids.append([hit.product_id for hit in hits])
             scores.append([hit.score for hit in hits])
+            codes.append(lookup_codes(coded, row, ids[-1]))  # while the id strings are fresh
         task.advance(len(requests))
     task.close()
-    return RetrievedRun.from_lists(prepared.queries, ids, scores)
+    return RetrievedRun.from_lists(prepared.queries, ids, scores, codes=codes, codes_for=coded)
 
 
 def score_run(prepared: PreparedSplit, run: RetrievedRun, k: int) -> MetricTable:
