@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import chain, repeat
 
 import numpy as np
 
@@ -57,8 +57,8 @@ class CodedQrels:
         offsets = np.concatenate(([0], np.cumsum(counts)))
         total = int(offsets[-1])
         doc_ids = np.empty(total, dtype=object)
-        doc_ids[:] = [doc for judged in judgments for doc in judged]
-        rels = np.fromiter((rel for judged in judgments for rel in judged.values()), dtype=np.int64, count=total)
+        doc_ids[:] = list(chain.from_iterable(judgments))
+        rels = np.fromiter(chain.from_iterable(j.values() for j in judgments), dtype=np.int64, count=total)
         if rels.size and (rels.min() < 0 or rels.max() > np.iinfo(np.int32).max):
             raise ValueError("judged rels must be integers in 0 .. 2^31 − 1 (0 = judged non-relevant)")
         positions = tuple(
@@ -181,7 +181,7 @@ def judge_codes(coded: CodedQrels, run: RetrievedRun, *, depth: int = 1000,
         unordered[codes < 0] = 0
     else:
         unordered = np.zeros(codes.shape, dtype=np.int32)
-    order = trec_rank_order(run.scores, run.lengths, lambda q, j: run.doc_ids[q][j])
+    order = trec_rank_order(run.scores, run.lengths, run.doc_ids)
     gains = np.ascontiguousarray(np.take_along_axis(unordered, order[:, :depth], axis=1))
     retrieved = np.minimum(run.lengths, depth)
     return JudgedRun(coded.queries, gains, retrieved, coded.ideal, coded.n_relevant, coded.max_rel, depth)
