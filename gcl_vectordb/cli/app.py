@@ -61,6 +61,7 @@ def _register_commands() -> None:
     # Imported here so that each command module can import `app`-free helpers without cycles.
     from gcl_vectordb.cli import collections as collections_cli
     from gcl_vectordb.cli import data as data_cli
+    from gcl_vectordb.cli.evaluate import evaluate_command
     from gcl_vectordb.cli.export import export_command
 
     app.add_typer(data_cli.app, name="data", help="Create, download and inspect Marqo-GS datasets.")
@@ -68,6 +69,7 @@ def _register_commands() -> None:
         collections_cli.app, name="collections", help="List, inspect and drop the collections in the store."
     )
     app.command("export")(export_command)
+    app.command("evaluate")(evaluate_command)
 
 
 _register_commands()

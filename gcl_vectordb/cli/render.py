@@ -230,3 +230,40 @@ def print_dataset_info(info: Any) -> None:
         warn(f"{sum(info.rejects.values()):,} rows would be skipped ({counts}), e.g.:")
         for example in info.reject_examples:
             error_console.print(f"  {example}", markup=False)
+
+
+# --- gcl-vdb evaluate -----------------------------------------------------------------------------------
+
+_HEADLINE_COLUMNS = {"ndcg@10": "NDCG@10", "err": "mERR", "rbp@0.7": "mRBP7", "rbp@0.8": "mRBP8",
+                     "rbp@0.9": "mRBP9", "map@1000": "MAP@1000", "mrr@1000": "MRR@1000"}
+
+
+def evaluation_report(report: Any) -> None:
+    """The `EvalReport` of `gcl-vdb evaluate`: the headline metrics (rows) per split (columns), the HNSW
+    cost under --approx, and the brute-force verdicts. Transposed so that four splits fit 80 columns."""
+    s = report.settings
+    splits = [r.split for r in report.splits]
+    names = list(report.splits[0].headline()) if report.splits else []
+    rows = [[_HEADLINE_COLUMNS.get(m, m), *(r.headline()[m] for r in report.splits)] for m in names]
+    rows += [["queries", *(r.n_queries for r in report.splits)],
+             ["seconds", *(f"{r.timings.total_s:.1f}" for r in report.splits)]]
+    print_table(
+        f"GCL evaluation of {s.collection}: {s.search} search on {s.vector}, top-{s.k}, seed {s.seed}, "
+        f"model {s.model_ref}", ["metric", *splits], rows, right_align=splits,
+    )
+    approx = [r for r in report.splits if r.exact_metrics is not None]
+    if approx:
+        deltas = [[_HEADLINE_COLUMNS.get(m, m), *(f"{r.delta()[m]:+.4f}" for r in approx)] for m in names]
+        deltas.append(["top-k overlap", *(r.hnsw_overlap for r in approx)])
+        print_table("HNSW − exact (negative: ranking quality the index costs)",
+                    ["metric", *(r.split for r in approx)], deltas, right_align=[r.split for r in approx])
+    for r in report.splits:
+        check = r.bruteforce
+        if check is None:
+            continue
+        verdict = "[green]identical[/green]" if check.passed else "[bold red]DIFFERENT[/bold red]"
+        console.print(
+            f"brute-force check {r.split}: {verdict} — {check.n_queries} queries over {check.n_documents:,} "
+            f"vectors; rankings identical up to ties: {'yes' if check.rankings_identical else 'no'}; "
+            f"max |Δ score| {check.max_score_difference:.1e}; max |Δ metric| {check.max_metric_difference:.1e}"
+        )

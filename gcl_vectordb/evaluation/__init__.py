@@ -1,9 +1,14 @@
-"""Evaluation: judge a retrieval run against graded ground truth and compute the protocol's metrics.
+"""Evaluation: the GCL protocol, judging a retrieval run against graded ground truth, the metrics.
 
-`judge_run(run, qrels)` → `JudgedRun` (dense arrays); `compute_metrics(judged)` → `MetricTable`
+`protocol`: `rescale_relevance`, `sample_queries`, `build_qrels`, `prepare_split` → `PreparedSplit`
+(test queries, ground truth, TREC ids). `judge_run(run, qrels)` → `JudgedRun` (dense arrays), or the
+string-free fast path `judge_codes(CodedQrels, RetrievedRun)`; `compute_metrics(judged)` → `MetricTable`
 (per-query values, means, the protocol's headline); `trec` reads and writes standard TREC files.
+Through the vector store: `gcl_vectordb.evaluation.runner.evaluate(EvalConfig(...))` → `EvalReport`
+(imported from its module: it needs the store and the encoders).
 """
 
+from gcl_vectordb.evaluation.coded import CodedQrels, RetrievedRun, judge_codes, lookup_codes
 from gcl_vectordb.evaluation.judging import JudgedRun, Qrels, RankedRun, Run, judge_run, trec_rank_order
 from gcl_vectordb.evaluation.metrics import (
     DEFAULT_KS,
@@ -13,20 +18,40 @@ from gcl_vectordb.evaluation.metrics import (
     compute_metrics,
     metric_name,
 )
+from gcl_vectordb.evaluation.protocol import (
+    PreparedSplit,
+    build_qrels,
+    prepare_frame,
+    prepare_split,
+    relevance_frame,
+    rescale_relevance,
+    sample_queries,
+)
 from gcl_vectordb.evaluation.trec import read_qrels, read_run, save_trec_files, write_qrels, write_run
 
 __all__ = [
     "DEFAULT_KS",
     "DEFAULT_RBP_PS",
     "HEADLINE",
+    "CodedQrels",
     "JudgedRun",
     "MetricTable",
+    "PreparedSplit",
     "Qrels",
     "RankedRun",
+    "RetrievedRun",
     "Run",
+    "build_qrels",
     "compute_metrics",
+    "judge_codes",
     "judge_run",
+    "lookup_codes",
     "metric_name",
+    "prepare_frame",
+    "prepare_split",
+    "relevance_frame",
+    "rescale_relevance",
+    "sample_queries",
     "read_qrels",
     "read_run",
     "save_trec_files",

@@ -64,12 +64,15 @@ class JudgedRun:
         return len(self.queries)
 
 
-def trec_rank_order(scores: np.ndarray, lengths: np.ndarray, doc_id: Callable[[int, int], str]) -> np.ndarray:
+def trec_rank_order(
+    scores: np.ndarray, lengths: np.ndarray, doc_id: Callable[[int, int], str] | Sequence[Sequence[str]]
+) -> np.ndarray:
     """Column order (Q, W) that ranks every row of `scores` as trec_eval does.
 
     scores (Q, W): row q holds the scores of query q's first lengths[q] documents, the rest is padding
-    (ranked last). Order: score descending compared as float32, then doc id descending. doc_id(q, j)
-    names the document behind scores[q, j]; it is called only for tied entries, which are rare.
+    (ranked last). Order: score descending compared as float32, then doc id descending. doc_id(q, j) —
+    or doc_id[q][j] when it is per-query lists of ids (no call per entry) — names the document behind
+    scores[q, j]; only tied entries are named, which are rare.
     """
     key = np.negative(scores, dtype=np.float32)
     if np.isnan(key).any():
@@ -87,14 +90,23 @@ def trec_rank_order(scores: np.ndarray, lengths: np.ndarray, doc_id: Callable[[i
     if not tied.size:
         return order
     tied = tied + tied // (width - 1)  # from the (Q, W−1) comparison grid to (Q, W) positions
-    members = np.union1d(tied, tied + 1)  # sorted, so each tie group is a contiguous run
-    group = np.cumsum(~np.isin(members - 1, tied, assume_unique=True))
+    ties_next = np.zeros(key.size, dtype=bool)  # flat position ties with the one after it (same row)
+    ties_next[tied] = True
+    in_group = ties_next.copy()
+    in_group[tied + 1] = True
+    members = np.flatnonzero(in_group)  # sorted, so each tie group is a contiguous run
+    starts = np.ones(members.size, dtype=bool)  # a member starts a group unless its predecessor ties with it
+    starts[members > 0] = ~ties_next[members[members > 0] - 1]
+    group = np.cumsum(starts)
     rows, positions = np.divmod(members, width)
     columns = order[rows, positions]
-    names = [str(doc_id(r, c)) for r, c in zip(rows.tolist(), columns.tolist(), strict=True)]
-    name_rank = np.empty(len(names), dtype=np.int64)
-    name_rank[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
-    order[rows, positions] = columns[np.lexsort((-name_rank, group))]
+    pairs = zip(rows.tolist(), columns.tolist(), strict=True)
+    names = [str(doc_id(r, c)) for r, c in pairs] if callable(doc_id) else [doc_id[r][c] for r, c in pairs]
+    # Groups ascending, names descending within each: sort by (group, name) ascending, flip everything,
+    # then put the groups back in ascending order with a stable sort. numpy compares str arrays by code
+    # point, as Python and trec_eval's strcmp on UTF-8 do (ids hold no NUL characters).
+    flipped = np.lexsort((np.array(names, dtype=str), group))[::-1]
+    order[rows, positions] = columns[flipped[np.argsort(group[flipped], kind="stable")]]
     return order
 
 

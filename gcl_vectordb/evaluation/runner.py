@@ -1,0 +1,242 @@
+"""`evaluate`: the GCL protocol run through the vector store, split by split.
+
+Per split: read the split table and apply the protocol (`protocol.prepare_split`), embed the test
+queries with the model that built the collection, retrieve the top-k of each through the store (exact
+search, filter corpus == the split's corpus, limit k, the chosen named vector), judge the run with
+integer codes (`coded.judge_codes`) and compute the metrics. Optionally: the same with HNSW (`approx`),
+TREC files of the run and ground truth, and the numpy brute-force check.
+
+    report = evaluate(EvalConfig(splits=("novel-doc",), collection="gs10m", store="gcl-vdb-store"))
+    report.splits[0].headline()["ndcg@10"]
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from gcl_vectordb import __version__
+from gcl_vectordb.data import SPLITS, Dataset, open_dataset
+from gcl_vectordb.data.tables import DEFAULT_WEIGHT_COLUMN
+from gcl_vectordb.encoders import Encoder, load_encoder
+from gcl_vectordb.errors import ConfigError, GclVdbError
+from gcl_vectordb.evaluation.coded import RetrievedRun, judge_codes, lookup_codes
+from gcl_vectordb.evaluation.metrics import MetricTable, compute_metrics
+from gcl_vectordb.evaluation.protocol import (
+    DEFAULT_SEED,
+    DEFAULT_TOP_K,
+    DEFAULT_TOP_Q,
+    PreparedSplit,
+    prepare_split,
+)
+from gcl_vectordb.evaluation.report import EvalReport, EvalSettings, SplitReport, SplitTimings
+from gcl_vectordb.evaluation.trec import save_trec_files
+from gcl_vectordb.progress import NULL_PROGRESS, Progress
+from gcl_vectordb.store import CollectionRecord, SearchRequest, VectorStore, check_model, open_store
+
+log = logging.getLogger(__name__)
+
+DocumentVector = Literal["fused", "image", "title"]
+DOCUMENT_VECTORS: tuple[str, ...] = ("fused", "image", "title")
+RUN_TAG = "gcl-vdb"
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What to evaluate and how. `splits`: split names, or ("all",) for the four Marqo-GS splits.
+
+    `data`: the dataset folder; None takes the collection record's `dataset_root`, then `default_data`.
+    `k` is both the retrieval depth and the ground-truth cap (the official code uses one top_k for
+    both). `approx` retrieves with the HNSW index (and also runs exact search, to report the cost).
+    `batch_size`: queries per embedding batch and per store round trip.
+    """
+
+    splits: tuple[str, ...] = ("all",)
+    collection: str = "gs10m"
+    store: str = "gcl-vdb-store"
+    api_key: str | None = field(default=None, repr=False)
+    data: Path | None = None
+    default_data: Path | None = None
+    top_q: int = DEFAULT_TOP_Q
+    k: int = DEFAULT_TOP_K
+    vector: DocumentVector = "fused"
+    approx: bool = False
+    hnsw_ef: int | None = None
+    seed: int = DEFAULT_SEED
+    save_run: Path | None = None
+    check_bruteforce: bool = False
+    batch_size: int = 256
+    weight_column: str = DEFAULT_WEIGHT_COLUMN
+
+    def __post_init__(self) -> None:
+        names = tuple(s.name for s in SPLITS) if "all" in self.splits else tuple(dict.fromkeys(self.splits))
+        if not names:
+            raise ConfigError("no split to evaluate", f"use --split with one of: all, {_split_names()}")
+        for name in names:
+            if name not in {s.name for s in SPLITS}:
+                raise ConfigError(f"unknown split {name!r}", f"use one of: all, {_split_names()}")
+        object.__setattr__(self, "splits", names)
+        if self.vector not in DOCUMENT_VECTORS:
+            raise ConfigError(f"unknown document vector {self.vector!r}", f"use {', '.join(DOCUMENT_VECTORS)}")
+        for name in ("top_q", "k", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.hnsw_ef is not None and self.hnsw_ef < 1:
+            raise ConfigError(f"hnsw_ef must be ≥ 1, got {self.hnsw_ef}")
+
+
+def _split_names() -> str:
+    return ", ".join(s.name for s in SPLITS)
+
+
+def evaluate(config: EvalConfig, progress: Progress = NULL_PROGRESS) -> EvalReport:
+    """Evaluate every split of `config` through the store; see the module docstring."""
+    started = time.perf_counter()
+    with open_store(config.store, api_key=config.api_key) as store:
+        record = store.get_record(config.collection)
+        dataset = open_dataset(_data_root(config, record))
+        splits = [dataset.split(name) for name in config.splits]  # every split file checked before work
+        encoder = load_encoder(record.model_ref, batch_size=config.batch_size)
+        check_model(record, encoder.model_ref, encoder.dim)
+        reports = tuple(
+            _evaluate_split(store, record, encoder, dataset, split.name, config, progress) for split in splits
+        )
+    settings = EvalSettings(
+        model_ref=record.model_ref, collection=record.name, store=store.location, dataset=str(dataset.root),
+        vector=config.vector, search="hnsw" if config.approx else "exact", top_q=config.top_q, k=config.k,
+        seed=config.seed, weight_column=config.weight_column, versions=library_versions(),
+    )
+    return EvalReport(settings, reports, time.perf_counter() - started)
+
+
+def _data_root(config: EvalConfig, record: CollectionRecord) -> Path:
+    root = config.data or (Path(record.dataset_root) if record.dataset_root else None) or config.default_data
+    if root is None:
+        raise ConfigError(f"collection {record.name!r} records no dataset folder", "pass --data DIR")
+    return root
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of what decides the figures: gcl-vdb, the engine, the runtime, numpy, pandas."""
+    versions = {"gcl-vdb": __version__}
+    for package in ("qdrant-edge-py", "qdrant-client", "onnxruntime", "numpy", "pandas"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def _evaluate_split(
+    store: VectorStore, record: CollectionRecord, encoder: Encoder, dataset: Dataset, name: str,
+    config: EvalConfig, progress: Progress,
+) -> SplitReport:
+    clock = time.perf_counter()
+    prepared = prepare_split(dataset, name, top_q=config.top_q, top_k=config.k, seed=config.seed,
+                             weight_column=config.weight_column)
+    prepared.coded  # noqa: B018 — the ground truth as arrays, built once per split (protocol time)
+    prepare_s, clock = _lap(clock)
+    vectors = embed_queries(encoder, prepared.queries, config.batch_size, progress, name)
+    embed_s, clock = _lap(clock)
+    run = retrieve(store, record.name, prepared, vectors, config, exact=not config.approx, progress=progress)
+    search_s, clock = _lap(clock)
+    table = score_run(prepared, run, config.k)
+    metrics_s, clock = _lap(clock)
+    exact_run, exact_table, exact_s, overlap = run, None, None, None
+    if config.approx:
+        exact_run = retrieve(store, record.name, prepared, vectors, config, exact=True, progress=progress)
+        exact_s, clock = _lap(clock)
+        exact_table, overlap = score_run(prepared, exact_run, config.k), top_k_overlap(run, exact_run)
+    check = None
+    if config.check_bruteforce:
+        from gcl_vectordb.evaluation.bruteforce import bruteforce_check
+
+        check = bruteforce_check(store, record.name, dataset, prepared, vectors, exact_run, vector=config.vector,
+                                 k=config.k, progress=progress)
+    files = _save_run(config.save_run, name, prepared, run) if config.save_run is not None else ()
+    log.info("%s: %d queries, NDCG@10 %.4f", name, len(prepared.queries), table.mean()["ndcg@10"])
+    return SplitReport(
+        split=name, corpus=prepared.corpus, search="hnsw" if config.approx else "exact",
+        n_queries=len(prepared.queries), n_distinct_queries=prepared.n_distinct_queries,
+        n_judgments=int(prepared.coded.rels.size), metrics=table,
+        timings=SplitTimings(prepare_s, embed_s, search_s, metrics_s, exact_s), exact_metrics=exact_table,
+        hnsw_overlap=overlap, bruteforce=check, run_files=files,
+    )
+
+
+def _lap(start: float) -> tuple[float, float]:
+    now = time.perf_counter()
+    return now - start, now
+
+
+def embed_queries(encoder: Encoder, queries: tuple[str, ...], batch_size: int, progress: Progress,
+                  label: str = "") -> np.ndarray:
+    """Text embeddings `(Q, dim)` float32 of the queries, batch by batch."""
+    task = progress.task(f"{label}: embedding queries", total=len(queries), unit="queries")
+    chunks = []
+    for start in range(0, len(queries), batch_size):
+        chunks.append(encoder.encode_texts(list(queries[start:start + batch_size])))
+        task.advance(len(chunks[-1]))
+    task.close()
+    return np.concatenate(chunks) if chunks else np.zeros((0, encoder.dim), dtype=np.float32)
+
+
+def retrieve(
+    store: VectorStore, collection: str, prepared: PreparedSplit, vectors: np.ndarray, config: EvalConfig, *,
+    exact: bool, progress: Progress = NULL_PROGRESS,
+) -> RetrievedRun:
+    """Top-k of every query through the store: `config.vector`, filter corpus == the split's, limit k;
+    handed over as arrays with each product's code in the split's ground truth (`lookup_codes`)."""
+    kind = "exact" if exact else "HNSW"
+    task = progress.task(f"{prepared.split.name}: {kind} search", total=len(vectors), unit="queries")
+    coded = prepared.coded
+    ids: list[list[str]] = []
+    scores: list[list[float]] = []
+    codes: list[np.ndarray] = []
+    for start in range(0, len(vectors), config.batch_size):
+        requests = [
+            SearchRequest(vector, mode=config.vector, limit=config.k, corpus=prepared.corpus, exact=exact,
+                          with_payload=False, hnsw_ef=None if exact else config.hnsw_ef)
+            for vector in vectors[start:start + config.batch_size]
+        ]
+        for row, hits in enumerate(store.search_batch(collection, requests), start):
+            ids.append([hit.product_id for hit in hits])
+            scores.append([hit.score for hit in hits])
+            codes.append(lookup_codes(coded, row, ids[-1]))  # while the id strings are fresh
+        task.advance(len(requests))
+    task.close()
+    return RetrievedRun.from_lists(prepared.queries, ids, scores, codes=codes, codes_for=coded)
+
+
+def score_run(prepared: PreparedSplit, run: RetrievedRun, k: int) -> MetricTable:
+    """Judge `run` against the split's ground truth (integer codes, trec_eval ranking) → metrics."""
+    return compute_metrics(judge_codes(prepared.coded, run, depth=k))
+
+
+def top_k_overlap(approx: RetrievedRun, exact: RetrievedRun) -> float:
+    """Mean over queries of |approx top-k ∩ exact top-k| / |exact top-k| (1.0 where exact is empty)."""
+    shares = [len(set(a) & set(e)) / len(e) if e else 1.0 for a, e in zip(approx.doc_ids, exact.doc_ids, strict=True)]
+    return float(np.mean(shares)) if shares else 1.0
+
+
+def _save_run(directory: Path, name: str, prepared: PreparedSplit, run: RetrievedRun) -> tuple[Path, ...]:
+    """run.<split>.trec, qrels.<split>.trec (keyed by TREC query id) and queries.<split>.tsv (id → text)."""
+    rename = dict(zip(prepared.queries, prepared.query_ids, strict=True))
+    try:
+        run_path, qrels_path = save_trec_files(directory, name, run.as_run(rename), prepared.trec_qrels(), RUN_TAG)
+        queries_path = directory / f"queries.{name}.tsv"
+        queries_path.write_text(
+            "".join(f"{qid}\t{text}\n" for text, qid in rename.items()), encoding="utf-8"
+        )
+    except OSError as exc:
+        raise GclVdbError(f"cannot write the run files into {directory}: {exc}", "check --save-run DIR") from exc
+    return run_path, qrels_path, queries_path
+
+
+__all__ = ["DOCUMENT_VECTORS", "EvalConfig", "embed_queries", "evaluate", "retrieve", "score_run"]
