@@ -62,12 +62,16 @@ def _register_commands() -> None:
     from gcl_vectordb.cli import collections as collections_cli
     from gcl_vectordb.cli import data as data_cli
     from gcl_vectordb.cli.export import export_command
+    from gcl_vectordb.cli.ingest import ingest_command
+    from gcl_vectordb.cli.query import query_command
 
     app.add_typer(data_cli.app, name="data", help="Create, download and inspect Marqo-GS datasets.")
     app.add_typer(
         collections_cli.app, name="collections", help="List, inspect and drop the collections in the store."
     )
     app.command("export")(export_command)
+    app.command("ingest")(ingest_command)
+    app.command("query")(query_command)
 
 
 _register_commands()
