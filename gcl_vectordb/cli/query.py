@@ -57,6 +57,8 @@ def query_command(
     from gcl_vectordb.search import QueryConfig, query
     from gcl_vectordb.settings import resolve_settings
 
+    if weights is not None and mode is not Mode.weighted:
+        raise typer.BadParameter(f"weights apply to --mode weighted, not {mode.value}", param_hint="--weights")
     parsed_weights = parse_weights(weights, "--weights") if weights is not None else None
     corpus, exact_matches = parse_filters(filters or [], "--filter")
     settings = resolve_settings(store=qdrant, collection=collection)

@@ -6,11 +6,16 @@
     print(report.points_written, report.rejects)
 
 Names load on first use: decode worker processes import `gcl_vectordb.ingest.decode` only.
+The package itself is callable — `gcl_vectordb.ingest(config)` is `ingest(config)` — because the
+top-level API exports the function under the package's own name (`import gcl_vectordb as gv;
+gv.ingest(config)`), and Python binds `gcl_vectordb.ingest` to this package once it is imported.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 _LAZY = {
@@ -31,3 +36,13 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+class _CallablePackage(types.ModuleType):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from gcl_vectordb.ingest.run import ingest
+
+        return ingest(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage
