@@ -53,8 +53,9 @@ def test_ingest_then_query_through_the_cli(tmp_path: Path, tiny_gs: Path, micro_
     assert answer["weights"] == {"image": 0.7, "title": 0.3}  # the collection's field weights by default
     assert answer["model_ref"] == str(micro_bundle) and answer["collection"] == "shop"
 
+    # without --fields, a run into an existing collection takes the collection's field weights
     again = runner.invoke(app, ["ingest", "--collection", "shop", "--data", str(tiny_gs), "--model",
-                                str(micro_bundle), "--qdrant", store, "--fields", "image=0.7,title=0.3", "--json"])
+                                str(micro_bundle), "--qdrant", store, "--json"])
     assert again.exit_code == 0, again.output
     report = json.loads(again.stdout)
     assert (report["points_written"], report["points_present"], report["points_total"]) == (0, 55, 55)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gcl_vectordb.data.records import CORPORA
-from gcl_vectordb.encoders.fusion import DEFAULT_FIELD_WEIGHTS, FIELDS
+from gcl_vectordb.encoders.fusion import FIELDS
 from gcl_vectordb.errors import ConfigError
 from gcl_vectordb.settings import DEFAULTS, WORK_DIR
 from gcl_vectordb.store import is_server_location
@@ -37,8 +37,9 @@ class IngestConfig:
     `store`: a folder (embedded engine), an http(s) URL, `:memory:` or `local:PATH`. `batch_size`:
     products per pipeline batch (the unit of upserts and of the resume cursor). `workers`: image
     decoding processes (None: one per CPU; 0: decode in a thread of this process). `field_weights`:
-    α of the fused vector. `state_dir`: where the resume state and the rejects file live (None: see
-    `default_state_dir`); `rejects`: the rejects file (None: `state_dir/rejects.jsonl`).
+    α of the fused vector (None: the existing collection's, else `DEFAULT_FIELD_WEIGHTS`).
+    `state_dir`: where the resume state and the rejects file live (None: see `default_state_dir`);
+    `rejects`: the rejects file (None: `state_dir/rejects.jsonl`).
     `checkpoint_s`: seconds between durable checkpoints (store flush, then the cursor); 0 = every batch.
     `shards` / `replicas`: server collections only.
     """
@@ -50,7 +51,7 @@ class IngestConfig:
     api_key: str | None = field(default=None, repr=False)
     batch_size: int = 128
     workers: int | None = None
-    field_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_FIELD_WEIGHTS))
+    field_weights: Mapping[str, float] | None = None
     build_index: bool = True
     rejects: Path | None = None
     state_dir: Path | None = None
@@ -58,14 +59,15 @@ class IngestConfig:
     replicas: int = 1
     corpora: tuple[int, ...] = CORPORA
     images_dir: Path | None = None
-    checkpoint_s: float = 2.0
+    checkpoint_s: float = 5.0
     device: str = "auto"
     encoder_batch_size: int = 64
 
     def __post_init__(self) -> None:
         validate_collection_name(self.collection)
         object.__setattr__(self, "data", Path(self.data))
-        object.__setattr__(self, "field_weights", check_ingest_weights(self.field_weights))
+        if self.field_weights is not None:
+            object.__setattr__(self, "field_weights", check_ingest_weights(self.field_weights))
         object.__setattr__(self, "corpora", tuple(self.corpora))
         if not self.model_ref:
             raise ConfigError("no model given", "pass --model MODEL_DIR (an ONNX bundle or a checkpoint)")

@@ -126,14 +126,14 @@ class Pipeline:
             while (item := self._get(self.to_encode)) is not _DONE:
                 self._put(self.to_upsert, self._encode(item))
             self._put(self.to_upsert, _DONE)
-        except BaseException:
+            writer.join()
+        except BaseException:  # Ctrl-C lands here too, even while waiting for the last writes
             self.stop.set()
             self._finish_writes(writer)
             raise
         finally:
             self.stop.set()
             reader.join()
-            writer.join()
         if self.failure is not None:
             raise self.failure
         return self.tally
@@ -166,18 +166,18 @@ class Pipeline:
             if cursor.complete:
                 self.committed[corpus].set()
                 continue
-            log_ = RejectLog()
+            rejected = RejectLog()
             end = cursor.done
             clock = time.perf_counter()
-            for products in setup.dataset.iter_products(corpus, batch_size=setup.batch_size, rejects=log_,
+            for products in setup.dataset.iter_products(corpus, batch_size=setup.batch_size, rejects=rejected,
                                                         start=cursor.done):
                 end += len(products)
-                batch = self._prepare(corpus, end, products, log_.drain())
+                batch = self._prepare(corpus, end, products, rejected.drain())
                 self.tally.seconds["read"] += time.perf_counter() - clock
                 if not self._put(self.to_encode, batch):
                     return
                 clock = time.perf_counter()
-            if not self._put(self.to_encode, ReadBatch(corpus, end, [], 0, log_.drain(), complete=True)):
+            if not self._put(self.to_encode, ReadBatch(corpus, end, [], 0, rejected.drain(), complete=True)):
                 return
             # Products of the next corpus are checked against the store for ids of this one: wait until
             # this corpus is all written (one batch of lost overlap per corpus).

@@ -12,6 +12,7 @@ survive a SIGKILL even before `flush()`; the cursor still moves only after a flu
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import multiprocessing
@@ -21,9 +22,15 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from gcl_vectordb.data.dataset import DATA_HINT, Dataset, open_dataset
-from gcl_vectordb.encoders import Encoder, load_encoder
+from gcl_vectordb.encoders import DEFAULT_FIELD_WEIGHTS, Encoder, load_encoder
 from gcl_vectordb.errors import CollectionNotFound, ConfigError, DataError
-from gcl_vectordb.ingest.config import STATE_FILE, CorpusCounts, IngestConfig, IngestReport
+from gcl_vectordb.ingest.config import (
+    STATE_FILE,
+    CorpusCounts,
+    IngestConfig,
+    IngestReport,
+    check_ingest_weights,
+)
 from gcl_vectordb.ingest.decode import init_worker
 from gcl_vectordb.ingest.pipeline import Pipeline, PipelineSetup, Tally
 from gcl_vectordb.ingest.state import IngestState, RejectsFile, dataset_fingerprint
@@ -53,29 +60,23 @@ def ingest(config: IngestConfig, progress: Progress = NULL_PROGRESS) -> IngestRe
     corpora = tuple(c for c in config.corpora if c in dataset.corpora)
     if not corpora:
         raise DataError(f"{config.data} holds none of the corpora {config.corpora}", DATA_HINT)
-    seconds: dict[str, float] = {}
     with open_store(config.store, api_key=config.api_key) as store:
-        existing = _stored_record(store, config.collection)
-        if existing is not None:
-            _check_same_source(existing, config, dataset)
-            store.count(config.collection)  # takes the collection now: "in use" before the slow work
-        clock = time.perf_counter()
-        encoder = load_encoder(config.model_ref, device=config.device, batch_size=config.encoder_batch_size)
-        seconds["model"] = time.perf_counter() - clock
-        record = existing or _new_record(config, dataset, encoder)
-        check_model(record, encoder.model_ref, encoder.dim)
-        if existing is None:
-            record = store.create_collection(record, shards=config.shards, replicas=config.replicas,
-                                             bulk_load=config.server)
+        record, encoder, created, seconds = _collection(config, store, dataset)
         state = IngestState.load(config.resolved_state_dir() / STATE_FILE, record.name, record.created_at,
                                  dataset_fingerprint(dataset.root))
         resumed_from = {c: state.cursor(c).done for c in corpora} if state.resumed else {}
         done_before = {c: state.cursor(c).done for c in corpora if state.cursor(c).complete}
         workers = available_cpus() if config.workers is None else config.workers
         rejects = RejectsFile(config.resolved_rejects(), resume=state.resumed)
+        setup = PipelineSetup(
+            dataset=dataset, store=store, collection=record.name, encoder=encoder,
+            field_weights=_field_weights(config, record), state=state, rejects=rejects,
+            corpora=corpora, batch_size=config.batch_size, workers=max(workers, 1),
+            checkpoint_s=config.checkpoint_s, images_dir=str(dataset.images_dir), task=NULL_PROGRESS.task(""),
+        )
         try:
             clock = time.perf_counter()
-            tally = _run_pipeline(config, dataset, store, encoder, state, rejects, corpora, workers, progress)
+            tally = _run_pipeline(setup, workers, progress)
             seconds["pipeline"] = time.perf_counter() - clock
         finally:
             rejects.close()
@@ -83,13 +84,44 @@ def ingest(config: IngestConfig, progress: Progress = NULL_PROGRESS) -> IngestRe
             clock = time.perf_counter()
             store.optimize(record.name, progress=progress)
             seconds["index"] = time.perf_counter() - clock
-        total = store.count(record.name)
-    seconds.update(tally.seconds)
-    seconds["total"] = time.perf_counter() - started
+        total, location = store.count(record.name), store.location
     for corpus, done in done_before.items():  # completed by an earlier run: skipped whole, all present
         tally.add(tally.present, corpus, done)
-    return _report(config, record, existing is None, tally, state, rejects, corpora, resumed_from, seconds,
-                   total, workers, encoder)
+    counts = tuple(CorpusCounts(c, tally.written.get(c, 0), tally.present.get(c, 0), tally.rejected.get(c, 0),
+                                state.cursor(c).done, state.cursor(c).complete) for c in corpora)
+    written = sum(c.written for c in counts)
+    seconds |= tally.seconds | {"total": time.perf_counter() - started}
+    return IngestReport(
+        collection=record.name, store=location, model_ref=encoder.model_ref, dim=encoder.dim, created=created,
+        points_written=written, points_present=sum(c.present for c in counts), points_total=total,
+        corpora=counts, rejects=dict(sorted(rejects.counts.items())), new_rejects=sum(c.rejected for c in counts),
+        rejects_file=rejects.path, state_file=state.path, resumed_from=resumed_from,
+        seconds={k: round(v, 4) for k, v in seconds.items()},
+        points_per_s=written / seconds["pipeline"] if seconds["pipeline"] else 0.0,
+        index_built=config.build_index, workers=workers,
+        missing_corpora=tuple(c for c in config.corpora if c not in corpora),
+    )
+
+
+def _collection(
+    config: IngestConfig, store: VectorStore, dataset: Dataset
+) -> tuple[CollectionRecord, Encoder, bool, dict[str, float]]:
+    """The collection to fill — checked against this ingest, or created — the encoder, whether the
+    collection is new, and the seconds the model took to load."""
+    existing = _stored_record(store, config.collection)
+    weights = _field_weights(config, existing)
+    if existing is not None:
+        _check_same_source(existing, dataset, weights)
+        store.count(config.collection)  # takes the collection now: "in use" before the slow work
+    clock = time.perf_counter()
+    encoder = load_encoder(config.model_ref, device=config.device, batch_size=config.encoder_batch_size)
+    seconds = {"model": time.perf_counter() - clock}
+    record = existing or _new_record(config, dataset, encoder, weights)
+    check_model(record, encoder.model_ref, encoder.dim)
+    if existing is None:
+        record = store.create_collection(record, shards=config.shards, replicas=config.replicas,
+                                         bulk_load=config.server)
+    return record, encoder, existing is None, seconds
 
 
 def _stored_record(store: VectorStore, name: str) -> CollectionRecord | None:
@@ -99,50 +131,52 @@ def _stored_record(store: VectorStore, name: str) -> CollectionRecord | None:
         return None
 
 
-def _check_same_source(record: CollectionRecord, config: IngestConfig, dataset: Dataset) -> None:
+def _field_weights(config: IngestConfig, existing: CollectionRecord | None) -> dict[str, float]:
+    """The α of the fused vector: as asked, else the collection's (a resumed run), else the defaults."""
+    if config.field_weights is not None:
+        return dict(config.field_weights)
+    if existing is not None and existing.field_weights:
+        return check_ingest_weights(existing.field_weights)
+    return dict(DEFAULT_FIELD_WEIGHTS)
+
+
+def _check_same_source(record: CollectionRecord, dataset: Dataset, weights: dict[str, float]) -> None:
     """A collection holds one dataset with one set of field weights: refuse to mix in another."""
     drop = f"ingest into another collection, or drop this one first (`gcl-vdb collections drop {record.name}`)"
     if record.dataset_root is not None and Path(record.dataset_root) != dataset.root:
         raise ConfigError(f"collection {record.name!r} was built from {record.dataset_root}, not {dataset.root}",
                           drop)
-    stored = {f: float(record.field_weights.get(f, 0.0)) for f in config.field_weights}
-    if any(not math.isclose(stored[f], w, abs_tol=1e-9) for f, w in config.field_weights.items()):
+    stored = {f: float(record.field_weights.get(f, 0.0)) for f in weights}
+    if record.field_weights and any(not math.isclose(stored[f], w, abs_tol=1e-9) for f, w in weights.items()):
         raise ConfigError(f"collection {record.name!r} was built with field weights {_weights(stored)}, "
-                          f"not {_weights(config.field_weights)}", drop)
+                          f"not {_weights(weights)}", drop)
 
 
 def _weights(weights: dict[str, float]) -> str:
     return ",".join(f"{k}={v:g}" for k, v in weights.items())
 
 
-def _new_record(config: IngestConfig, dataset: Dataset, encoder: Encoder) -> CollectionRecord:
+def _new_record(config: IngestConfig, dataset: Dataset, encoder: Encoder, weights: dict[str, float]) -> CollectionRecord:
     return CollectionRecord(
-        config.collection, model_ref=encoder.model_ref, dim=encoder.dim, field_weights=dict(config.field_weights),
+        config.collection, model_ref=encoder.model_ref, dim=encoder.dim, field_weights=weights,
         dataset_root=str(dataset.root),
         ingest={"layout": dataset.layout, "images_dir": str(dataset.images_dir), "batch_size": config.batch_size,
                 "corpora": list(config.corpora), "image_size": encoder.image_size},
     )
 
 
-def _run_pipeline(
-    config: IngestConfig, dataset: Dataset, store: VectorStore, encoder: Encoder, state: IngestState,
-    rejects: RejectsFile, corpora: tuple[int, ...], workers: int, progress: Progress,
-) -> Tally:
-    pending = [c for c in corpora if not state.cursor(c).complete]
-    total = sum(dataset.count_products(c) for c in corpora)
-    task = progress.task(f"ingesting into {config.collection}", total=total, unit="points")
-    task.update(completed=sum(state.cursor(c).done for c in corpora))
-    setup = PipelineSetup(
-        dataset=dataset, store=store, collection=config.collection, encoder=encoder,
-        field_weights=config.field_weights, state=state, rejects=rejects, corpora=corpora,
-        batch_size=config.batch_size, workers=max(workers, 1), checkpoint_s=config.checkpoint_s,
-        images_dir=str(dataset.images_dir), task=task,
-    )
+def _run_pipeline(setup: PipelineSetup, workers: int, progress: Progress) -> Tally:
+    """Run the pipeline with a progress bar (products of the corpora) and `workers` decode processes."""
+    cursors = [setup.state.cursor(c) for c in setup.corpora]
+    total = sum(setup.dataset.count_products(c) for c in setup.corpora)
+    task = progress.task(f"ingesting into {setup.collection}", total=total, unit="points")
+    task.update(completed=sum(c.done for c in cursors))
+    setup = dataclasses.replace(setup, task=task)
     pool = None
-    if workers > 0 and pending:
+    if workers > 0 and not all(c.complete for c in cursors):
         # spawn: forking a process that runs ORT/torch threads is unsafe; workers import little
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=init_worker, initargs=(encoder.preprocessor, os.getpid()))
+                                   initializer=init_worker, initargs=(setup.encoder.preprocessor, os.getpid()))
     try:
         return Pipeline(setup, pool).run()
     finally:
@@ -150,27 +184,3 @@ def _run_pipeline(
             pool.shutdown(wait=True, cancel_futures=True)
         task.update(completed=total)
         task.close()
-
-
-def _report(
-    config: IngestConfig, record: CollectionRecord, created: bool, tally: Tally, state: IngestState,
-    rejects: RejectsFile, corpora: tuple[int, ...], resumed_from: dict[int, int], seconds: dict[str, float],
-    total: int, workers: int, encoder: Encoder,
-) -> IngestReport:
-    counts = tuple(
-        CorpusCounts(c, tally.written.get(c, 0), tally.present.get(c, 0), tally.rejected.get(c, 0),
-                     state.cursor(c).done, state.cursor(c).complete)
-        for c in corpora
-    )
-    written = sum(c.written for c in counts)
-    present = sum(c.present for c in counts)
-    return IngestReport(
-        collection=record.name, store=config.store, model_ref=encoder.model_ref, dim=encoder.dim,
-        created=created, points_written=written, points_present=present, points_total=total,
-        corpora=counts, rejects=dict(sorted(rejects.counts.items())), new_rejects=sum(c.rejected for c in counts),
-        rejects_file=rejects.path, state_file=state.path, resumed_from=resumed_from,
-        seconds={k: round(v, 4) for k, v in seconds.items()},
-        points_per_s=written / seconds["pipeline"] if seconds.get("pipeline") else 0.0,
-        index_built=config.build_index, workers=workers,
-        missing_corpora=tuple(c for c in config.corpora if c not in corpora),
-    )
