@@ -141,3 +141,15 @@ def test_cold_query_imports_neither_torch_nor_pandas(ingested: Path, subprocess_
     assert run.returncode == 0, run.stderr[-2000:]
     assert len(json.loads(run.stdout)["hits"]) == 10
     assert "HEAVY [] SECONDS" in run.stderr, run.stderr[-2000:]
+
+
+def test_queries_load_only_the_text_tower(micro_bundle: Path) -> None:
+    from gcl_vectordb.errors import ModelError
+    from gcl_vectordb.search import cached_encoder
+
+    texts = ["red summer dress", "black leather boots"]
+    text_only = cached_encoder(str(micro_bundle))
+    assert text_only._image is None
+    np.testing.assert_array_equal(text_only.encode_texts(texts), load_encoder(str(micro_bundle)).encode_texts(texts))
+    with pytest.raises(ModelError, match="loaded for texts only"):
+        text_only.encode_pixels(np.zeros((1, 3, 32, 32), dtype=np.float32))

@@ -61,8 +61,9 @@ class QueryResult:
 
 @functools.lru_cache(maxsize=4)
 def cached_encoder(model_ref: str, device: str = "auto") -> Encoder:
-    """`load_encoder(model_ref)`, loaded once per process and model (services query many times)."""
-    return load_encoder(model_ref, device=device)
+    """The text side of `load_encoder(model_ref)`, loaded once per process and model (a service
+    queries many times; an ONNX bundle's image tower is never loaded)."""
+    return load_encoder(model_ref, device=device, towers=("text",))
 
 
 def search_products(
