@@ -158,10 +158,20 @@ def test_config_errors_are_clear(tmp_path: Path, tiny_gs: Path) -> None:
 
 def test_server_backend_through_local_mode(tmp_path: Path, tiny_gs: Path, micro_bundle: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from gcl_vectordb.store import ServerStore
+
+    calls = []
+    create, optimize = ServerStore.create_collection, ServerStore.optimize
+    monkeypatch.setattr(ServerStore, "create_collection",
+                        lambda self, record, **kw: calls.append(("create", kw)) or create(self, record, **kw))
+    monkeypatch.setattr(ServerStore, "optimize",
+                        lambda self, name, **kw: calls.append(("optimize", name)) or optimize(self, name, **kw))
     monkeypatch.chdir(tmp_path)  # the server's ingest state goes under ./gcl-vdb-work/ingest/<collection>
     location = f"local:{tmp_path / 'qdrant'}"
     report = ingest(_config(tiny_gs, micro_bundle, location))
     assert report.points_written == report.points_total == 55
+    # indexing deferred while loading, restored by optimize() at the end
+    assert calls == [("create", {"shards": 1, "replicas": 1, "bulk_load": True}), ("optimize", "gs")]
     assert report.state_file == Path("gcl-vdb-work/ingest/gs/state.json") and report.state_file.is_file()
     again = ingest(_config(tiny_gs, micro_bundle, location))
     assert (again.points_written, again.points_present) == (0, 55)

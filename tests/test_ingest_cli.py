@@ -61,6 +61,20 @@ def test_ingest_then_query_through_the_cli(tmp_path: Path, tiny_gs: Path, micro_
     assert (report["points_written"], report["points_present"], report["points_total"]) == (0, 55, 55)
 
 
+def test_server_backend_through_the_cli(tmp_path: Path, tiny_gs: Path, micro_bundle: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    location = f"local:{tmp_path / 'qdrant'}"
+    result = runner.invoke(app, ["ingest", "--collection", "gs", "--data", str(tiny_gs), "--model", str(micro_bundle),
+                                 "--qdrant", location, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["points_total"] == 55
+    result = runner.invoke(app, ["query", "red dress", "--collection", "gs", "--qdrant", location, "--json",
+                                 "--mode", "rrf"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["hits"]) == 10
+
+
 def _brute_force(ingested: Path, query: np.ndarray, vector: str, corpus: int | None = None) -> list[str]:
     points = stored_points(str(ingested), "gs", all_product_ids(Path(_dataset_root(ingested))))
     scored = [(float(p.vectors[vector] @ query), pid) for pid, p in points.items()
