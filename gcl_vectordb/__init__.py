@@ -22,8 +22,7 @@ Names are imported on first use, so `import gcl_vectordb` stays light.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from gcl_vectordb._lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -45,13 +44,4 @@ _LAZY = {
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    imported = importlib.import_module(module)
-    value = imported if module == f"{__name__}.{name}" else getattr(imported, name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY)

@@ -13,10 +13,11 @@ gv.ingest(config)`), and Python binds `gcl_vectordb.ingest` to this package once
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import Any
+
+from gcl_vectordb._lazy import lazy_attributes
 
 _LAZY = {
     "IngestConfig": "gcl_vectordb.ingest.config",
@@ -27,15 +28,7 @@ _LAZY = {
 }
 
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 class _CallablePackage(types.ModuleType):
