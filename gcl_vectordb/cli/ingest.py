@@ -34,7 +34,8 @@ def ingest_command(
     ] = None,
     fields: Annotated[
         str | None, typer.Option("--fields", metavar="image=A,title=B",
-                                 help="GCL field weights of the fused vector; default image=0.9,title=0.1.")
+                                 help="GCL field weights of the fused vector; default: the existing "
+                                                      "collection's, else image=0.9,title=0.1.")
     ] = None,
     no_index: Annotated[
         bool, typer.Option("--no-index", help="Skip building the search index at the end.")

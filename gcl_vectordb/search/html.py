@@ -57,12 +57,12 @@ def _card(hit: QueryHit, images_dir: str | None) -> str:
     title = html.escape(hit.title or "(no title)")
     picture = (f'<img src="{uri}" alt="{title}">' if uri
                else '<div class="noimage">no image</div>')
-    corpus = f" · corpus {hit.corpus}" if hit.corpus is not None else ""
+    corpus = f'<div class="corpus">corpus {hit.corpus}</div>' if hit.corpus is not None else ""
     return (
         f'<article class="card" data-rank="{hit.rank}">{picture}<div class="meta">'
         f'<span class="rank">#{hit.rank}</span><span class="score">{hit.score:.4f}</span>'
         f'<div class="title">{title}</div>'
-        f'<div class="pid">{html.escape(hit.product_id)}{html.escape(corpus)}</div></div></article>'
+        f'<div class="pid">{html.escape(hit.product_id)}</div>{corpus}</div></article>'
     )
 
 
