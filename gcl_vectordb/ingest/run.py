@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 
 def available_cpus() -> int:
+    """CPUs this process may use (the default number of decode workers)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -53,6 +54,8 @@ def ingest(config: IngestConfig, progress: Progress = NULL_PROGRESS) -> IngestRe
     Raises DataError (no dataset), ModelMismatch (a model of another dim than the collection's),
     ConfigError (another dataset or other field weights than the collection was built with),
     CollectionInUse / StoreUnreachable (store). Ctrl-C saves the state and re-raises KeyboardInterrupt.
+    Decode workers are spawned processes that import the main module: a script calling `ingest` with
+    workers > 0 needs the usual `if __name__ == "__main__":` guard.
     """
     started = time.perf_counter()
     images_dir = config.images_dir.resolve() if config.images_dir is not None else None
@@ -168,19 +171,20 @@ def _new_record(config: IngestConfig, dataset: Dataset, encoder: Encoder, weight
 def _run_pipeline(setup: PipelineSetup, workers: int, progress: Progress) -> Tally:
     """Run the pipeline with a progress bar (products of the corpora) and `workers` decode processes."""
     cursors = [setup.state.cursor(c) for c in setup.corpora]
-    total = sum(setup.dataset.count_products(c) for c in setup.corpora)
+    pending, done = not all(c.complete for c in cursors), sum(c.done for c in cursors)
+    total = sum(setup.dataset.count_products(c) for c in setup.corpora) if pending else done
     task = progress.task(f"ingesting into {setup.collection}", total=total, unit="points")
-    task.update(completed=sum(c.done for c in cursors))
-    setup = dataclasses.replace(setup, task=task)
+    task.update(completed=done)
     pool = None
-    if workers > 0 and not all(c.complete for c in cursors):
+    if workers > 0 and pending:
         # spawn: forking a process that runs ORT/torch threads is unsafe; workers import little
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=init_worker, initargs=(setup.encoder.preprocessor, os.getpid()))
     try:
-        return Pipeline(setup, pool).run()
+        tally = Pipeline(dataclasses.replace(setup, task=task), pool).run()
+        task.update(completed=total)  # the bar counts rows read, a little more or less than the total
+        return tally
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-        task.update(completed=total)
         task.close()
