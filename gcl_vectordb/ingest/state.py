@@ -9,7 +9,10 @@ starts at the cursor and at worst redoes the batches after it (whose points the 
 The state is tied to one collection instance (its `created_at`) and one dataset version (size and mtime
 of its corpus files): if either changed, the state starts over and only the store's contents decide what
 is skipped. The rejects file is JSON lines (source, row, product_id, corpus, reason, detail); a reject
-already in it is never written twice, so interrupted and resumed runs produce the same file.
+already in it is never written twice, so interrupted and resumed runs produce the same file. Rows the
+reader rejects name their file and 1-based row (`corpus_1.json`, 17); images that fail to decode name
+`images of corpus N` (row 0) and the file in `detail`; an id already stored for the other corpus is a
+`duplicate-product-id` from `corpus N` (row 0).
 """
 
 from __future__ import annotations
