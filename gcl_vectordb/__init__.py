@@ -1,3 +1,47 @@
-"""gcl-vdb: ranking-aware multimodal product search — GCL fine-tuning, ONNX towers, Qdrant, evaluation."""
+"""gcl-vdb: ranking-aware multimodal product search — GCL fine-tuning, ONNX towers, Qdrant, evaluation.
+
+Python API — the functions the CLI calls, for embedding gcl-vdb in your own service:
+
+    from pathlib import Path
+
+    import gcl_vectordb as gv
+
+    if __name__ == "__main__":  # ingest decodes images in worker processes, which import this file
+        report = gv.ingest(gv.IngestConfig(collection="gs10m", data=Path("gcl-vdb-work/data"),
+                                           model_ref="gcl-vdb-work/model", store="gcl-vdb-store"))
+        print(f"{report.points_written} points written, rejected: {report.rejects}")
+
+        with gv.open_store("gcl-vdb-store") as store:  # keep it open: one process holds a collection
+            result = gv.search_products(store, "gs10m", "red summer dress", mode="rrf", limit=10)
+        for hit in result.hits:
+            print(hit.rank, f"{hit.score:.3f}", hit.product_id, hit.title)
+        gv.write_results_page(result, Path("results.html"))
+
+Names are imported on first use, so `import gcl_vectordb` stays light.
+"""
+
+from __future__ import annotations
+
+from gcl_vectordb._lazy import lazy_attributes
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "IngestConfig": "gcl_vectordb.ingest.config",
+    "IngestReport": "gcl_vectordb.ingest.config",
+    "ingest": "gcl_vectordb.ingest",  # the package, callable as the function (see its docstring)
+    "QueryConfig": "gcl_vectordb.search.query",
+    "QueryHit": "gcl_vectordb.search.query",
+    "QueryResult": "gcl_vectordb.search.query",
+    "query": "gcl_vectordb.search.query",
+    "search_products": "gcl_vectordb.search.query",
+    "results_page": "gcl_vectordb.search.html",
+    "write_results_page": "gcl_vectordb.search.html",
+    "open_store": "gcl_vectordb.store",
+    "SearchRequest": "gcl_vectordb.store",
+    "load_encoder": "gcl_vectordb.encoders",
+    "open_dataset": "gcl_vectordb.data",
+}
+
+__all__ = ["__version__", *sorted(_LAZY)]
+__getattr__ = lazy_attributes(__name__, _LAZY)

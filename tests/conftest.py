@@ -9,7 +9,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-pytest_plugins = ["tests.encoder_fixtures"]
+pytest_plugins = ["tests.encoder_fixtures", "tests.ingest_fixtures"]
 
 
 @pytest.fixture

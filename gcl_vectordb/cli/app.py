@@ -63,6 +63,8 @@ def _register_commands() -> None:
     from gcl_vectordb.cli import data as data_cli
     from gcl_vectordb.cli.evaluate import evaluate_command
     from gcl_vectordb.cli.export import export_command
+    from gcl_vectordb.cli.ingest import ingest_command
+    from gcl_vectordb.cli.query import query_command
 
     app.add_typer(data_cli.app, name="data", help="Create, download and inspect Marqo-GS datasets.")
     app.add_typer(
@@ -70,6 +72,9 @@ def _register_commands() -> None:
     )
     app.command("export")(export_command)
     app.command("evaluate")(evaluate_command)
+
+    app.command("ingest")(ingest_command)
+    app.command("query")(query_command)
 
 
 _register_commands()

@@ -78,6 +78,11 @@ def info(message: str) -> None:
     console.print(message)
 
 
+def note(message: str) -> None:
+    """A remark for people on stderr (keeps stdout clean for --json)."""
+    error_console.print(message, markup=False)
+
+
 def warn(message: str) -> None:
     error_console.print(f"[yellow]warning:[/yellow] {message}")
 
@@ -267,3 +272,53 @@ def evaluation_report(report: Any) -> None:
             f"vectors; rankings identical up to ties: {'yes' if check.rankings_identical else 'no'}; "
             f"max |Δ score| {check.max_score_difference:.1e}; max |Δ metric| {check.max_metric_difference:.1e}"
         )
+
+# --- gcl-vdb ingest / query ----------------------------------------------------------------------------
+
+
+def ingest_summary(report: Any) -> None:
+    """An `IngestReport`: points per corpus, rejects by reason, where the files are, timings."""
+    rows = [(c.corpus, c.written, c.present, c.rejected, c.done, "yes" if c.complete else "no")
+            for c in report.corpora]
+    rows.append(("all", report.points_written, report.points_present, report.new_rejects,
+                 sum(c.done for c in report.corpora), "yes" if all(c.complete for c in report.corpora) else "no"))
+    resumed = ", ".join(f"corpus {c} at {n:,}" for c, n in report.resumed_from.items())
+    print_table(
+        f"ingest into {report.collection} ({report.store}; model {report.model_ref}, dim {report.dim})"
+        + (f" — resumed: {resumed}" if resumed else ""),
+        ["corpus", "written", "already stored", "rejected", "products done", "complete"], rows,
+        right_align=["written", "already stored", "rejected", "products done"],
+    )
+    seconds = report.seconds
+    stages = ", ".join(f"{k} {seconds[k]:.1f}" for k in ("read", "decode", "wait", "encode", "upsert", "checkpoint")
+                       if k in seconds)
+    rejected = ", ".join(f"{reason} {n:,}" for reason, n in report.rejects.items()) or "none"
+    index = (f"built in {seconds.get('index', 0.0):.1f} s" if report.index_built
+             else "not built (--no-index): run `gcl-vdb ingest` again without it")
+    print_table(None, ["", "value"], [
+        ("points in collection", report.points_total),
+        ("throughput", f"{report.points_per_s:,.1f} points/s ({report.workers} decode workers)"),
+        ("seconds", f"total {seconds.get('total', 0.0):.1f}, pipeline {seconds.get('pipeline', 0.0):.1f}; "
+                    f"stages: {stages}"),
+        ("rejected (all runs)", rejected),
+        ("rejects file", str(report.rejects_file)),
+        ("resume state", str(report.state_file)),
+        ("index", index),
+    ])
+    if report.missing_corpora:
+        warn(f"the dataset has no corpus {', '.join(map(str, report.missing_corpora))}")
+
+
+def query_results(result: Any) -> None:
+    """A `QueryResult` as a table: rank, score, product id, title, corpus."""
+    where = f", corpus {result.corpus}" if result.corpus is not None else ""
+    where += "".join(f", {k}={v}" for k, v in result.filters.items())
+    print_table(
+        f'"{result.query}" in {result.collection} (mode {result.mode}{where}; '
+        f"{result.seconds['total'] * 1000:.0f} ms)",
+        ["rank", "score", "product id", "title", "corpus"],
+        [(hit.rank, hit.score, hit.product_id, hit.title, hit.corpus) for hit in result.hits],
+        right_align=["rank", "score", "corpus"],
+    )
+    if not result.hits:
+        info("no results")

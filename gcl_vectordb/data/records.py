@@ -131,6 +131,11 @@ class RejectLog:
     def __iter__(self) -> Iterator[Reject]:
         return iter(self._rejects)
 
+    def drain(self) -> list[Reject]:
+        """Remove and return the rejects collected so far (streaming consumers keep memory flat)."""
+        taken, self._rejects = self._rejects, []
+        return taken
+
     def reasons(self) -> dict[str, int]:
         """Counts per reason, for summaries."""
         counts: dict[str, int] = {}

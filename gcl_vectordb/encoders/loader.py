@@ -24,8 +24,10 @@ def load_encoder(
     device: str = "auto",
     batch_size: int = 64,
     variant: Variant = "fp32",
+    towers: tuple[str, ...] = ("text", "image"),
 ) -> Encoder:
-    """The encoder a model reference names. `variant` picks the ONNX files of a bundle (fp32 | int8 | fp16).
+    """The encoder a model reference names. `variant` picks the ONNX files of a bundle (fp32 | int8 | fp16);
+    `towers=("text",)` loads only the text tower of a bundle (queries; a torch model loads whole).
 
     Example: `load_encoder("gcl-vdb-work/model").encode_texts(["red summer dress"])` → (1, dim) float32.
     """
@@ -40,7 +42,7 @@ def load_encoder(
                              "use backend auto/onnx, or pass the checkpoint it was exported from")
         from gcl_vectordb.encoders.onnx_encoder import OnnxEncoder
 
-        return OnnxEncoder(source.path, variant=variant, device=device, batch_size=batch_size)
+        return OnnxEncoder(source.path, variant=variant, device=device, batch_size=batch_size, towers=towers)
     if backend == "onnx":
         raise ModelError(f"{source.ref} is not an ONNX bundle",
                          f"export it first: gcl-vdb export --model {source.ref} --out MODEL_DIR")

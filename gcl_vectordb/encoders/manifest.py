@@ -146,14 +146,17 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def verify_bundle(folder: Path, manifest: ExportManifest, variant: str) -> TowerFiles:
-    """Check that `variant`'s towers and the vocabulary exist and match their recorded sha256."""
+def verify_bundle(
+    folder: Path, manifest: ExportManifest, variant: str, towers: tuple[str, ...] = ("text", "image")
+) -> TowerFiles:
+    """Check that `variant`'s `towers` and the vocabulary exist and match their recorded sha256."""
     if variant not in manifest.variants:
         raise ModelError(f"bundle {folder} has no {variant!r} variant (it has {', '.join(manifest.variants)})",
                          f"re-export with the variant (e.g. `gcl-vdb export ... --{variant}`) or pick another")
     files = manifest.variants[variant]
-    expected = [(files.text, files.text_sha256), (files.image, files.image_sha256),
-                (manifest.tokenizer.vocab_file, manifest.tokenizer.vocab_sha256)]
+    expected = [(files.text, files.text_sha256)] if "text" in towers else []
+    expected += [(files.image, files.image_sha256)] if "image" in towers else []
+    expected.append((manifest.tokenizer.vocab_file, manifest.tokenizer.vocab_sha256))
     for name, sha in expected:
         path = Path(folder) / name
         if Path(name).name != name:

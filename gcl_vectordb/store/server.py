@@ -191,6 +191,11 @@ class ServerStore(StoreBase):
         finally:
             task.close()
 
+    def flush(self, name: str) -> None:
+        """Nothing to do: upserts wait for the server's acknowledgement (`wait=True`), after which the
+        server's write-ahead log holds them; local mode writes through on every call."""
+        self.get_record(name)
+
     def _wait_green(self, name: str) -> None:
         # Green twice in a row: right after the update the optimizer may not have started yet.
         deadline = time.monotonic() + self.options.green_timeout_s

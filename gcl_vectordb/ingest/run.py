@@ -1,0 +1,190 @@
+"""`ingest(config)`: a Marqo-GS dataset's two corpora into one collection — resumable, idempotent.
+
+    report = ingest(IngestConfig(collection="gs10m", data=Path("gcl-vdb-work/data"),
+                                 model_ref="gcl-vdb-work/model"))
+
+Steps: open the dataset and the store; check an existing collection against this ingest (same dataset,
+same field weights, a model of the same dim) or create it (server: indexing deferred for the bulk load);
+load the resume state; run the pipeline (`gcl_vectordb.ingest.pipeline`); build the index (`optimize`).
+Durability: the embedded engine writes each upsert to its write-ahead log before returning, so points
+survive a SIGKILL even before `flush()`; the cursor still moves only after a flush (see `state`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from gcl_vectordb.data.dataset import DATA_HINT, Dataset, open_dataset
+from gcl_vectordb.encoders import DEFAULT_FIELD_WEIGHTS, Encoder, load_encoder
+from gcl_vectordb.errors import CollectionNotFound, ConfigError, DataError
+from gcl_vectordb.ingest.config import (
+    STATE_FILE,
+    CorpusCounts,
+    IngestConfig,
+    IngestReport,
+    check_ingest_weights,
+)
+from gcl_vectordb.ingest.decode import init_worker
+from gcl_vectordb.ingest.pipeline import Pipeline, PipelineSetup, Tally
+from gcl_vectordb.ingest.state import IngestState, RejectsFile, dataset_fingerprint
+from gcl_vectordb.progress import NULL_PROGRESS, Progress
+from gcl_vectordb.store import CollectionRecord, VectorStore, check_model, open_store
+
+log = logging.getLogger(__name__)
+
+
+def available_cpus() -> int:
+    """CPUs this process may use (the default number of decode workers)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def ingest(config: IngestConfig, progress: Progress = NULL_PROGRESS) -> IngestReport:
+    """Load the dataset's corpora into `config.collection` (see the module docstring); returns the report.
+
+    Raises DataError (no dataset), ModelMismatch (a model of another dim than the collection's),
+    ConfigError (another dataset or other field weights than the collection was built with),
+    CollectionInUse / StoreUnreachable (store). Ctrl-C saves the state and re-raises KeyboardInterrupt.
+    Decode workers are spawned processes that import the main module: a script calling `ingest` with
+    workers > 0 needs the usual `if __name__ == "__main__":` guard.
+    """
+    started = time.perf_counter()
+    images_dir = config.images_dir.resolve() if config.images_dir is not None else None
+    dataset = open_dataset(config.data.resolve(), images_dir=images_dir)
+    corpora = tuple(c for c in config.corpora if c in dataset.corpora)
+    if not corpora:
+        raise DataError(f"{config.data} holds none of the corpora {config.corpora}", DATA_HINT)
+    with open_store(config.store, api_key=config.api_key) as store:
+        record, encoder, created, seconds = _collection(config, store, dataset)
+        state = IngestState.load(config.resolved_state_dir() / STATE_FILE, record.name, record.created_at,
+                                 dataset_fingerprint(dataset.root))
+        resumed_from = {c: state.cursor(c).done for c in corpora} if state.resumed else {}
+        done_before = {c: state.cursor(c).done for c in corpora if state.cursor(c).complete}
+        workers = available_cpus() if config.workers is None else config.workers
+        rejects = RejectsFile(config.resolved_rejects(), resume=state.resumed)
+        setup = PipelineSetup(
+            dataset=dataset, store=store, collection=record.name, encoder=encoder,
+            field_weights=_field_weights(config, record), state=state, rejects=rejects,
+            corpora=corpora, batch_size=config.batch_size, workers=max(workers, 1),
+            checkpoint_s=config.checkpoint_s, images_dir=str(dataset.images_dir), task=NULL_PROGRESS.task(""),
+        )
+        try:
+            clock = time.perf_counter()
+            tally = _run_pipeline(setup, workers, progress)
+            seconds["pipeline"] = time.perf_counter() - clock
+        finally:
+            rejects.close()
+        if config.build_index:
+            clock = time.perf_counter()
+            store.optimize(record.name, progress=progress)
+            seconds["index"] = time.perf_counter() - clock
+        total, location = store.count(record.name), store.location
+    for corpus, done in done_before.items():  # completed by an earlier run: skipped whole, all present
+        tally.add(tally.present, corpus, done)
+    counts = tuple(CorpusCounts(c, tally.written.get(c, 0), tally.present.get(c, 0), tally.rejected.get(c, 0),
+                                state.cursor(c).done, state.cursor(c).complete) for c in corpora)
+    written = sum(c.written for c in counts)
+    seconds |= tally.seconds | {"total": time.perf_counter() - started}
+    return IngestReport(
+        collection=record.name, store=location, model_ref=encoder.model_ref, dim=encoder.dim, created=created,
+        points_written=written, points_present=sum(c.present for c in counts), points_total=total,
+        corpora=counts, rejects=dict(sorted(rejects.counts.items())), new_rejects=sum(c.rejected for c in counts),
+        rejects_file=rejects.path, state_file=state.path, resumed_from=resumed_from,
+        seconds={k: round(v, 4) for k, v in seconds.items()},
+        points_per_s=written / seconds["pipeline"] if seconds["pipeline"] else 0.0,
+        index_built=config.build_index, workers=workers,
+        missing_corpora=tuple(c for c in config.corpora if c not in corpora),
+    )
+
+
+def _collection(
+    config: IngestConfig, store: VectorStore, dataset: Dataset
+) -> tuple[CollectionRecord, Encoder, bool, dict[str, float]]:
+    """The collection to fill — checked against this ingest, or created — the encoder, whether the
+    collection is new, and the seconds the model took to load."""
+    existing = _stored_record(store, config.collection)
+    weights = _field_weights(config, existing)
+    if existing is not None:
+        _check_same_source(existing, dataset, weights)
+        store.count(config.collection)  # takes the collection now: "in use" before the slow work
+    clock = time.perf_counter()
+    encoder = load_encoder(config.model_ref, device=config.device, batch_size=config.encoder_batch_size)
+    seconds = {"model": time.perf_counter() - clock}
+    record = existing or _new_record(config, dataset, encoder, weights)
+    check_model(record, encoder.model_ref, encoder.dim)
+    if existing is None:
+        record = store.create_collection(record, shards=config.shards, replicas=config.replicas,
+                                         bulk_load=config.server)
+    return record, encoder, existing is None, seconds
+
+
+def _stored_record(store: VectorStore, name: str) -> CollectionRecord | None:
+    try:
+        return store.get_record(name)
+    except CollectionNotFound:
+        return None
+
+
+def _field_weights(config: IngestConfig, existing: CollectionRecord | None) -> dict[str, float]:
+    """The α of the fused vector: as asked, else the collection's (a resumed run), else the defaults."""
+    if config.field_weights is not None:
+        return dict(config.field_weights)
+    if existing is not None and existing.field_weights:
+        return check_ingest_weights(existing.field_weights)
+    return dict(DEFAULT_FIELD_WEIGHTS)
+
+
+def _check_same_source(record: CollectionRecord, dataset: Dataset, weights: dict[str, float]) -> None:
+    """A collection holds one dataset with one set of field weights: refuse to mix in another."""
+    drop = f"ingest into another collection, or drop this one first (`gcl-vdb collections drop {record.name}`)"
+    if record.dataset_root is not None and Path(record.dataset_root) != dataset.root:
+        raise ConfigError(f"collection {record.name!r} was built from {record.dataset_root}, not {dataset.root}",
+                          drop)
+    stored = {f: float(record.field_weights.get(f, 0.0)) for f in weights}
+    if record.field_weights and any(not math.isclose(stored[f], w, abs_tol=1e-9) for f, w in weights.items()):
+        raise ConfigError(f"collection {record.name!r} was built with field weights {_weights(stored)}, "
+                          f"not {_weights(weights)}", drop)
+
+
+def _weights(weights: dict[str, float]) -> str:
+    return ",".join(f"{k}={v:g}" for k, v in weights.items())
+
+
+def _new_record(config: IngestConfig, dataset: Dataset, encoder: Encoder, weights: dict[str, float]) -> CollectionRecord:
+    return CollectionRecord(
+        config.collection, model_ref=encoder.model_ref, dim=encoder.dim, field_weights=weights,
+        dataset_root=str(dataset.root),
+        ingest={"layout": dataset.layout, "images_dir": str(dataset.images_dir), "batch_size": config.batch_size,
+                "corpora": list(config.corpora), "image_size": encoder.image_size},
+    )
+
+
+def _run_pipeline(setup: PipelineSetup, workers: int, progress: Progress) -> Tally:
+    """Run the pipeline with a progress bar (products of the corpora) and `workers` decode processes."""
+    cursors = [setup.state.cursor(c) for c in setup.corpora]
+    pending, done = not all(c.complete for c in cursors), sum(c.done for c in cursors)
+    total = sum(setup.dataset.count_products(c) for c in setup.corpora) if pending else done
+    task = progress.task(f"ingesting into {setup.collection}", total=total, unit="points")
+    task.update(completed=done)
+    pool = None
+    if workers > 0 and pending:
+        # spawn: forking a process that runs ORT/torch threads is unsafe; workers import little
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=init_worker, initargs=(setup.encoder.preprocessor, os.getpid()))
+    try:
+        tally = Pipeline(dataclasses.replace(setup, task=task), pool).run()
+        task.update(completed=total)  # the bar counts rows read, a little more or less than the total
+        return tally
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        task.close()

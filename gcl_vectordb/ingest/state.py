@@ -1,0 +1,167 @@
+"""What makes an ingest resumable: a per-corpus cursor saved atomically, and a rejects file without repeats.
+
+The cursor of a corpus counts its accepted products (in `Dataset.iter_products` order) whose points are
+upserted and flushed, or that were rejected on decoding. It is saved (write to a temporary file, fsync,
+rename) only after the store has flushed those points, so after a crash — SIGKILL included — the next run
+starts at the cursor and at worst redoes the batches after it (whose points the store may already hold:
+`existing` checks skip them, and UUID5 point ids make a repeated upsert a no-op anyway).
+
+The state is tied to one collection instance (its `created_at`) and one dataset version (size and mtime
+of its corpus files): if either changed, the state starts over and only the store's contents decide what
+is skipped. The rejects file is JSON lines (source, row, product_id, corpus, reason, detail); a reject
+already in it is never written twice, so interrupted and resumed runs produce the same file. Rows the
+reader rejects name their file and 1-based row (`corpus_1.json`, 17); images that fail to decode name
+`images of corpus N` (row 0) and the file in `detail`; an id already stored for the other corpus is a
+`duplicate-product-id` from `corpus N` (row 0).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gcl_vectordb.data.records import Reject
+from gcl_vectordb.errors import StoreError
+
+log = logging.getLogger(__name__)
+STATE_FORMAT = 1
+
+
+@dataclass
+class Cursor:
+    """A corpus's progress: `done` accepted products handled; `complete` once its last batch is in."""
+
+    done: int = 0
+    complete: bool = False
+
+
+@dataclass
+class IngestState:
+    """The resume state of one collection's ingest (see the module docstring)."""
+
+    path: Path
+    collection: str
+    created_at: str
+    dataset: list[list[Any]]
+    cursors: dict[int, Cursor] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path, collection: str, created_at: str, dataset: list[list[Any]]) -> IngestState:
+        """The saved state if it belongs to this collection instance and dataset version, else a fresh one."""
+        fresh = cls(path, collection, created_at, dataset)
+        if not path.is_file():
+            return fresh
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            cursors = {int(c): Cursor(int(v["done"]), bool(v["complete"])) for c, v in data["cursors"].items()}
+            same = (data["format"] == STATE_FORMAT and data["collection"] == collection
+                    and data["created_at"] == created_at)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring the unreadable ingest state %s (%s); starting over", path, exc)
+            return fresh
+        if not same:
+            log.warning("the ingest state %s belongs to an earlier collection %s; starting over", path, collection)
+            return fresh
+        if data.get("dataset") != dataset:
+            log.warning("the dataset changed since the last ingest into %s; re-reading it (stored points "
+                        "are skipped)", collection)
+            return fresh
+        return cls(path, collection, created_at, dataset, cursors)
+
+    @property
+    def resumed(self) -> bool:
+        return any(c.done or c.complete for c in self.cursors.values())
+
+    def cursor(self, corpus: int) -> Cursor:
+        return self.cursors.setdefault(corpus, Cursor())
+
+    def save(self) -> None:
+        data = {
+            "format": STATE_FORMAT, "collection": self.collection, "created_at": self.created_at,
+            "dataset": self.dataset, "cursors": {str(c): asdict(v) for c, v in sorted(self.cursors.items())},
+        }
+        write_atomic(self.path, json.dumps(data, indent=1) + "\n")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace `path` with `text` so that a crash leaves the old or the new content, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise StoreError(f"cannot write the ingest state {path}: {exc}",
+                         "check that the folder is writable (or pick another with the state_dir setting)") from exc
+
+
+def dataset_fingerprint(root: Path) -> list[list[Any]]:
+    """[name, bytes, mtime_ns] of the files products are read from (corpus JSONs, parquet files)."""
+    files = [*root.glob("corpus_*.json"), *root.glob("*.parquet"), *root.glob("data/*.parquet")]
+    return [[str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns] for p in sorted(files)]
+
+
+def _key(entry: dict[str, Any]) -> tuple[Any, ...]:
+    return (entry.get("source"), entry.get("row"), entry.get("product_id"), entry.get("reason"))
+
+
+class RejectsFile:
+    """Appends rejects as JSON lines, skipping any already recorded; counts them by reason."""
+
+    def __init__(self, path: Path, *, resume: bool) -> None:
+        self.path = path
+        self.counts: dict[str, int] = {}
+        self._seen: set[tuple[Any, ...]] = set()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if resume and path.is_file():
+            self._load()
+        else:
+            path.write_text("", encoding="utf-8")
+        self._handle = path.open("a", encoding="utf-8")
+
+    def _load(self) -> None:
+        text = self.path.read_text(encoding="utf-8")
+        complete = text[: text.rfind("\n") + 1]  # a crash may have cut the last line: drop it
+        if len(complete) != len(text):
+            self.path.write_text(complete, encoding="utf-8")
+        for line in complete.splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            self._remember(entry)
+
+    def _remember(self, entry: dict[str, Any]) -> bool:
+        key = _key(entry)
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        self.counts[entry["reason"]] = self.counts.get(entry["reason"], 0) + 1
+        return True
+
+    def add(self, rejects: Iterable[Reject], corpus: int) -> int:
+        """Append the rejects not yet recorded (flushed to the OS, not fsynced); returns how many."""
+        lines = []
+        for reject in rejects:
+            entry = {"source": reject.source, "row": reject.row, "product_id": reject.product_id,
+                     "corpus": corpus, "reason": reject.reason, "detail": reject.detail}
+            if self._remember(entry):
+                lines.append(json.dumps(entry, ensure_ascii=False) + "\n")
+        if lines:
+            self._handle.write("".join(lines))
+            self._handle.flush()
+        return len(lines)
+
+    def sync(self) -> None:
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        self._handle.close()

@@ -1,0 +1,88 @@
+"""A query's results as one self-contained HTML page: inline CSS, thumbnails as base64 data URIs.
+
+Every text that comes from data or the user (query, titles, product ids, paths) goes through
+`html.escape`, so a hostile title such as `<script>…</script>` shows as text. Thumbnails are re-encoded
+JPEGs of at most `THUMBNAIL_PX` pixels a side, so the page stays small whatever the product photos
+weigh; a product whose image is gone (or embedded in parquet, not on disk) gets a grey placeholder.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+from gcl_vectordb.errors import ConfigError
+from gcl_vectordb.search.query import QueryHit, QueryResult
+
+log = logging.getLogger(__name__)
+THUMBNAIL_PX = 256
+_TEMPLATE = "results.html"
+
+
+def image_file(hit: QueryHit, images_dir: str | None) -> Path | None:
+    """The local file of a hit's image: the payload path, relative to the collection's images folder."""
+    if not hit.image:
+        return None
+    path = Path(hit.image)
+    if not path.is_absolute() and images_dir:
+        path = Path(images_dir) / path
+    return path if path.is_file() else None
+
+
+def thumbnail_data_uri(path: Path, size: int = THUMBNAIL_PX) -> str | None:
+    """`data:image/jpeg;base64,…` of the image scaled to fit `size × size`; None if it cannot be read."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (size, size))  # JPEG: let the decoder downscale
+            thumb = image.convert("RGB")
+            thumb.thumbnail((size, size))
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
+        log.info("no thumbnail for %s: %s", path, exc)
+        return None
+    buffer = io.BytesIO()
+    thumb.save(buffer, format="JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _card(hit: QueryHit, images_dir: str | None) -> str:
+    file = image_file(hit, images_dir)
+    uri = thumbnail_data_uri(file) if file is not None else None
+    title = html.escape(hit.title or "(no title)")
+    picture = (f'<img src="{uri}" alt="{title}">' if uri
+               else '<div class="noimage">no image</div>')
+    corpus = f'<div class="corpus">corpus {hit.corpus}</div>' if hit.corpus is not None else ""
+    return (
+        f'<article class="card" data-rank="{hit.rank}">{picture}<div class="meta">'
+        f'<span class="rank">#{hit.rank}</span><span class="score">{hit.score:.4f}</span>'
+        f'<div class="title">{title}</div>'
+        f'<div class="pid">{html.escape(hit.product_id)}</div>{corpus}</div></article>'
+    )
+
+
+def results_page(result: QueryResult) -> str:
+    """The HTML text of the results page (one card per hit, in rank order)."""
+    template = Template(resources.files("gcl_vectordb.search").joinpath(_TEMPLATE).read_text(encoding="utf-8"))
+    cards = "\n".join(_card(hit, result.images_dir) for hit in result.hits)
+    summary = (f"{len(result.hits)} results · collection {result.collection} · mode {result.mode} · "
+               f"model {result.model_ref}")
+    return template.substitute(
+        query=html.escape(result.query), summary=html.escape(summary),
+        cards=cards or '<p class="empty">No results.</p>',
+    )
+
+
+def write_results_page(result: QueryResult, path: Path) -> Path:
+    """Write `results_page(result)` to `path` (folders created); returns the path."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(results_page(result), encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc}", "choose a writable --html path") from exc
+    return path

@@ -1,0 +1,81 @@
+"""Fixtures and references for the ingest and query tests: datasets, an ingested store, expected vectors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gcl_vectordb.data import ImageRejected, decode_image, open_dataset
+
+
+@pytest.fixture(scope="session")
+def ingest_gs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ~200-product synthetic dataset (official layout, 32 px images), read-only."""
+    from gcl_vectordb.data.synth import SynthConfig, synthesize
+
+    out = tmp_path_factory.mktemp("ingest-gs") / "gs"
+    synthesize(SynthConfig(out=out, products=400, queries=20, image_size=32, seed=11, results_per_query=10))
+    return out
+
+
+@pytest.fixture(scope="session")
+def ingested(tmp_path_factory: pytest.TempPathFactory, tiny_gs: Path, micro_bundle: Path) -> Path:
+    """An embedded store holding collection `gs` = tiny_gs embedded by the micro bundle (read-only)."""
+    from gcl_vectordb.ingest import IngestConfig, ingest
+
+    store = tmp_path_factory.mktemp("ingested") / "store"
+    ingest(IngestConfig(collection="gs", data=tiny_gs, model_ref=str(micro_bundle), store=str(store),
+                        batch_size=16, workers=0))
+    return store
+
+
+def copy_dataset(source: Path, dest: Path) -> Path:
+    """A private copy of a session dataset that a test may change."""
+    return Path(shutil.copytree(source, dest / source.name))
+
+
+def edit_corpus(root: Path, corpus: int, edit) -> None:
+    """Rewrite corpus_N.json through `edit(entries: list[(id, fields)]) -> list[(id, fields)]`
+    (a list, so that a repeated id can be written as it appears in a real file)."""
+    path = root / f"corpus_{corpus}.json"
+    entries = edit(list(json.loads(path.read_text(encoding="utf-8")).items()))
+    body = ", ".join(f"{json.dumps(key)}: {json.dumps(value)}" for key, value in entries)
+    path.write_text("{" + body + "}", encoding="utf-8")
+
+
+def reference_vectors(data: Path, encoder, weights: dict[str, float]) -> dict[str, dict[str, np.ndarray]]:
+    """Expected vectors per product id, computed product by product without the ingest code:
+    image = encode_images([decode_image(p)]), title = encode_texts([title]),
+    fused = normalize(Σ_f w_f e_f) over the fields the product has (a scale of α does not matter)."""
+    expected = {}
+    dataset = open_dataset(data)
+    for corpus in dataset.corpora:
+        for batch in dataset.iter_products(corpus, batch_size=64):
+            for product in batch:
+                vectors = {"title": encoder.encode_texts([product.title])[0]}
+                try:
+                    vectors["image"] = encoder.encode_images([decode_image(product)])[0]
+                except ImageRejected:  # title only (the ingest rejects such a product, or keeps it if imageless)
+                    pass
+                total = sum(weights[f] * vectors[f] for f in vectors)
+                vectors["fused"] = total / np.linalg.norm(total)
+                expected[product.product_id] = vectors
+    return expected
+
+
+def stored_points(store_location: str, collection: str, product_ids: list[str]) -> dict[str, object]:
+    """product id → PointRecord (vectors and payload) as the store holds them."""
+    from gcl_vectordb.store import open_store
+
+    with open_store(store_location) as store:
+        return {p.product_id: p for p in store.retrieve(collection, product_ids, with_vectors=True)}
+
+
+def all_product_ids(data: Path) -> list[str]:
+    dataset = open_dataset(data)
+    return [p.product_id for c in dataset.corpora for b in dataset.iter_products(c, check_images=False)
+            for p in b]
