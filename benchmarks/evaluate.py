@@ -218,11 +218,12 @@ def run_metrics_section(quick: bool) -> tuple[dict[str, Any], str]:
 
 
 def end_to_end(quick: bool) -> dict[str, Any]:
-    """Synthesise, export, ingest (a small helper), then `evaluate` every split; baselines on the same run."""
+    """Synthesise, export, ingest (the real pipeline), then `evaluate` every split; baselines on the same run."""
     from exporters import ExportConfig, export_bundle
     from gcl_vectordb.data.synth import SynthConfig, synthesize
     from gcl_vectordb.evaluation.runner import EvalConfig, evaluate
-    from tests.eval_helpers import ingest_dataset
+    from gcl_vectordb.ingest import IngestConfig
+    from gcl_vectordb.ingest import ingest as run_ingest
 
     size = {"products": 300, "queries": 60, "image_size": 32} if quick else {"products": 3000, "queries": 400}
     model = "gcl-micro" if quick else "gcl-tiny"
@@ -231,7 +232,9 @@ def end_to_end(quick: bool) -> dict[str, Any]:
         setup = {}
         setup["synthesize"], _ = best_of(1, lambda: synthesize(SynthConfig(out=tmp / "data", seed=0, **size)))
         setup["export"], _ = best_of(1, lambda: export_bundle(ExportConfig(out=tmp / "model", model_ref=model)))
-        setup["ingest"], _ = best_of(1, lambda: ingest_dataset(tmp / "data", tmp / "store", "gs10m", str(tmp / "model")))
+        ingest_config = IngestConfig(collection="gs10m", data=tmp / "data", model_ref=str(tmp / "model"),
+                                     store=str(tmp / "store"), workers=0, build_index=False)
+        setup["ingest"], _ = best_of(1, lambda: run_ingest(ingest_config))
         config = EvalConfig(splits=("all",), collection="gs10m", store=str(tmp / "store"))
         wall, report = best_of(1, lambda: evaluate(config))
         baselines = {split.split: split_baselines(config, tmp / "data", split.split) for split in report.splits}
