@@ -62,12 +62,14 @@ def _register_commands() -> None:
     from gcl_vectordb.cli import collections as collections_cli
     from gcl_vectordb.cli import data as data_cli
     from gcl_vectordb.cli.export import export_command
+    from gcl_vectordb.cli.train import train_command
 
     app.add_typer(data_cli.app, name="data", help="Create, download and inspect Marqo-GS datasets.")
     app.add_typer(
         collections_cli.app, name="collections", help="List, inspect and drop the collections in the store."
     )
     app.command("export")(export_command)
+    app.command("train")(train_command)
 
 
 _register_commands()

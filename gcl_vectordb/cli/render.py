@@ -230,3 +230,34 @@ def print_dataset_info(info: Any) -> None:
         warn(f"{sum(info.rejects.values()):,} rows would be skipped ({counts}), e.g.:")
         for example in info.reject_examples:
             error_console.print(f"  {example}", markup=False)
+
+
+# --- gcl-vdb train -------------------------------------------------------------------------------------
+
+
+def train_summary(result: Any) -> None:
+    """The run just trained (a `trainer.recipe.TrainResult`): steps, loss, evaluation before → after."""
+    before, after = result.eval_before or {}, result.eval_after or {}
+    rows = [
+        ["steps", f"{result.steps:,} of {result.total_steps:,}"],
+        ["epochs completed", result.epochs_completed],
+        ["training pairs", f"{result.data.train_pairs:,} ({result.data.train_queries:,} queries)"],
+        ["final loss", result.final_loss],
+    ]
+    for metric in ("ndcg@10", "err"):
+        if metric in after:
+            shown = f"{after[metric]:.4f}"
+            if metric in before:
+                shown = f"{before[metric]:.4f} → {shown}"
+            rows.append([f"eval {metric} ({result.data.eval_queries} held-out queries)", shown])
+    rows += [
+        ["checkpoint", str(result.checkpoint) if result.checkpoint else None],
+        ["seconds", round(result.seconds, 1)],
+        ["pairs/s", round(result.pairs_per_second, 1)],
+    ]
+    if result.rejected:
+        rows.append(["rejected rows", ", ".join(f"{k} {v:,}" for k, v in sorted(result.rejected.items()))])
+    print_table(f"training run {result.run_dir}", ["", "value"], rows)
+    if result.interrupted:
+        warn(f"stopped at step {result.steps} — the checkpoint is saved; "
+             f"continue with the same command and --resume")
