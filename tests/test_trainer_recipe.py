@@ -39,9 +39,10 @@ def test_two_step_smoke_run_pins_its_losses(tiny_gs: Path, tmp_path: Path) -> No
     # Pinned for seed 0, gcl-micro's seeded init and tiny_gs: any change in data order, weights, loss,
     # initialisation or schedule shows up here.
     assert [line["step"] for line in lines] == [1, 2]
-    assert [line["loss"] for line in lines] == pytest.approx([1.7069313526153564, 1.415362000465393], abs=1e-5)
+    assert [line["loss"] for line in lines] == pytest.approx([3.2527964115142822, 2.430004596710205], abs=1e-5)
     assert [line["lr"] for line in lines] == pytest.approx([2.5e-4, 5e-4])
     assert all(np.isfinite(line["grad_norm"]) for line in lines)
+    assert lines[0]["logit_scale"] == pytest.approx(50.0, rel=1e-3)  # loss.logit_scale_init on a random init
     assert (result.steps, result.total_steps, result.interrupted) == (2, 2, False)
     assert result.checkpoint == tmp_path / "run" / "checkpoints" / "step-0000002"
     record = json.loads((tmp_path / "run" / "run.json").read_text())
@@ -53,6 +54,7 @@ def test_two_step_smoke_run_pins_its_losses(tiny_gs: Path, tmp_path: Path) -> No
     assert state["state"]["step"] == 2 and state["scheduler"]["last_epoch"] == 2
 
 
+@pytest.mark.slow  # ≈ 10 s: three short training runs
 def test_resume_continues_steps_schedule_and_data(tiny_gs: Path, tmp_path: Path) -> None:
     overrides = ("epochs=2", "eval.every_epoch=false", "eval.before_training=false")
     straight = run_training(micro_config(tiny_gs, tmp_path / "straight", *overrides))
@@ -151,3 +153,16 @@ def test_checkpoint_loads_exports_and_the_eval_hook_matches_a_recomputation(tiny
 
 def _pixels(encoder, products) -> np.ndarray:
     return np.stack([encoder.preprocessor.from_bytes(p.read_image_bytes()) for p in products])
+
+
+def test_fine_tuning_a_checkpoint_keeps_its_logit_scale(tiny_gs: Path, tmp_path: Path) -> None:
+    first = run_training(micro_config(tiny_gs, tmp_path / "first", "max_steps=1", "eval.holdout_fraction=0",
+                                      "loss.logit_scale_init=40"))
+    second = run_training(micro_config(tiny_gs, tmp_path / "second", "max_steps=1", "eval.holdout_fraction=0",
+                                       f"model.name={first.run_dir}", "loss.logit_scale_init=10"))
+    started, continued = train_lines(first.run_dir)[0], train_lines(second.run_dir)[0]
+    assert started["logit_scale"] == pytest.approx(40.0, rel=1e-3)
+    assert continued["logit_scale"] == pytest.approx(started["logit_scale"], rel=1e-3)  # not reset to 10
+    meta = json.loads((second.checkpoint / "model.json").read_text())
+    assert meta["architecture"] == "gcl-micro" and meta["step"] == 1
+    assert meta["source"] == str(first.checkpoint.resolve())  # the exact weights it started from

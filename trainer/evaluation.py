@@ -81,6 +81,7 @@ def embed_products(
     workers: int = 0,
     rejects: RejectLog | None = None,
     progress: Progress = NULL_PROGRESS,
+    description: str = "evaluating",
 ) -> np.ndarray:
     """Fused document vectors (n_products, dim) float32 of the evaluation corpus."""
     products = eval_set.products
@@ -89,7 +90,7 @@ def embed_products(
     titles = encoder.encode_texts([product.title for product in products])
     images = np.zeros_like(titles)
     has_image = np.zeros(len(products), dtype=bool)
-    task = progress.task("evaluating: products", total=len(products), unit="products")
+    task = progress.task(description, total=len(products), unit="products")
     start = 0
     for pixels, present, problems in loader:
         rows = slice(start, start + len(pixels))
@@ -126,10 +127,11 @@ def evaluate_retrieval(
     workers: int = 0,
     rejects: RejectLog | None = None,
     progress: Progress = NULL_PROGRESS,
+    description: str = "evaluating",
 ) -> MetricTable:
     """Every protocol metric of `eval_set` for the model behind `encoder` (leaves it in eval mode)."""
     documents = embed_products(encoder, eval_set, field_weights, workers=workers, rejects=rejects,
-                               progress=progress)
+                               progress=progress, description=description)
     queries = encoder.encode_texts(list(eval_set.queries))
     indices, scores = exact_top_k(queries, documents, k)
     ids = [product.product_id for product in eval_set.products]

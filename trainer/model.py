@@ -54,13 +54,17 @@ class ClipTowers(nn.Module):
     """(query tokens, title tokens, pixels) → ({"query", "title", "image"}: (batch, dim) unit norm, t).
 
     `fields` names the features the loss needs; the others are not computed (and their tower's
-    parameters get no gradient). t = exp(logit_scale), a scalar tensor.
+    parameters get no gradient). t = exp(logit_scale), a scalar tensor. `trim_text=False` runs the text
+    tower on the full context (open_clip's `encode_text`; the baseline of benchmarks/train_tiny.py).
     """
 
-    def __init__(self, clip: nn.Module, fields: Collection[str] = ("query", "title", "image")) -> None:
+    def __init__(
+        self, clip: nn.Module, fields: Collection[str] = ("query", "title", "image"), *, trim_text: bool = True
+    ) -> None:
         super().__init__()
         self.clip = clip
         self.fields = frozenset(fields)
+        self.trim_text = trim_text
 
     def forward(
         self, query_tokens: torch.Tensor, title_tokens: torch.Tensor, pixels: torch.Tensor
@@ -69,7 +73,11 @@ class ClipTowers(nn.Module):
         texts = [name for name in ("query", "title") if name in self.fields]
         if texts:
             tokens = torch.cat([query_tokens if name == "query" else title_tokens for name in texts])
-            encoded = encode_text_trimmed(self.clip, tokens).split(query_tokens.shape[0])
+            if self.trim_text:
+                encoded = encode_text_trimmed(self.clip, tokens)
+            else:
+                encoded = self.clip.encode_text(tokens, normalize=True)
+            encoded = encoded.split(query_tokens.shape[0])
             features.update(zip(texts, encoded, strict=True))
         if "image" in self.fields:
             features["image"] = self.clip.encode_image(pixels, normalize=True)

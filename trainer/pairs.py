@@ -3,7 +3,8 @@
 `load_training_data` reads the split table (`Dataset.read_split`) and the products of the split's
 corpus (`Dataset.iter_products`; the corpus, not the split table's title/image columns, is the source of
 truth), then:
-1. holds out a seeded `eval.holdout_fraction` of the split's queries: none of their pairs is trained on;
+1. holds out a seeded `eval.holdout_fraction` of the split's queries (at most `eval.top_q`): none of
+   their pairs is trained on;
 2. judges the held-out queries as the protocol does (`trainer.protocol`: rel 1..100 over the whole
    split, a weighted query sample, top-k ground truth) and picks the products to search;
 3. turns the remaining pairs into a `PairTable`: dense query/product codes and one loss weight per pair,
@@ -104,7 +105,7 @@ def load_training_data(
         raise DataError(f"split {split.name} of {data.root} has no usable pairs", "check the split file")
     frame["rel"] = rescale_relevance(frame[data.weight_column].to_numpy())
     frame["weight"] = _pair_weights(frame, data.weight_column, transform)
-    held = _held_out_queries(frame["query"], evaluation.holdout_fraction, seed)
+    held = _held_out_queries(frame["query"], evaluation.holdout_fraction, seed, limit=evaluation.top_q)
     judged_frame = frame[frame["query"].isin(held)]
     eval_queries = sample_queries(judged_frame, evaluation.top_q) if held else []
     qrels = build_qrels(judged_frame, eval_queries, evaluation.top_k)
@@ -150,15 +151,16 @@ def _pair_weights(frame: pd.DataFrame, weight_column: str, transform: WeightTran
     return weights.numpy()
 
 
-def _held_out_queries(queries: pd.Series, fraction: float, seed: int) -> set[str]:
-    """A seeded `fraction` of the distinct queries (at least one, never all), or none for fraction 0."""
+def _held_out_queries(queries: pd.Series, fraction: float, seed: int, limit: int) -> set[str]:
+    """A seeded `fraction` of the distinct queries — at least one, never all, at most `limit` (the queries
+    the evaluation samples: holding out more would only take training data away) — or none for 0."""
     distinct = sorted(set(queries.tolist()))
     if fraction == 0:
         return set()
     if len(distinct) < 2:
         raise ConfigError(f"the split has {len(distinct)} distinct query, too few to hold any out",
                           "set eval.holdout_fraction=0 to train without the evaluation hook")
-    count = min(max(round(fraction * len(distinct)), 1), len(distinct) - 1)
+    count = min(max(round(fraction * len(distinct)), 1), len(distinct) - 1, limit)
     order = np.random.default_rng([seed, 0]).permutation(len(distinct))
     return {distinct[i] for i in order[:count]}
 

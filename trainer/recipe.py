@@ -17,21 +17,19 @@ from __future__ import annotations
 
 import logging
 import math
-import platform
+import os
 import random
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-import gcl_vectordb
 from gcl_vectordb.data import RejectLog
 from gcl_vectordb.encoders.tokenizer import ClipTokenizer, open_clip_vocab_path
 from gcl_vectordb.errors import ConfigError
@@ -41,45 +39,11 @@ from trainer.config import LossConfig, TrainConfig
 from trainer.data import Augment, PairBatch, PairDataset, collate_pairs
 from trainer.distributed import cleanup_distributed, init_distributed
 from trainer.interrupt import StopFlag
-from trainer.pairs import DataSummary, load_training_data
+from trainer.pairs import load_training_data
+from trainer.records import StepMetrics, TrainResult, now_utc, versions, warn_on_changed_data_order
 from trainer.sampler import UniqueBatchSampler
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StepMetrics:
-    """One optimizer step: loss (Σ λ·term) and each term's loss, the lr it used, t after the step,
-    the gradient norm before clipping (None when clipping is off), pairs over all ranks, seconds."""
-
-    step: int
-    epoch: int
-    loss: float
-    terms: dict[str, float]
-    lr: float
-    logit_scale: float
-    grad_norm: float | None
-    pairs: int
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """What a run did. Evaluations are headline metric means (ndcg@10, err, ...), None when not run."""
-
-    run_dir: Path
-    checkpoint: Path | None
-    steps: int
-    total_steps: int
-    epochs_completed: int
-    final_loss: float | None
-    eval_before: dict[str, float] | None
-    eval_after: dict[str, float] | None
-    seconds: float
-    pairs_per_second: float
-    interrupted: bool
-    is_main: bool
-    data: DataSummary
-    rejected: dict[str, int]
 
 
 def _needed_fields(loss: LossConfig) -> set[str]:
@@ -87,13 +51,6 @@ def _needed_fields(loss: LossConfig) -> set[str]:
     if "fused" in fields:
         fields |= {name for name, alpha in loss.field_weights.items() if alpha > 0}
     return fields - {"fused"}
-
-
-def versions() -> dict[str, str]:
-    import open_clip
-
-    return {"gcl-vdb": gcl_vectordb.__version__, "torch": torch.__version__,
-            "open_clip": open_clip.__version__, "python": platform.python_version()}
 
 
 class GCLRecipe:
@@ -118,6 +75,8 @@ class GCLRecipe:
         self._reported: set[str] = set()
         self._record: dict = {}
         self._session_pairs, self._session_seconds = 0, 0.0
+        self._started: float | None = None
+        self._wall_before = 0.0  # wall seconds of the earlier sessions of a resumed run
 
     # --- setup ------------------------------------------------------------------------------------
 
@@ -142,7 +101,7 @@ class GCLRecipe:
         if self.resume:
             self._restore()
         elif self.ctx.is_main:
-            self._record = {"started_at": _now()}
+            self._record = {"started_at": now_utc()}
             self._write_record("running")
 
     def _check_run_folder(self) -> None:
@@ -163,18 +122,22 @@ class GCLRecipe:
         device = self.ctx.device
         self.loaded = create_clip_model(cfg.model.ref)
         self.clip = self.loaded.model.to(device)
-        if cfg.loss.logit_scale_init is not None:
+        if cfg.loss.logit_scale_init is not None and self.loaded.source.kind == "arch":  # random init only
             with torch.no_grad():
                 self.clip.logit_scale.fill_(math.log(cfg.loss.logit_scale_init))
         self.loss_fn = MultiFieldGCLLoss(cfg.loss.field_weights, cfg.loss.loss_terms())
         fields = _needed_fields(cfg.loss)
-        towers = ClipTowers(self.clip, fields)
+        self.towers = towers = ClipTowers(self.clip, fields)
         self.model = towers
         if self.ctx.is_distributed:
             # A tower the loss never uses gets no gradient: DDP must be told to expect that.
             unused = "image" not in fields or not fields & {"query", "title"}
             self.model = torch.nn.parallel.DistributedDataParallel(towers, find_unused_parameters=unused)
         self.clip.train()
+        workers = cfg.data.workers
+        if workers is None:
+            workers = 0 if device.type == "cpu" else min(8, (os.cpu_count() or 1) // self.ctx.world_size)
+        self.workers = workers
         bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
         self.autocast_dtype = torch.bfloat16 if bf16 else None
 
@@ -227,6 +190,8 @@ class GCLRecipe:
         restore_rng_state(document["rng"])
         self._checkpoint, self._saved_step = folder, self.state.step
         self._record = self.run.read_record()
+        warn_on_changed_data_order(self._record.get("config", {}), self.config.to_dict())
+        self._wall_before = float(self._record.get("wall_seconds", 0.0))
         self._epochs = list(self._record.get("epochs", []))
         self._eval_before = self._record.get("eval_before")
         if self._record.get("eval") is not None:
@@ -240,7 +205,7 @@ class GCLRecipe:
 
     def train(self) -> TrainResult:
         """Train to `total_steps` (or until Ctrl-C), evaluating and checkpointing on the way."""
-        started = time.perf_counter()
+        started = self._started = time.perf_counter()
         self.stop.install()
         global_batch = self.sampler.global_batch_size * self.config.optim.accumulation
         task = self.progress.task("training", total=self.total_steps * global_batch, unit="pairs")
@@ -252,6 +217,8 @@ class GCLRecipe:
             if not interrupted and self.config.eval.enabled and self._eval_step() != self.state.step:
                 self.evaluate()
             self.save_checkpoint(status="interrupted" if interrupted else "completed")
+            if self.ctx.is_distributed:
+                torch.distributed.barrier()  # the other ranks wait for rank 0's evaluation and checkpoint
         finally:
             task.close()
             self.stop.restore()
@@ -283,8 +250,8 @@ class GCLRecipe:
         self.sampler.set_epoch(epoch)
         self.dataset.epoch = epoch
         index_lists = list(self.sampler)[start : self.epoch_steps[epoch] * accumulation]
-        workers = self.config.data.workers
-        loader = DataLoader(self.dataset, batch_sampler=index_lists, collate_fn=collate_pairs, num_workers=workers)
+        loader = DataLoader(self.dataset, batch_sampler=index_lists, collate_fn=collate_pairs,
+                            num_workers=self.workers, pin_memory=self.ctx.device.type == "cuda")
         group: list[PairBatch] = []
         for batch in loader:
             group.append(batch)
@@ -361,17 +328,18 @@ class GCLRecipe:
                     log.warning("product %s trained without its image: %s", product_id, problem)
 
     def _end_epoch(self) -> None:
+        """Evaluate (the finished epoch), move to the next epoch, checkpoint."""
         state = self.state
         record = {"epoch": state.epoch, "step": state.step,
                   "loss_mean": state.epoch_loss_sum / state.epoch_loss_steps if state.epoch_loss_steps else None}
-        state.epoch += 1
-        state.batch_in_epoch = 0
-        state.epoch_loss_sum, state.epoch_loss_steps = 0.0, 0
         if self.config.eval.every_epoch and self._eval_step() != state.step:
             self.evaluate()
         if self._last_eval is not None and self._last_eval[0] == state.step:
             record["eval"] = self._last_eval[1]
         self._epochs.append(record)
+        state.epoch += 1
+        state.batch_in_epoch = 0
+        state.epoch_loss_sum, state.epoch_loss_steps = 0.0, 0
         self.save_checkpoint()
 
     # --- evaluate, save, cleanup ------------------------------------------------------------------
@@ -387,7 +355,8 @@ class GCLRecipe:
 
         cfg = self.config
         table = evaluate_retrieval(self.encoder, self.data.eval_set, cfg.loss.field_weights, k=cfg.eval.k,
-                                   workers=cfg.data.workers, rejects=self.rejects, progress=self.progress)
+                                   workers=self.workers, rejects=self.rejects, progress=self.progress,
+                                   description=f"evaluating at step {self.state.step}")
         self.clip.train()
         means = table.mean()
         metrics = {**table.headline(), **{f"ndcg@{k}": means[f"ndcg@{k}"] for k in table.ks}}
@@ -407,7 +376,7 @@ class GCLRecipe:
             folder = self.run.checkpoint_folder(self.state.step)
             evaluation = self._last_eval[1] if self._eval_step() == self.state.step else None
             save_checkpoint_folder(self.clip, self.loaded.architecture, folder, model_config=self.loaded.model_config,
-                                   source=self.config.model.ref, step=self.state.step, epoch=self.state.epoch,
+                                   source=self.loaded.source.ref, step=self.state.step, epoch=self.state.epoch,
                                    loss=self.config.loss.kind, eval=evaluation)
             save_train_state(folder, self.state, self.optimizer, self.scheduler, self.ctx.world_size)
             self._checkpoint, self._saved_step = folder, self.state.step
@@ -423,7 +392,8 @@ class GCLRecipe:
             "epochs": self._epochs, "eval_before": self._eval_before,
             "eval": self._last_eval[1] if self._last_eval else None, "eval_step": self._eval_step(),
             "train_seconds": self.state.train_seconds, "pairs_seen": self.state.pairs_seen,
-            "rejected": self.rejects.reasons(), "versions": versions(), "updated_at": _now(),
+            "wall_seconds": self._wall_before + (time.perf_counter() - self._started if self._started else 0.0),
+            "rejected": self.rejects.reasons(), "versions": versions(), "updated_at": now_utc(),
         })
         if self._checkpoint is not None:
             record["checkpoint"] = self._checkpoint.relative_to(self.run.root).as_posix()
@@ -443,10 +413,6 @@ class GCLRecipe:
         """Restore signal handlers and leave the process group (no-ops when there is nothing to undo)."""
         self.stop.restore()
         cleanup_distributed()
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def run_training(config: TrainConfig, *, resume: bool = False, progress: Progress = NULL_PROGRESS) -> TrainResult:

@@ -252,8 +252,8 @@ def train_summary(result: Any) -> None:
             rows.append([f"eval {metric} ({result.data.eval_queries} held-out queries)", shown])
     rows += [
         ["checkpoint", str(result.checkpoint) if result.checkpoint else None],
-        ["seconds", round(result.seconds, 1)],
-        ["pairs/s", round(result.pairs_per_second, 1)],
+        ["seconds", f"{result.seconds:.1f}"],
+        ["pairs/s", f"{result.pairs_per_second:.1f}"],
     ]
     if result.rejected:
         rows.append(["rejected rows", ", ".join(f"{k} {v:,}" for k, v in sorted(result.rejected.items()))])
