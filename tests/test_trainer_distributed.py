@@ -22,7 +22,7 @@ from trainer.recipe import run_training
 SETTINGS = ["model.name=gcl-micro", "max_steps=2", "log_every=1", "eval.holdout_fraction=0", "optim.warmup_steps=2"]
 
 
-@pytest.mark.slow  # ≈ 15 s: two torchrun workers import torch and build the model
+@pytest.mark.slow  # 10–25 s: two torchrun workers import torch and build the model
 def test_two_gloo_processes_equal_one_process_on_the_doubled_batch(
     tiny_gs: Path, tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:

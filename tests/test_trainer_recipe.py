@@ -54,7 +54,7 @@ def test_two_step_smoke_run_pins_its_losses(tiny_gs: Path, tmp_path: Path) -> No
     assert state["state"]["step"] == 2 and state["scheduler"]["last_epoch"] == 2
 
 
-@pytest.mark.slow  # ≈ 10 s: three short training runs
+@pytest.mark.slow  # three short training runs: 3 s on a quiet machine, over 10 s on a busy one
 def test_resume_continues_steps_schedule_and_data(tiny_gs: Path, tmp_path: Path) -> None:
     overrides = ("epochs=2", "eval.every_epoch=false", "eval.before_training=false")
     straight = run_training(micro_config(tiny_gs, tmp_path / "straight", *overrides))
