@@ -1,4 +1,9 @@
-"""GCL fine-tuning of open_clip models: losses, batch sampling and the distributed context.
+"""GCL fine-tuning of open_clip models: the training recipe, its config, losses, batch sampling, DDP.
 
+    from trainer.config import load_config
+    from trainer.recipe import run_training
+    result = run_training(load_config(Path("train.toml"), overrides=["out=runs/gcl", "data.root=gs"]))
+
+`gcl-vdb train`, `python -m trainer train` and `torchrun -m trainer train` run the same recipe.
 `gcl_vectordb` never imports this package; the CLI's `train` command imports it lazily.
 """

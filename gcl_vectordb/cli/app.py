@@ -59,22 +59,24 @@ def _root(
 
 def _register_commands() -> None:
     # Imported here so that each command module can import `app`-free helpers without cycles.
+    # Registered in pipeline order, which is the order `gcl-vdb --help` lists them in.
     from gcl_vectordb.cli import collections as collections_cli
     from gcl_vectordb.cli import data as data_cli
     from gcl_vectordb.cli.evaluate import evaluate_command
     from gcl_vectordb.cli.export import export_command
     from gcl_vectordb.cli.ingest import ingest_command
     from gcl_vectordb.cli.query import query_command
+    from gcl_vectordb.cli.train import train_command
 
     app.add_typer(data_cli.app, name="data", help="Create, download and inspect Marqo-GS datasets.")
+    app.command("train")(train_command)
+    app.command("export")(export_command)
+    app.command("ingest")(ingest_command)
+    app.command("query")(query_command)
+    app.command("evaluate")(evaluate_command)
     app.add_typer(
         collections_cli.app, name="collections", help="List, inspect and drop the collections in the store."
     )
-    app.command("export")(export_command)
-    app.command("evaluate")(evaluate_command)
-
-    app.command("ingest")(ingest_command)
-    app.command("query")(query_command)
 
 
 _register_commands()

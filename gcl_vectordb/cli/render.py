@@ -322,3 +322,33 @@ def query_results(result: Any) -> None:
     )
     if not result.hits:
         info("no results")
+
+# --- gcl-vdb train -------------------------------------------------------------------------------------
+
+
+def train_summary(result: Any) -> None:
+    """The run just trained (a `trainer.recipe.TrainResult`): steps, loss, evaluation before → after."""
+    before, after = result.eval_before or {}, result.eval_after or {}
+    rows = [
+        ["steps", f"{result.steps:,} of {result.total_steps:,}"],
+        ["epochs completed", result.epochs_completed],
+        ["training pairs", f"{result.data.train_pairs:,} ({result.data.train_queries:,} queries)"],
+        ["final loss", result.final_loss],
+    ]
+    for metric in ("ndcg@10", "err"):
+        if metric in after:
+            shown = f"{after[metric]:.4f}"
+            if metric in before:
+                shown = f"{before[metric]:.4f} → {shown}"
+            rows.append([f"eval {metric} ({result.data.eval_queries} held-out queries)", shown])
+    rows += [
+        ["checkpoint", str(result.checkpoint) if result.checkpoint else None],
+        ["seconds", f"{result.seconds:.1f}"],
+        ["pairs/s", f"{result.pairs_per_second:.1f}"],
+    ]
+    if result.rejected:
+        rows.append(["rejected rows", ", ".join(f"{k} {v:,}" for k, v in sorted(result.rejected.items()))])
+    print_table(f"training run {result.run_dir}", ["", "value"], rows)
+    if result.interrupted:
+        warn(f"stopped at step {result.steps} — the checkpoint is saved; "
+             f"continue with the same command and --resume")

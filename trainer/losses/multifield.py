@@ -29,12 +29,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gcl_vectordb.encoders.fusion import DEFAULT_FIELD_WEIGHTS
 from gcl_vectordb.errors import ConfigError
 from trainer.losses.gcl import GCLLoss
 
 DOCUMENT_FIELDS: tuple[str, ...] = ("image", "title")
 FIELDS: tuple[str, ...] = ("query", *DOCUMENT_FIELDS, "fused")
-DEFAULT_FIELD_WEIGHTS: Mapping[str, float] = {"image": 0.5, "title": 0.5}
+# DEFAULT_FIELD_WEIGHTS ({image 0.9, title 0.1}) is the encoders' constant: the loss fuses documents
+# exactly as ingest stores them.
 
 
 @dataclass(frozen=True)
