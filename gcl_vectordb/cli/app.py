@@ -62,6 +62,7 @@ def _register_commands() -> None:
     # Registered in pipeline order, which is the order `gcl-vdb --help` lists them in.
     from gcl_vectordb.cli import collections as collections_cli
     from gcl_vectordb.cli import data as data_cli
+    from gcl_vectordb.cli.demo import demo_command
     from gcl_vectordb.cli.evaluate import evaluate_command
     from gcl_vectordb.cli.export import export_command
     from gcl_vectordb.cli.ingest import ingest_command
@@ -77,6 +78,7 @@ def _register_commands() -> None:
     app.add_typer(
         collections_cli.app, name="collections", help="List, inspect and drop the collections in the store."
     )
+    app.command("demo")(demo_command)
 
 
 _register_commands()

@@ -352,3 +352,47 @@ def train_summary(result: Any) -> None:
     if result.interrupted:
         warn(f"stopped at step {result.steps} — the checkpoint is saved; "
              f"continue with the same command and --resume")
+
+
+# --- gcl-vdb demo ---------------------------------------------------------------------------------------
+
+
+def demo_stage(stage: Any) -> None:
+    """One line as each demo stage ends."""
+    mark = "[green]✓[/green]" if stage.status == "ran" else "[dim]↷ skipped (done earlier)[/dim]"
+    seconds = f" {stage.seconds:.1f} s" if stage.status == "ran" else ""
+    error_console.print(f"{mark} [bold]{stage.name}[/bold]{seconds} — {stage.detail}", soft_wrap=True)
+
+
+def demo_summary(report: Any) -> None:
+    """Stages, the showcase queries' top results, the evaluation per split (side by side with the baseline)."""
+    print_table(
+        f"gcl-vdb demo in {report.work} — {report.seconds:.0f} s",
+        ["stage", "status", "seconds", "what"],
+        [(s.name, s.status, f"{s.seconds:.1f}", s.detail) for s in report.stages],
+        right_align=["seconds"],
+    )
+    for loss, results in report.queries.items():
+        for result in results:
+            print_table(
+                f"{loss}: “{result.query}” in {result.collection}",
+                ["rank", "score", "title"],
+                [(h.rank, f"{h.score:.4f}", h.title) for h in result.hits[:5]],
+                right_align=["rank", "score"],
+            )
+    losses = list(report.evaluations)
+    metrics = ("ndcg@10", "err", "rbp@0.8", "mrr@1000")
+    columns = ["split", *(f"{loss} {_HEADLINE_COLUMNS.get(m, m)}" for m in metrics for loss in losses)]
+    if len(losses) == 2:
+        columns.append("Δ NDCG@10")
+    rows = []
+    for split in report.evaluations[losses[0]]:
+        row: list[Any] = [split]
+        row += [report.evaluations[loss][split][m] for m in metrics for loss in losses]
+        if len(losses) == 2:
+            first, second = (report.evaluations[loss][split]["ndcg@10"] for loss in losses)
+            row.append(f"{(first - second) / second:+.1%}" if second else "—")
+        rows.append(row)
+    print_table("ranking quality (GCL protocol, exact search)", columns, rows, right_align=columns[1:])
+    info(f"results page with images: {report.html}")
+    info(f"try: gcl-vdb query \"red summer dress\" --collection {report.collections.get('gcl', 'gs10m')}")

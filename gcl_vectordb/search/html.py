@@ -12,6 +12,7 @@ import base64
 import html
 import io
 import logging
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -85,4 +86,48 @@ def write_results_page(result: QueryResult, path: Path) -> Path:
         path.write_text(results_page(result), encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc}", "choose a writable --html path") from exc
+    return path
+
+
+_DEMO_TEMPLATE = "demo.html"
+_METRIC_LABELS = {"ndcg@10": "NDCG@10", "err": "mERR", "rbp@0.8": "mRBP8", "map@1000": "MAP@1000",
+                  "mrr@1000": "MRR@1000"}
+
+
+def _evaluation_table(evaluations: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
+    """Rows: model × split; columns: the headline metrics (numbers only, escaped names)."""
+    head = "".join(f"<th>{html.escape(label)}</th>" for label in _METRIC_LABELS.values())
+    rows = []
+    for model, splits in evaluations.items():
+        for split, metrics in splits.items():
+            cells = "".join(f"<td>{metrics.get(key, float('nan')):.4f}</td>" for key in _METRIC_LABELS)
+            rows.append(f"<tr><td>{html.escape(model)}</td><td>{html.escape(split)}</td>{cells}</tr>")
+    return f'<table class="eval"><tr><th>model</th><th>split</th>{head}</tr>{"".join(rows)}</table>'
+
+
+def demo_page(
+    queries: Mapping[str, Sequence[QueryResult]], evaluations: Mapping[str, Mapping[str, Mapping[str, float]]]
+) -> str:
+    """The demo's page: the evaluation table, then per model and query a row of ranked product cards."""
+    template = Template(resources.files("gcl_vectordb.search").joinpath(_DEMO_TEMPLATE).read_text(encoding="utf-8"))
+    sections = []
+    for model, results in queries.items():
+        for result in results:
+            cards = "\n".join(_card(hit, result.images_dir) for hit in result.hits)
+            sections.append(
+                f'<section class="query" data-model="{html.escape(model)}"><h2>{html.escape(model)}: '
+                f'&ldquo;{html.escape(result.query)}&rdquo;</h2><div class="results">'
+                f'{cards or "<p class=empty>No results.</p>"}</div></section>'
+            )
+    return template.substitute(evaluation=_evaluation_table(evaluations), sections="\n".join(sections))
+
+
+def write_demo_page(
+    path: Path,
+    queries: Mapping[str, Sequence[QueryResult]],
+    evaluations: Mapping[str, Mapping[str, Mapping[str, float]]],
+) -> Path:
+    """Write `demo_page(...)` to `path`; returns the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(demo_page(queries, evaluations), encoding="utf-8")
     return path
