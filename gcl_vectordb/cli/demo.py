@@ -26,6 +26,11 @@ def demo_command(
     products: Annotated[int, typer.Option("--products", min=50, help="Synthetic catalogue size.")] = 3000,
     queries: Annotated[int, typer.Option("--queries", min=20, help="Synthetic queries.")] = 400,
     epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Training epochs (default: trainer's).")] = None,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", min=1, help="Stop training after this many steps.")] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", "-o", metavar="KEY=VALUE", help="Training setting, as in `gcl-vdb train -o` (repeatable)."),
+    ] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Run every stage again, ignoring finished ones.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -44,7 +49,8 @@ def demo_command(
 
     settings = resolve_settings(store=qdrant, collection=collection)
     config = DemoConfig(work=work or WORK_DIR, store=settings.store, collection=settings.collection,
-                        products=products, queries=queries, epochs=epochs, baseline=baseline, fresh=fresh)
+                        products=products, queries=queries, epochs=epochs, max_steps=max_steps, baseline=baseline,
+                        fresh=fresh, train_overrides=tuple(overrides or ()))
     with render.rich_progress() as progress:
         report = run_demo(config, progress, on_stage=None if json_output else render.demo_stage)
     if json_output:

@@ -37,7 +37,8 @@ class DemoConfig:
     """The demo's settings: where it works, which store and collection, how big the synthetic dataset is.
 
     `collection` holds the GCL model's products; the baseline (CLIP loss) goes to `<collection>-clip`.
-    `epochs` / `max_steps`: None keeps the trainer's defaults (tuned for this demo on 2 CPU cores).
+    `epochs` / `max_steps`: None keeps the trainer's defaults (tuned for this demo on 2 CPU cores);
+    `train_overrides` change any other training setting of both models.
     """
 
     work: Path
@@ -51,6 +52,7 @@ class DemoConfig:
     baseline: bool = False
     fresh: bool = False
     queries_to_show: tuple[str, ...] = SHOWCASE_QUERIES
+    train_overrides: tuple[str, ...] = ()  # `key.sub=value` training settings, as `gcl-vdb train -o`
 
     def __post_init__(self) -> None:
         if self.products < 50 or self.queries < 20:
@@ -181,7 +183,7 @@ class DemoRunner:
         run_dir = self.run_dir(loss)
         updates = {"out": run_dir, "data.root": self.data_dir, "loss.kind": loss, "seed": c.seed,
                    "epochs": c.epochs, "max_steps": c.max_steps}
-        train_config = load_config(None, updates=updates)
+        train_config = load_config(None, updates=updates, overrides=self.config.train_overrides)
         inputs = fingerprint("train", data_inputs, train_config.to_dict())
 
         def work() -> tuple[str, dict]:
