@@ -17,6 +17,9 @@ Python API — the functions the CLI calls, for embedding gcl-vdb in your own se
             print(hit.rank, f"{hit.score:.3f}", hit.product_id, hit.title)
         gv.write_results_page(result, Path("results.html"))
 
+        report = gv.evaluate(gv.EvalConfig(splits=("novel-doc",), collection="gs10m", store="gcl-vdb-store"))
+        print(report.splits[0].headline())  # NDCG@10, mERR, mRBP7/8/9, MAP@1000, MRR@1000
+
 Names are imported on first use, so `import gcl_vectordb` stays light.
 """
 
@@ -40,6 +43,9 @@ _LAZY = {
     "open_store": "gcl_vectordb.store",
     "SearchRequest": "gcl_vectordb.store",
     "load_encoder": "gcl_vectordb.encoders",
+    "EvalConfig": "gcl_vectordb.evaluation.runner",
+    "EvalReport": "gcl_vectordb.evaluation.report",
+    "evaluate": "gcl_vectordb.evaluation.runner",
     "open_dataset": "gcl_vectordb.data",
 }
 
