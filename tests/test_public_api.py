@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,10 @@ def test_the_docstring_example_runs(tmp_path: Path, tiny_gs: Path, micro_bundle:
     assert run.returncode == 0, run.stderr[-3000:]
     lines = run.stdout.splitlines()
     assert lines[0] == "55 points written, rejected: {}"
-    assert [line.split()[0] for line in lines[1:]] == [str(rank) for rank in range(1, 11)]
+    assert [line.split()[0] for line in lines[1:11]] == [str(rank) for rank in range(1, 11)]
+    headline = ast.literal_eval(lines[11])
+    assert set(headline) == {"ndcg@10", "err", "rbp@0.7", "rbp@0.8", "rbp@0.9", "map@1000", "mrr@1000"}
+    assert all(0.0 <= value <= 1.0 for value in headline.values())
     assert (tmp_path / "results.html").read_text().count('<article class="card"') == 10
 
 
