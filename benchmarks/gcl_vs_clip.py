@@ -36,7 +36,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import gcl_vs_clip_data as synthdata  # noqa: E402
 from benchmarks._results import RESULTS, write_results  # noqa: E402
-from benchmarks.gcl_vs_clip_report import METRICS, aggregate, headline_table, markdown_table, ndcg_chart  # noqa: E402
+from benchmarks.gcl_vs_clip_report import (  # noqa: E402
+    METRICS,
+    aggregate,
+    control_comparisons,
+    headline_table,
+    markdown_table,
+    ndcg_chart,
+)
 
 SPLIT_NAMES = ("in-domain", "novel-query", "novel-doc", "zero-shot")
 SHUFFLED = "shuffled-"
@@ -239,9 +246,11 @@ def verdicts(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def conclusion(result: dict[str, Any], tests: dict[str, dict[str, Any]], data_info: dict[str, Any]) -> str:
+def conclusion(result: dict[str, Any], tests: dict[str, dict[str, Any]], data_info: dict[str, Any],
+               controls: dict[str, Any]) -> str:
     """Plain statements read off the figures: per GCL arm, how NDCG@10 moved and whether that is more
-    than the seed-to-seed spread; both arms against the attribute oracle."""
+    than the seed-to-seed spread; graded arms against their shuffled controls; every arm against the
+    attribute oracle."""
     lines = []
     n = len(result["seeds"])
     for arm, splits in result["comparison"].items():
@@ -253,6 +262,11 @@ def conclusion(result: dict[str, Any], tests: dict[str, dict[str, Any]], data_in
             parts.append(f"{split} {rel['mean'] * 100:+.1f} % ({metrics['ndcg@10']['wins']}/{n} seeds higher, "
                          f"{t}, {verdict} at 95 %)")
         lines.append(f"- **{arm} vs clip, NDCG@10**: " + "; ".join(parts) + ".")
+    for graded, entry in controls.items():
+        parts = [f"{split} {m['ndcg@10']['relative']['mean'] * 100:+.1f} % ({m['ndcg@10']['wins']}/{n} seeds higher)"
+                 for split, m in entry["comparison"].items()]
+        lines.append(f"- **{graded} vs {entry['control']}** (the same weights shuffled over the pairs: what the "
+                     "grades add beyond unequal weights), NDCG@10: " + "; ".join(parts) + ".")
     oracle = data_info["reference_rankings"]
     for arm in result["arms"]:
         shares = [result["summary"][arm][s]["ndcg@10"]["mean"] / oracle[s]["attribute oracle"]["ndcg@10"]
@@ -299,7 +313,7 @@ def _data_tables(data_info: dict[str, Any]) -> str:
 
 
 def markdown(result: dict[str, Any], runs: list[dict[str, Any]], settings: dict[str, Any],
-             data_info: dict[str, Any], tests: dict[str, Any], chart: str) -> str:
+             data_info: dict[str, Any], tests: dict[str, Any], controls: dict[str, Any], chart: str) -> str:
     s = settings
     train = runs[0]["train"]
     return (
@@ -313,7 +327,7 @@ def markdown(result: dict[str, Any], runs: list[dict[str, Any]], settings: dict[
         f"through the embedded Qdrant store, exact search, top_q 2000 (all queries of a split), k 1000, "
         f"fused vectors. Arms: {', '.join(result['arms'])}. Machine: {s['machine']['processor']}, "
         f"{s['machine']['cpus']} CPUs ({s['machine']['device']}). Produced by `{s['command']}`.\n\n"
-        "## Conclusion (from the figures below)\n\n" + conclusion(result, tests, data_info)
+        "## Conclusion (from the figures below)\n\n" + conclusion(result, tests, data_info, controls)
         + "\n## Headline (mean ± sample std over seeds; relative change = mean of per-seed (gcl − clip) / clip, "
         "in brackets the seeds where GCL is higher)\n\n" + headline_table(result)
         + "\n## NDCG@10 by query size, with model-free reference rankings\n\n"
@@ -344,11 +358,12 @@ def write_all(args: argparse.Namespace, settings: dict[str, Any], seeds: list[in
                                                             "vector": "fused"},
                 "versions": versions(), "machine": machine()}
     result = aggregate(runs, metrics=METRICS)
-    tests = verdicts(result)
-    document = {"settings": settings, "aggregate": result, "tests": tests, "data": data_info, "runs": runs}
+    tests, controls = verdicts(result), control_comparisons(runs)
+    document = {"settings": settings, "aggregate": result, "tests": tests, "graded_vs_shuffled": controls,
+                "data": data_info, "runs": runs}
     stem = args.name if not args.quick else f"{args.name}.quick"
-    write_results(args.name, document, markdown(result, runs, settings, data_info, tests, f"{stem}.svg"),
-                  full_size=not args.quick)
+    text = markdown(result, runs, settings, data_info, tests, controls, f"{stem}.svg")
+    write_results(args.name, document, text, full_size=not args.quick)
     (RESULTS / f"{stem}.svg").write_text(ndcg_chart(
         result, f"NDCG@10 per split: {' vs '.join(result['arms'])} (gcl-tiny, synthetic, {len(seeds)} seeds)"))
     print(headline_table(result))

@@ -89,6 +89,20 @@ def aggregate(runs: Sequence[Mapping[str, Any]], baseline: str = BASELINE,
             "summary": summary, "comparison": comparison}
 
 
+def control_comparisons(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Per shuffled control arm with its graded arm present: graded vs control, paired (NDCG@10, mERR,
+    mRBP8) — what the grades add over weights of the same distribution that ignore relevance."""
+    arms = dict.fromkeys(run["arm"] for run in runs)
+    out = {}
+    for control in arms:
+        graded = control.replace("control-shuffled-", "gcl-", 1)
+        if control.startswith("control-shuffled-") and graded in arms:
+            subset = [run for run in runs if run["arm"] in (control, graded)]
+            comparison = aggregate(subset, baseline=control, metrics=("ndcg@10", "err", "rbp@0.8"))["comparison"]
+            out[graded] = {"control": control, "comparison": comparison[graded]}
+    return out
+
+
 def _pm(stats: Mapping[str, float], digits: int = 3, scale: float = 1.0, sign: bool = False) -> str:
     fmt = f"{{:{'+' if sign else ''}.{digits}f}}"
     return f"{fmt.format(stats['mean'] * scale)} ± {stats['std'] * scale:.{digits}f}"
@@ -176,12 +190,15 @@ def svg_bar_chart(
             cx = x + bar_w * 0.45
             out.append(f'<path d="M{cx:.1f} {y(mean + std):.1f}V{y(mean - std):.1f}M{cx - 4:.1f} '
                        f'{y(mean + std):.1f}h8M{cx - 4:.1f} {y(mean - std):.1f}h8" stroke="#222"/>')
+            out.append(f'<text x="{cx:.1f}" y="{y(mean + std) - 4:.1f}" text-anchor="middle" font-size="9">'
+                       f'{mean:.3f}</text>')
         out.append(f'<text x="{x0 + group_w * 0.4:.1f}" y="{top + plot_h + 18}" text-anchor="middle">'
                    f'{escape(group)}</text>')
+    lx = left
     for s, (name, _, _) in enumerate(series):
-        lx = left + s * 150
         out.append(f'<rect x="{lx}" y="{height - 22}" width="12" height="12" fill="{ARM_COLOURS[s % len(ARM_COLOURS)]}"/>'
                    f'<text x="{lx + 16}" y="{height - 12}">{escape(name)}</text>')
+        lx += 36 + 7 * len(name)  # about 7 px per character at 12 px sans-serif
     out.append(f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + plot_h}" stroke="#222"/>')
     out.append("</svg>")
     return "\n".join(out) + "\n"

@@ -9,6 +9,7 @@ import pytest
 
 from benchmarks.gcl_vs_clip_report import (
     aggregate,
+    control_comparisons,
     headline_table,
     markdown_table,
     ndcg_chart,
@@ -70,6 +71,24 @@ def test_aggregate_pairs_seed_by_seed_against_the_baseline() -> None:
         aggregate(runs[1:], metrics=("ndcg@10",))
     with pytest.raises(ValueError, match="baseline"):
         aggregate([r for r in runs if r["arm"] != "clip"], metrics=("ndcg@10",))
+
+
+def test_graded_arm_is_paired_against_its_shuffled_control_only() -> None:
+    runs = _runs()
+    for seed in range(3):  # the control: the gcl figures lowered by 0.1 in split a, equal in split b
+        splits = {"a": {"ndcg@10": GCL["a"][seed] - 0.1, "err": 0.2, "rbp@0.8": 0.3},
+                  "b": {"ndcg@10": GCL["b"][seed], "err": 0.2, "rbp@0.8": 0.3}}
+        runs.append({"arm": "control-shuffled-linear", "seed": seed, "splits": splits})
+    for run in runs:
+        for figures in run["splits"].values():
+            figures.setdefault("rbp@0.8", 0.3)
+    controls = control_comparisons(runs)
+    assert list(controls) == ["gcl-linear"] and controls["gcl-linear"]["control"] == "control-shuffled-linear"
+    a = controls["gcl-linear"]["comparison"]["a"]["ndcg@10"]
+    assert a["diff"]["mean"] == pytest.approx(0.1) and a["wins"] == 3
+    b = controls["gcl-linear"]["comparison"]["b"]["ndcg@10"]
+    assert b["diff"]["mean"] == pytest.approx(0.0) and b["ties"] == 3
+    assert control_comparisons(_runs()) == {}  # no control arm, nothing to compare
 
 
 def test_tables_show_the_figures() -> None:
