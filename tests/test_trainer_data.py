@@ -14,12 +14,12 @@ from gcl_vectordb.data import RejectLog, open_dataset
 from gcl_vectordb.encoders import ClipTokenizer
 from gcl_vectordb.encoders.tokenizer import open_clip_vocab_path
 from gcl_vectordb.errors import ConfigError
+from gcl_vectordb.evaluation.protocol import QUERY_KEY_SUFFIX, build_qrels, rescale_relevance, sample_queries
 from trainer.config import DataConfig, EvalConfig
 from trainer.data import Augment, PairDataset, collate_pairs, load_pixels
 from trainer.losses import make_weight_transform
 from trainer.model import ClipTowers, encode_text_trimmed
 from trainer.pairs import load_training_data
-from trainer.protocol import build_qrels, rescale_relevance, sample_queries
 
 
 def _load(root: Path, fraction: float = 0.2, seed: int = 0, rejects: RejectLog | None = None, **data):
@@ -28,19 +28,20 @@ def _load(root: Path, fraction: float = 0.2, seed: int = 0, rejects: RejectLog |
 
 
 def test_rescale_relevance_is_the_protocol_formula() -> None:
-    w = np.array([1.0, 50.0, 25.5, 2.0, 49.0])
+    w = pd.Series([1.0, 50.0, 25.5, 2.0, 49.0])
     expected = [int((x - 1.0) / 49.0 * 99 + 1) for x in w]
     assert rescale_relevance(w).tolist() == expected == [1, 100, 50, 3, 97]
-    assert rescale_relevance(np.array([3.0, 3.0])).tolist() == [1, 1]
+    assert rescale_relevance(pd.Series([3.0, 3.0])).tolist() == [1, 1]
 
 
 def test_sample_queries_is_pandas_weighted_sample_where_pandas_accepts() -> None:
     rng = np.random.default_rng(3)
     frame = pd.DataFrame({"query": [f"q{i % 40}" for i in range(400)], "rel": rng.integers(1, 101, 400)})
     summed = frame.groupby("query")["rel"].sum()
-    reference = summed.sample(n=10, weights=summed, replace=False, random_state=1)
-    expected = reference.sort_values(ascending=False, kind="stable").index.tolist()
-    assert sample_queries(frame, 10) == expected
+    # The official code groups by the query text + a suffix, which orders "q10" before "q1".
+    keyed = summed.rename(lambda query: query + QUERY_KEY_SUFFIX).sort_index()
+    reference = keyed.sample(n=10, weights=keyed, replace=False, random_state=1).sort_values(ascending=False)
+    assert sample_queries(frame, 10) == [key[: -len(QUERY_KEY_SUFFIX)] for key in reference.index]
     everything = sample_queries(frame, 1000)  # more than there are: all, by summed rel descending
     assert sorted(everything) == sorted(summed.index) and everything[0] == summed.idxmax()
 

@@ -5,8 +5,8 @@ corpus (`Dataset.iter_products`; the corpus, not the split table's title/image c
 truth), then:
 1. holds out a seeded `eval.holdout_fraction` of the split's queries (at most `eval.top_q`): none of
    their pairs is trained on;
-2. judges the held-out queries as the protocol does (`trainer.protocol`: rel 1..100 over the whole
-   split, a weighted query sample, top-k ground truth) and picks the products to search;
+2. judges the held-out queries as the protocol does (`gcl_vectordb.evaluation.protocol`: rel 1..100
+   over the whole split, a weighted query sample, top-k ground truth) and picks the products to search;
 3. turns the remaining pairs into a `PairTable`: dense query/product codes and one loss weight per pair,
    w = g(s) from the weight transform fitted on the whole split (so a pair's weight never depends on
    the batch it lands in).
@@ -25,8 +25,8 @@ import numpy as np
 
 from gcl_vectordb.data import Product, RejectLog, open_dataset
 from gcl_vectordb.errors import ConfigError, DataError
+from gcl_vectordb.evaluation.protocol import build_qrels, rescale_relevance, sample_queries
 from trainer.losses import ScoreColumns, WeightTransform
-from trainer.protocol import build_qrels, rescale_relevance, sample_queries
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -103,12 +103,12 @@ def load_training_data(
     frame = dataset.read_split(split, rejects=rejects, columns=columns, weight_column=data.weight_column)
     if frame.empty:
         raise DataError(f"split {split.name} of {data.root} has no usable pairs", "check the split file")
-    frame["rel"] = rescale_relevance(frame[data.weight_column].to_numpy())
+    frame["rel"] = rescale_relevance(frame[data.weight_column])
     frame["weight"] = _pair_weights(frame, data.weight_column, transform)
     held = _held_out_queries(frame["query"], evaluation.holdout_fraction, seed, limit=evaluation.top_q)
     judged_frame = frame[frame["query"].isin(held)]
     eval_queries = sample_queries(judged_frame, evaluation.top_q) if held else []
-    qrels = build_qrels(judged_frame, eval_queries, evaluation.top_k)
+    qrels = build_qrels(judged_frame, eval_queries, evaluation.top_k) if held else {}
     judged = {pid for rels in qrels.values() for pid in rels}
     train = frame[~frame["query"].isin(held)]
     keep_for_eval = _eval_filter(dataset.count_products(split.corpus), evaluation.max_products, judged)
