@@ -58,12 +58,33 @@ def timed_interleaved(jobs: dict[str, callable], reps: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
+    """This machine's fp32 GEMM throughput through torch (the threads set in main): the roof that both
+    backends' tower time is spent under, since a ViT's forward is almost all matrix products."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    seconds = timed_interleaved({"mm": lambda: torch.mm(a, b)}, reps)["mm"]
+    return 2 * n**3 / seconds / 1e9
+
+
+def image_gflop(loaded) -> float:
+    """Forward FLOP of the image tower for one image (multiply and add counted apart), counted by torch.
+    Gradients stay enabled: without them nn.MultiheadAttention takes its fused fast path, which the
+    counter does not see (it would miss the attention projections)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        loaded.model.visual(torch.zeros(1, 3, loaded.image_size, loaded.image_size))
+    return counter.get_total_flops() / 1e9
+
+
 def bench_model(arch: str, batch: int, reps: int, threads: int, workdir: Path) -> list[dict]:
     loaded = create_clip_model(arch)
     bundle = workdir / arch
     started = time.perf_counter()
     manifest = export_bundle(ExportConfig(out=bundle, model_ref=arch, variants=("fp32", "int8")))
     export_s = time.perf_counter() - started
+    flop = image_gflop(loaded)
     texts = sample_texts(batch)
     pixels = np.random.default_rng(1).normal(size=(batch, 3, loaded.image_size, loaded.image_size)).astype(np.float32)
     encoders = {
@@ -79,7 +100,8 @@ def bench_model(arch: str, batch: int, reps: int, threads: int, workdir: Path) -
         parity = {t: p.max_cosine_deviation for t, p in manifest.parity[variant].items()} if "ORT" in name else None
         rows.append({"model": arch, "backend": name, "batch": batch, "threads": threads,
                      "images_per_s": batch / image_s[name], "texts_per_s": batch / text_s[name],
-                     "parity_max_cos_dev": parity, "export_s": export_s if name == "ORT fp32" else None})
+                     "parity_max_cos_dev": parity, "export_s": export_s if name == "ORT fp32" else None,
+                     "image_gflop": flop, "image_gflops": batch / image_s[name] * flop})
     base = rows[0]
     for row in rows:
         row["images_ratio"] = row["images_per_s"] / base["images_per_s"]
@@ -94,12 +116,17 @@ def markdown(rows: list[dict], meta: dict) -> str:
         f"{meta['cpu']}, {meta['threads']} threads, batch {meta['batch']}, median of {meta['reps']} interleaved rounds; "
         f"torch {meta['torch']}, onnxruntime {meta['onnxruntime']}; random weights. Ratios are against torch.",
         "",
-        "| model | backend | images/s | × torch | texts/s | × torch |",
-        "|---|---|---:|---:|---:|---:|",
+        "| model | backend | images/s | × torch | texts/s | × torch | image tower GFLOP/s | of the fp32 GEMM roof |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
+    roof = meta["matmul_gflops"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['backend']} | {r['images_per_s']:.1f} | {r['images_ratio']:.2f} | "
-                     f"{r['texts_per_s']:.1f} | {r['texts_ratio']:.2f} |")
+                     f"{r['texts_per_s']:.1f} | {r['texts_ratio']:.2f} | {r['image_gflops']:.0f} | "
+                     f"{r['image_gflops'] / roof:.0%} |")
+    lines += ["", f"fp32 GEMM roof: torch.mm 2048² on the same threads, {roof:.0f} GFLOP/s. Image tower FLOP per image "
+              "(torch's FlopCounterMode): " + ", ".join(sorted({f"{r['model']} {r['image_gflop']:.2f} GFLOP" for r in rows}))
+              + ". int8 rows exceed the roof because their products run in 8-bit integers."]
     return "\n".join(lines) + "\n"
 
 
@@ -117,7 +144,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for arch in args.models.split(","):
             rows += bench_model(arch, batch, reps, args.threads, Path(tmp))
-    meta = {"cpu": platform.processor() or platform.machine(), "threads": args.threads, "batch": batch, "reps": reps,
+    meta = {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
+            "matmul_gflops": matmul_gflops(), "batch": batch, "reps": reps,
             "torch": torch.__version__, "onnxruntime": ort.__version__, "quick": args.quick}
     stem = "encoders-quick" if args.quick else "encoders"
     results = ROOT / "benchmarks" / "results"
