@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,14 @@ import gcl_vectordb
 def _example() -> str:
     doc = gcl_vectordb.__doc__ or ""
     return textwrap.dedent(doc.split("your own service:\n", 1)[1].split("\nNames are imported", 1)[0])
+
+
+def test_the_readme_shows_the_example_that_runs() -> None:
+    """The README says its Python example is run by the test suite: it must be the docstring's, verbatim."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert len(blocks) == 1
+    assert blocks[0].strip() == _example().strip()
 
 
 def test_the_docstring_example_runs(tmp_path: Path, tiny_gs: Path, micro_bundle: Path,
