@@ -23,6 +23,7 @@ from gcl_vectordb.search.query import QueryHit, QueryResult
 log = logging.getLogger(__name__)
 THUMBNAIL_PX = 256
 _TEMPLATE = "results.html"
+_CARD_STYLE = "cards.css"
 
 
 def image_file(hit: QueryHit, images_dir: str | None) -> Path | None:
@@ -67,26 +68,38 @@ def _card(hit: QueryHit, images_dir: str | None) -> str:
     )
 
 
+def _cards(result: QueryResult) -> str:
+    """One card per hit, in rank order, or a note that there are none."""
+    cards = "\n".join(_card(hit, result.images_dir) for hit in result.hits)
+    return cards or '<p class="empty">No results.</p>'
+
+
+def _render(template: str, **fields: str) -> str:
+    """A page template of this package filled in; both pages inline the shared card styles (cards.css)."""
+    folder = resources.files("gcl_vectordb.search")
+    card_style = folder.joinpath(_CARD_STYLE).read_text(encoding="utf-8")
+    return Template(folder.joinpath(template).read_text(encoding="utf-8")).substitute(card_style=card_style, **fields)
+
+
+def _write(path: Path, text: str, hint: str) -> Path:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc}", hint) from exc
+    return path
+
+
 def results_page(result: QueryResult) -> str:
     """The HTML text of the results page (one card per hit, in rank order)."""
-    template = Template(resources.files("gcl_vectordb.search").joinpath(_TEMPLATE).read_text(encoding="utf-8"))
-    cards = "\n".join(_card(hit, result.images_dir) for hit in result.hits)
     summary = (f"{len(result.hits)} results · collection {result.collection} · mode {result.mode} · "
                f"model {result.model_ref}")
-    return template.substitute(
-        query=html.escape(result.query), summary=html.escape(summary),
-        cards=cards or '<p class="empty">No results.</p>',
-    )
+    return _render(_TEMPLATE, query=html.escape(result.query), summary=html.escape(summary), cards=_cards(result))
 
 
 def write_results_page(result: QueryResult, path: Path) -> Path:
     """Write `results_page(result)` to `path` (folders created); returns the path."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(results_page(result), encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc}", "choose a writable --html path") from exc
-    return path
+    return _write(path, results_page(result), "choose a writable --html path")
 
 
 _DEMO_TEMPLATE = "demo.html"
@@ -109,17 +122,12 @@ def demo_page(
     queries: Mapping[str, Sequence[QueryResult]], evaluations: Mapping[str, Mapping[str, Mapping[str, float]]]
 ) -> str:
     """The demo's page: the evaluation table, then per model and query a row of ranked product cards."""
-    template = Template(resources.files("gcl_vectordb.search").joinpath(_DEMO_TEMPLATE).read_text(encoding="utf-8"))
-    sections = []
-    for model, results in queries.items():
-        for result in results:
-            cards = "\n".join(_card(hit, result.images_dir) for hit in result.hits)
-            sections.append(
-                f'<section class="query" data-model="{html.escape(model)}"><h2>{html.escape(model)}: '
-                f'&ldquo;{html.escape(result.query)}&rdquo;</h2><div class="results">'
-                f'{cards or "<p class=empty>No results.</p>"}</div></section>'
-            )
-    return template.substitute(evaluation=_evaluation_table(evaluations), sections="\n".join(sections))
+    sections = [
+        f'<section class="query" data-model="{html.escape(model)}"><h2>{html.escape(model)}: '
+        f'&ldquo;{html.escape(result.query)}&rdquo;</h2><div class="results">{_cards(result)}</div></section>'
+        for model, results in queries.items() for result in results
+    ]
+    return _render(_DEMO_TEMPLATE, evaluation=_evaluation_table(evaluations), sections="\n".join(sections))
 
 
 def write_demo_page(
@@ -127,7 +135,5 @@ def write_demo_page(
     queries: Mapping[str, Sequence[QueryResult]],
     evaluations: Mapping[str, Mapping[str, Mapping[str, float]]],
 ) -> Path:
-    """Write `demo_page(...)` to `path`; returns the path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(demo_page(queries, evaluations), encoding="utf-8")
-    return path
+    """Write `demo_page(...)` to `path` (folders created); returns the path."""
+    return _write(path, demo_page(queries, evaluations), "choose a writable work folder (--work)")
