@@ -30,7 +30,9 @@ import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 
 from exporters import ExportConfig, export_bundle  # noqa: E402
-from gcl_vectordb.encoders import OnnxEncoder, TorchEncoder, create_clip_model  # noqa: E402
+from gcl_vectordb.encoders.models import create_clip_model  # noqa: E402
+from gcl_vectordb.encoders.onnx_encoder import OnnxEncoder  # noqa: E402
+from gcl_vectordb.encoders.torch_encoder import TorchEncoder  # noqa: E402
 
 WORDS = ["red", "summer", "dress", "leather", "boots", "striped", "cotton", "shirt", "blue", "denim", "bag", "slim"]
 

@@ -43,7 +43,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from benchmarks._results import RESULTS, write_results  # noqa: E402
-from gcl_vectordb.encoders import LoadedClip, create_clip_model  # noqa: E402
+from gcl_vectordb.encoders.models import LoadedClip, create_clip_model  # noqa: E402
 
 FLOP_PER_PAIR = {"ViT-B-32": 44.3e9}  # forward + backward of both towers at 224 px (the figure)
 # Dense bf16 tensor-core peaks, FLOP/s; the first substring found in the device name wins.

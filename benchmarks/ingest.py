@@ -40,7 +40,8 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 from _results import write_results  # noqa: E402
 
 from gcl_vectordb.data import open_dataset  # noqa: E402
-from gcl_vectordb.encoders import DEFAULT_FIELD_WEIGHTS, fused_document_vector, load_encoder  # noqa: E402
+from gcl_vectordb.domain import DEFAULT_FIELD_WEIGHTS  # noqa: E402
+from gcl_vectordb.encoders import fused_document_vector, load_encoder  # noqa: E402
 from gcl_vectordb.ingest import IngestConfig, ingest  # noqa: E402
 
 GOAL_RATIO = 0.9

@@ -15,16 +15,14 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_model():
     """gcl-tiny, seeded random init (a `LoadedClip`; do not modify its weights)."""
-    from gcl_vectordb.encoders import create_clip_model
-
+    from gcl_vectordb.encoders.models import create_clip_model
     return create_clip_model("gcl-tiny")
 
 
 @pytest.fixture(scope="session")
 def micro_model():
     """gcl-micro (dim 32, 32 px), seeded random init."""
-    from gcl_vectordb.encoders import create_clip_model
-
+    from gcl_vectordb.encoders.models import create_clip_model
     return create_clip_model("gcl-micro")
 
 

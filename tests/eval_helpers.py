@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from gcl_vectordb.data import ImageRejected, decode_image, open_dataset
-from gcl_vectordb.encoders import DEFAULT_FIELD_WEIGHTS, fused_document_vector, load_encoder
+from gcl_vectordb.domain import DEFAULT_FIELD_WEIGHTS
+from gcl_vectordb.encoders import fused_document_vector, load_encoder
 from gcl_vectordb.store import CollectionRecord, open_store, product_payload
 
 
@@ -30,7 +31,7 @@ def ingest_dataset(
     seconds = {"encode": 0.0, "upsert": 0.0, "optimize": 0.0}
     with open_store(store_location, **(store_options or {})) as store:
         store.create_collection(CollectionRecord(
-            collection, model_ref=encoder.model_ref, dim=encoder.dim, field_weights=dict(DEFAULT_FIELD_WEIGHTS),
+            collection, model_ref=encoder.model_ref, dim=encoder.dim, field_weights=DEFAULT_FIELD_WEIGHTS,
             dataset_root=str(Path(root).resolve()),
         ))
         for corpus in dataset.corpora:

@@ -61,7 +61,7 @@ def reference_vectors(data: Path, encoder, weights: dict[str, float]) -> dict[st
                     vectors["image"] = encoder.encode_images([decode_image(product)])[0]
                 except ImageRejected:  # title only (the ingest rejects such a product, or keeps it if imageless)
                     pass
-                total = sum(weights[f] * vectors[f] for f in vectors)
+                total = sum(weights.as_dict()[f] * vectors[f] for f in vectors)
                 vectors["fused"] = total / np.linalg.norm(total)
                 expected[product.product_id] = vectors
     return expected

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gcl_vectordb.cli.app import app
+from gcl_vectordb.domain import FieldWeights
 from gcl_vectordb.store import CollectionRecord, PointRecord, open_store, product_payload
 
 runner = CliRunner()
@@ -20,7 +21,7 @@ def store_dir(tmp_path: Path) -> Path:
     root = tmp_path / "store"
     with open_store(root) as store:
         store.create_collection(CollectionRecord(
-            "gs10m", model_ref="runs/demo/model", dim=8, field_weights={"image": 0.4, "title": 0.6},
+            "gs10m", model_ref="runs/demo/model", dim=8, field_weights=FieldWeights(image=0.4, title=0.6),
             dataset_root="/data/gs", ingest={"batch_size": 64},
         ))
         store.upsert("gs10m", [

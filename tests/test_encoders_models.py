@@ -13,18 +13,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from gcl_vectordb.encoders import (
-    create_clip_model,
-    load_checkpoint_folder,
-    resolve_model_ref,
-    save_checkpoint_folder,
-    weights_sha256,
-)
+from gcl_vectordb.encoders import resolve_model_ref
+from gcl_vectordb.encoders.checkpoints import load_checkpoint_folder, save_checkpoint_folder
+from gcl_vectordb.encoders.models import create_clip_model, weights_sha256
 from gcl_vectordb.errors import ModelError
 
 
 def test_seeded_random_init_is_identical_in_another_process(micro_model, subprocess_env) -> None:
-    code = "from gcl_vectordb.encoders import *; print(weights_sha256(create_clip_model('gcl-micro').model))"
+    code = "from gcl_vectordb.encoders.models import *; print(weights_sha256(create_clip_model('gcl-micro').model))"
     out = subprocess.run([sys.executable, "-c", code], env=subprocess_env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == weights_sha256(micro_model.model)
 

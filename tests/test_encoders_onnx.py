@@ -11,14 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gcl_vectordb.encoders import (
-    Encoder,
-    ExportManifest,
-    OnnxEncoder,
-    TorchEncoder,
-    load_encoder,
-)
+from gcl_vectordb.encoders import Encoder, ExportManifest, load_encoder
 from gcl_vectordb.encoders.manifest import file_sha256
+from gcl_vectordb.encoders.onnx_encoder import OnnxEncoder
+from gcl_vectordb.encoders.torch_encoder import TorchEncoder
 from gcl_vectordb.errors import ModelError
 from tests.encoder_fixtures import copy_bundle
 

@@ -12,14 +12,12 @@ from typer.testing import CliRunner
 
 from exporters import ExportConfig, ExportError, export_bundle
 from gcl_vectordb.cli.app import app
-from gcl_vectordb.encoders import (
-    ExportManifest,
-    OnnxEncoder,
-    TorchEncoder,
-    save_checkpoint_folder,
-    weights_sha256,
-)
+from gcl_vectordb.encoders import ExportManifest
+from gcl_vectordb.encoders.checkpoints import save_checkpoint_folder
 from gcl_vectordb.encoders.manifest import Parity
+from gcl_vectordb.encoders.models import weights_sha256
+from gcl_vectordb.encoders.onnx_encoder import OnnxEncoder
+from gcl_vectordb.encoders.torch_encoder import TorchEncoder
 from gcl_vectordb.errors import ConfigError
 
 runner = CliRunner()
@@ -92,3 +90,14 @@ def test_reexport_replaces_an_existing_bundle(micro_bundle: Path, tmp_path: Path
     manifest = export_bundle(ExportConfig(out=out, model_ref="gcl-micro"))
     assert manifest.source == first.source == ExportManifest.read(micro_bundle).source
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_a_bundle_and_the_model_it_was_exported_from_share_one_identity(micro_bundle: Path, tiny_bundle: Path) -> None:
+    from gcl_vectordb.encoders import load_encoder
+
+    bundle = load_encoder(str(micro_bundle), towers=("text",))
+    source = TorchEncoder.from_ref("gcl-micro")
+    assert bundle.identity.same_model(source.identity)
+    assert bundle.identity.model_ref != source.identity.model_ref  # where it came from is not identity
+    assert bundle.identity.preprocessing.image_size == 32 and bundle.identity.dim == 32
+    assert not bundle.identity.same_model(load_encoder(str(tiny_bundle), towers=("text",)).identity)

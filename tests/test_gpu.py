@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from gcl_vectordb.encoders import TorchEncoder, create_clip_model
+from gcl_vectordb.encoders.models import create_clip_model
+from gcl_vectordb.encoders.torch_encoder import TorchEncoder
 
 pytestmark = [
     pytest.mark.gpu,

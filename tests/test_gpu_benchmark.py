@@ -18,7 +18,7 @@ from benchmarks.gpu import (
     quick_plan,
     run_benchmark,
 )
-from gcl_vectordb.encoders import create_clip_model
+from gcl_vectordb.encoders.models import create_clip_model
 
 
 @pytest.mark.slow

@@ -115,10 +115,10 @@ def test_rrf_mode_and_filters_through_the_cli(ingested: Path) -> None:
 
 @pytest.mark.parametrize(("args", "message"), [
     (["ingest", "--fields", "image0.9"], "expected key=value pairs"),
-    (["ingest", "--fields", "image=x"], "image=x: not a number"),
-    (["ingest", "--fields", "text=1"], "unknown field 'text'"),
+    (["ingest", "--fields", "image=x"], "image=x is not a number"),
+    (["ingest", "--fields", "text=1"], "unknown field(s) text"),
     (["query", "q", "--weights", "image=1"], "weights apply to --mode weighted, not fused"),
-    (["query", "q", "--mode", "weighted", "--weights", "image=0,title=0"], "at least one weight must be positive"),
+    (["query", "q", "--mode", "weighted", "--weights", "image=0,title=0"], "at least one field weight must be positive"),
     (["query", "q", "--filter", "corpus"], "expected key=value pairs"),
     (["query", "q", "--filter", "corpus=3"], "the corpus is 1 or 2"),
     (["query", "q", "--filter", "brand=a,brand=b"], "brand is given twice"),

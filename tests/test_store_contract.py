@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gcl_vectordb.domain import FieldWeights
 from gcl_vectordb.errors import CollectionNotFound, ConfigError, ModelMismatch, StoreError
 from gcl_vectordb.store import (
     CollectionRecord,
@@ -29,7 +30,7 @@ from gcl_vectordb.store.plans import RRF_DEPTH_FACTOR, RRF_MIN_DEPTH
 DIM = 16
 N = 240
 NAME = "products"
-WEIGHTS = {"image": 0.7, "title": 0.3}
+WEIGHTS = FieldWeights(image=0.7, title=0.3)
 
 
 @dataclass
@@ -130,7 +131,7 @@ def reference_scores(corpus: Corpus, request: SearchRequest) -> dict[str, float]
             for position, i in enumerate(ranked):  # Qdrant: 1 / (k + 0-based position)
                 scores[corpus.ids[i]] = scores.get(corpus.ids[i], 0.0) + 1.0 / (request.rrf_k + position)
         return scores
-    weights = request.weights or WEIGHTS
+    weights = (request.weights or WEIGHTS).as_dict()
     scores = {}
     for i in np.flatnonzero(mask):
         fields = [f for f in ("image", "title") if weights.get(f, 0) > 0 and corpus.has[f][i]]
@@ -221,8 +222,8 @@ def test_existing_ids(searchable: VectorStore) -> None:
 QUERY_CASES = [
     dict(mode="fused"), dict(mode="image"), dict(mode="title"), dict(mode="rrf"), dict(mode="weighted"),
     dict(mode="fused", corpus=2), dict(mode="rrf", corpus=1, limit=7), dict(mode="image", filters={"brand": "bolt"}),
-    dict(mode="weighted", weights={"image": 0.2, "title": 0.8}, corpus=1),
-    dict(mode="weighted", weights={"title": 1.0}, limit=25), dict(mode="rrf", rrf_k=5, limit=3),
+    dict(mode="weighted", weights=FieldWeights(image=0.2, title=0.8), corpus=1),
+    dict(mode="weighted", weights=FieldWeights(image=0.0, title=1.0), limit=25), dict(mode="rrf", rrf_k=5, limit=3),
 ]
 
 
@@ -262,7 +263,7 @@ def test_weighted_deepens_until_certified_on_adversarial_data(
     with open_store(location) as store:
         store.create_collection(make_record())
         store.upsert(NAME, corpus.points())
-        request = SearchRequest(q, mode="weighted", weights={"image": 0.5, "title": 0.5}, limit=5, exact=True)
+        request = SearchRequest(q, mode="weighted", weights=FieldWeights(image=0.5, title=0.5), limit=5, exact=True)
         caplog.set_level(logging.DEBUG, logger="gcl_vectordb.store")
         hits = store.search(NAME, request)
         assert "deeper candidate set" in caplog.text  # the first candidate set could not certify

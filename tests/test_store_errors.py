@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from gcl_vectordb.domain import FieldWeights
 from gcl_vectordb.errors import CollectionInUse, ModelMismatch, StoreError, StoreUnreachable
 from gcl_vectordb.store import (
     CollectionRecord,
@@ -35,7 +36,7 @@ SECRET = "s3cr3t-api-key-do-not-print"
 
 
 def _record(name: str = "products") -> CollectionRecord:
-    return CollectionRecord(name, model_ref="tiny-clip@test", dim=DIM, field_weights={"image": 0.5, "title": 0.5})
+    return CollectionRecord(name, model_ref="tiny-clip@test", dim=DIM, field_weights=FieldWeights(image=0.5, title=0.5))
 
 
 def _points(n: int) -> list[PointRecord]:

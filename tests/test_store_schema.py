@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from gcl_vectordb.domain import FieldWeights
 from gcl_vectordb.errors import ConfigError, StoreError
 from gcl_vectordb.store import (
     CollectionRecord,
@@ -31,7 +32,7 @@ def test_point_id_is_a_stable_uuid5() -> None:
 
 def test_collection_record_json_round_trip() -> None:
     record = CollectionRecord(
-        "gs10m", model_ref="runs/gcl/model", dim=512, field_weights={"title": 0.6, "image": 0.4},
+        "gs10m", model_ref="runs/gcl/model", dim=512, field_weights=FieldWeights(image=0.4, title=0.6),
         dataset_root="/data/marqo-gs", ingest={"batch_size": 256, "fields": ["title", "image"]},
         extra={"note": "ünïcode"},
     )
@@ -49,7 +50,7 @@ def test_record_from_a_newer_version_keeps_unknown_keys_and_bad_records_fail_cle
 
 
 @pytest.mark.parametrize("bad", [dict(name="a/b"), dict(name=""), dict(dim=0), dict(distance="dot"),
-                                 dict(vectors=("fused",)), dict(field_weights={"image": -1.0})])
+                                 dict(vectors=("fused",))])
 def test_collection_record_validation(bad: dict) -> None:
     values = dict(name="ok", model_ref="m", dim=4) | bad
     with pytest.raises(ConfigError):
@@ -92,21 +93,23 @@ def test_point_record_and_payload_validation() -> None:
 
 
 @pytest.mark.parametrize("bad", [dict(mode="bm25"), dict(limit=0), dict(vector=np.ones((2, 2))),
-                                 dict(vector=np.array([np.nan, 1.0])), dict(weights={"image": -1.0}),
-                                 dict(weights={"price": 1.0}), dict(weights={"image": 0.0}),
+                                 dict(vector=np.array([np.nan, 1.0])),
                                  dict(filters={"in_stock": True}), dict(hnsw_ef=0), dict(rrf_k=0)])
 def test_search_request_validation(bad: dict) -> None:
     with pytest.raises(ConfigError):
         SearchRequest(**(dict(vector=np.ones(4)) | bad))
 
 
+def test_search_request_takes_field_weights_not_a_dict() -> None:
+    with pytest.raises(TypeError, match="weights must be FieldWeights"):
+        SearchRequest(np.ones(4), mode="weighted", weights={"image": 1.0})  # type: ignore[arg-type]
+
+
 def test_search_request_weights_default_to_the_collection_field_weights() -> None:
-    record = CollectionRecord("c", model_ref="m", dim=4, field_weights={"image": 0.3, "title": 0.7, "x": 1.0})
-    assert SearchRequest(np.ones(4), mode="weighted").resolved_weights(record) == {"image": 0.3, "title": 0.7}
-    request = SearchRequest(np.ones(4), mode="weighted", weights={"title": 1.0})
-    assert request.resolved_weights(record) == {"title": 1.0}
-    with pytest.raises(ConfigError, match="no image/title field weights"):
-        SearchRequest(np.ones(4)).resolved_weights(CollectionRecord("c", model_ref="m", dim=4))
+    record = CollectionRecord("c", model_ref="m", dim=4, field_weights=FieldWeights(image=0.3, title=0.7))
+    assert SearchRequest(np.ones(4), mode="weighted").resolved_weights(record) == FieldWeights(image=0.3, title=0.7)
+    request = SearchRequest(np.ones(4), mode="weighted", weights=FieldWeights(image=0.0, title=1.0))
+    assert request.resolved_weights(record) == FieldWeights(image=0.0, title=1.0)
 
 
 def test_client_request_of_each_mode() -> None:
@@ -119,7 +122,7 @@ def test_client_request_of_each_mode() -> None:
     assert fused.using == "fused" and fused.params.exact and fused.params.hnsw_ef == 32
     assert schema.client_request(plans.plan_search(SearchRequest(q)), with_params=False).params is None
     request = SearchRequest(q, mode="weighted", limit=2, with_payload=False)
-    *tops, combined = plans.plan_weighted(request, {"image": 0.25, "title": 0.75}, depth=40)
+    *tops, combined = plans.plan_weighted(request, FieldWeights(image=0.25, title=0.75), depth=40)
     weighted = schema.client_request(combined)
     assert [t.limit for t in tops] == [40, 40]
     assert weighted.query.defaults == {"$score[0]": 0.0, "$score[1]": 0.0}
@@ -135,7 +138,7 @@ def _hits(*scores: float) -> list[Hit]:
 
 def test_weighted_certificate() -> None:
     request = SearchRequest(np.ones(2), mode="weighted", limit=2)
-    weights = {"image": 0.5, "title": 0.5}
+    weights = FieldWeights(image=0.5, title=0.5)
     tops = [_hits(0.9, 0.8, 0.6), _hits(0.7, 0.5, 0.4)]  # depth 3: outside points score <= 0.5·0.6 + 0.5·0.4
     assert plans.weighted_certified(request, weights, tops, _hits(0.7, 0.5), depth=3)
     assert not plans.weighted_certified(request, weights, tops, _hits(0.7, 0.49), depth=3)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from gcl_vectordb.encoders import DEFAULT_FIELD_WEIGHTS
+from gcl_vectordb.domain import DEFAULT_FIELD_WEIGHTS, FieldWeights
 from gcl_vectordb.errors import ConfigError
 from trainer.config import TrainConfig, apply_overrides, load_config, parse_override
-from trainer.losses import DEFAULT_FIELD_WEIGHTS as LOSS_FIELD_WEIGHTS
+from trainer.losses.multifield import MultiFieldGCLLoss
 
 TOML = """
 out = "runs/demo"
@@ -33,8 +33,8 @@ terms = [["query", "fused", 1.0], ["query", "image", 0.5]]
 
 def test_defaults_use_the_encoders_field_weights() -> None:
     config = TrainConfig()
-    assert config.loss.field_weights == dict(DEFAULT_FIELD_WEIGHTS) == {"image": 0.9, "title": 0.1}
-    assert LOSS_FIELD_WEIGHTS is DEFAULT_FIELD_WEIGHTS  # the loss has no default of its own any more
+    assert config.loss.field_weights is DEFAULT_FIELD_WEIGHTS == FieldWeights(image=0.9, title=0.1)
+    assert MultiFieldGCLLoss().field_weights is DEFAULT_FIELD_WEIGHTS  # the loss has no default of its own
     assert config.loss.weight_transform().name == "linear"
 
 

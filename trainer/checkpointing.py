@@ -13,7 +13,6 @@ replace), so `load_encoder(RUN_DIR)` and `gcl-vdb export --checkpoint RUN_DIR` a
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 from dataclasses import asdict, dataclass
@@ -25,6 +24,7 @@ import torch
 
 from gcl_vectordb.encoders.refs import CHECKPOINT_CONFIG, RUN_FILE
 from gcl_vectordb.errors import ConfigError, ModelError
+from gcl_vectordb.files import atomic_output, write_json_atomic, write_text_atomic
 
 TRAIN_STATE_FILE = "train_state.pt"
 METRICS_FILE = "metrics.jsonl"
@@ -87,9 +87,8 @@ def save_train_state(folder: Path, state: TrainState, optimizer: torch.optim.Opt
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": capture_rng_state(),
     }
     path = folder / TRAIN_STATE_FILE
-    tmp = folder / f".{TRAIN_STATE_FILE}.tmp"
-    torch.save(document, tmp)
-    os.replace(tmp, path)
+    with atomic_output(path, "wb") as handle:
+        torch.save(document, handle)
     return path
 
 
@@ -108,12 +107,6 @@ def load_train_state(folder: Path) -> dict[str, Any]:
         raise ModelError(f"{path} has an unknown format {document.get('format')!r}")
     document["state"] = TrainState(**document["state"])
     return document
-
-
-def write_json_atomic(path: Path, value: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 class RunFolder:
@@ -165,9 +158,7 @@ class RunFolder:
         kept = [line for line in self.read_metrics() if line.get("step", 0) <= after_step]
         path = self.root / METRICS_FILE
         if path.is_file():
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in kept), encoding="utf-8")
-            os.replace(tmp, path)
+            write_text_atomic(path, "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in kept))
 
     def prune_checkpoints(self, keep: int, current: Path) -> None:
         """Delete all but the `keep` newest checkpoint folders (never `current`); keep = 0 keeps all."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from gcl_vectordb.encoders.fusion import DEFAULT_FIELD_WEIGHTS
+from gcl_vectordb.domain import DEFAULT_FIELD_WEIGHTS, FieldWeights
 from gcl_vectordb.errors import ConfigError
 from trainer.config_parsing import apply_overrides as _apply_overrides
 from trainer.config_parsing import build_dataclass, parse_override, plain, read_config_file
@@ -98,7 +98,7 @@ class LossConfig:
     kind: Literal["gcl", "clip"] = "gcl"
     weights: str = "linear"
     weight_params: dict[str, float] = field(default_factory=dict)
-    field_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FIELD_WEIGHTS))
+    field_weights: FieldWeights = DEFAULT_FIELD_WEIGHTS
     terms: tuple[tuple[str, str, float], ...] = (("query", "fused", 1.0),)
     mask_same_query: bool = True
     logit_scale_init: float | None = 50.0

@@ -36,7 +36,9 @@ def build_dataclass(cls: type, values: Any, prefix: str = "") -> Any:
     kwargs = {}
     for name, value in values.items():
         hint = hints[name]
-        if dataclasses.is_dataclass(hint):
+        if hasattr(hint, "from_mapping"):  # a domain type with its own validated constructor
+            kwargs[name] = hint.from_mapping(value, prefix + name) if isinstance(value, Mapping) else value
+        elif dataclasses.is_dataclass(hint):
             kwargs[name] = build_dataclass(hint, value, f"{prefix}{name}.")
         else:
             kwargs[name] = _coerce(value, hint, prefix + name)

@@ -13,7 +13,7 @@ A product whose image cannot be loaded is represented by its title alone (report
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from contextlib import nullcontext
 
 import numpy as np
@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from gcl_vectordb.data import RejectLog
+from gcl_vectordb.domain import FieldWeights
 from gcl_vectordb.encoders import ClipTokenizer, ImagePreprocessor, fused_document_vector, l2_normalize
 from gcl_vectordb.evaluation import MetricTable, compute_metrics, judge_run
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
@@ -76,7 +77,7 @@ class ModelEmbedder:
 def embed_products(
     encoder: ModelEmbedder,
     eval_set: EvalSet,
-    field_weights: Mapping[str, float],
+    field_weights: FieldWeights,
     *,
     workers: int = 0,
     rejects: RejectLog | None = None,
@@ -106,8 +107,7 @@ def embed_products(
     task.close()
     fields = {"image": images, "title": titles}
     present = {"image": has_image, "title": np.ones(len(products), dtype=bool)}
-    weights = {name: field_weights.get(name, 0.0) for name in fields}
-    return fused_document_vector(fields, present, weights)
+    return fused_document_vector(fields, present, field_weights)
 
 
 def exact_top_k(queries: np.ndarray, documents: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +121,7 @@ def exact_top_k(queries: np.ndarray, documents: np.ndarray, k: int) -> tuple[np.
 def evaluate_retrieval(
     encoder: ModelEmbedder,
     eval_set: EvalSet,
-    field_weights: Mapping[str, float],
+    field_weights: FieldWeights,
     *,
     k: int = 1000,
     workers: int = 0,

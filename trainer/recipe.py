@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 def _needed_fields(loss: LossConfig) -> set[str]:
     fields = {side for term in loss.terms for side in term[:2]}
     if "fused" in fields:
-        fields |= {name for name, alpha in loss.field_weights.items() if alpha > 0}
+        fields |= set(loss.field_weights.positive())
     return fields - {"fused"}
 
 
@@ -114,7 +114,7 @@ class GCLRecipe:
                               "pass --resume to continue it, or choose another --out")
 
     def _setup_model(self) -> None:
-        from gcl_vectordb.encoders import create_clip_model
+        from gcl_vectordb.encoders.models import create_clip_model
         from trainer.losses import MultiFieldGCLLoss
         from trainer.model import ClipTowers
 
@@ -370,7 +370,7 @@ class GCLRecipe:
         if not self.ctx.is_main:
             return None
         if self._saved_step != self.state.step:
-            from gcl_vectordb.encoders import save_checkpoint_folder
+            from gcl_vectordb.encoders.checkpoints import save_checkpoint_folder
             from trainer.checkpointing import save_train_state
 
             folder = self.run.checkpoint_folder(self.state.step)

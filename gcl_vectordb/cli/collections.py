@@ -60,7 +60,7 @@ def list_collections(qdrant: QdrantOption = None, json_output: JsonOption = Fals
 
 def _row(info: CollectionInfo) -> list[object]:
     record = info.record
-    weights = ", ".join(f"{k} {v:g}" for k, v in record.field_weights.items()) or "—"
+    weights = ", ".join(f"{k} {v:g}" for k, v in record.field_weights.as_dict().items())
     points = info.points if info.points is not None else info.note
     return [info.name, points, record.dim, record.model_ref, weights, record.created_at[:16].replace("T", " ")]
 

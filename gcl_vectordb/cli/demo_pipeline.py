@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gcl_vectordb.errors import ConfigError
+from gcl_vectordb.files import write_json_atomic
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
 
 log = logging.getLogger(__name__)
@@ -105,9 +105,7 @@ class _StageState:
 
     def record(self, name: str, fingerprint: str, **result: Any) -> None:
         self.stages[name] = {"fingerprint": fingerprint, **result}
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.stages, indent=2, default=str), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_json_atomic(self.path, self.stages)
 
 
 def fingerprint(*parts: Any) -> str:

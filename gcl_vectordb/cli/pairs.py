@@ -6,45 +6,20 @@ the command exits 2.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 import typer
 
-
-def parse_pairs(text: str, option: str) -> dict[str, str]:
-    """`"a=1, b=2"` → `{"a": "1", "b": "2"}`; empty keys or values, a missing `=`, a repeated key: error."""
-    pairs: dict[str, str] = {}
-    for item in text.split(","):
-        key, sep, value = (part.strip() for part in item.partition("="))
-        if not sep or not key or not value:
-            raise typer.BadParameter(f"expected key=value pairs separated by commas, got {item.strip()!r}",
-                                     param_hint=option)
-        if key in pairs:
-            raise typer.BadParameter(f"{key} is given twice", param_hint=option)
-        pairs[key] = value
-    return pairs
+from gcl_vectordb.domain import FieldWeights, parse_pairs
+from gcl_vectordb.errors import ConfigError
 
 
-def parse_weights(text: str, option: str) -> dict[str, float]:
-    """`"image=0.9,title=0.1"` → `{"image": 0.9, "title": 0.1}`: known fields, finite numbers ≥ 0, not all 0."""
-    from gcl_vectordb.encoders.fusion import FIELDS
-
-    weights = {}
-    for key, value in parse_pairs(text, option).items():
-        if key not in FIELDS:
-            raise typer.BadParameter(f"unknown field {key!r}; weight {' and/or '.join(FIELDS)}",
-                                     param_hint=option)
-        try:
-            weight = float(value)
-        except ValueError:
-            raise typer.BadParameter(f"{key}={value}: not a number", param_hint=option) from None
-        if not math.isfinite(weight) or weight < 0:
-            raise typer.BadParameter(f"{key}={value}: weights must be finite and ≥ 0", param_hint=option)
-        weights[key] = weight
-    if sum(weights.values()) <= 0:
-        raise typer.BadParameter("at least one weight must be positive", param_hint=option)
-    return weights
+def parse_weights(text: str, option: str) -> FieldWeights:
+    """`"image=0.9,title=0.1"` → `FieldWeights`; anything `FieldWeights.parse` refuses is a usage error."""
+    try:
+        return FieldWeights.parse(text, option)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
 
 
 def parse_filters(values: Iterable[str], option: str) -> tuple[int | None, dict[str, str]]:
@@ -53,11 +28,14 @@ def parse_filters(values: Iterable[str], option: str) -> tuple[int | None, dict[
     `corpus` is an integer (1 or 2); every other payload field is matched as a string.
     """
     filters: dict[str, str] = {}
-    for text in values:
-        for key, value in parse_pairs(text, option).items():
-            if key in filters:
-                raise typer.BadParameter(f"{key} is given twice", param_hint=option)
-            filters[key] = value
+    try:
+        for text in values:
+            for key, value in parse_pairs(text, option).items():
+                if key in filters:
+                    raise ConfigError(f"{option}: {key} is given twice")
+                filters[key] = value
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
     corpus = filters.pop("corpus", None)
     if corpus is not None and corpus not in ("1", "2"):
         raise typer.BadParameter(f"corpus={corpus}: the corpus is 1 or 2", param_hint=option)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import tarfile
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from gcl_vectordb.errors import DownloadError
+from gcl_vectordb.files import write_json_atomic
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
 
 logger = logging.getLogger(__name__)
@@ -223,14 +223,11 @@ def extract_archive(
 
 
 def _write_extraction_marker(marker: Path, result: ExtractResult) -> None:
-    marker.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "archive": result.archive, "out_dir": str(result.out_dir), "top_level": list(result.top_level),
         "files": result.files, "bytes": result.bytes,
     }
-    tmp = marker.with_name(marker.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
-    os.replace(tmp, marker)
+    write_json_atomic(marker, record)
 
 
 def read_extraction_marker(marker: Path) -> ExtractResult | None:

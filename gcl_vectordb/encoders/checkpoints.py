@@ -11,7 +11,6 @@ relative to the run folder>"`; `resolve_model_ref` follows that pointer.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import open_clip
 import torch
 from open_clip.transform import PreprocessCfg
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from gcl_vectordb.encoders.models import LoadedClip, instantiate_from_config, require_clip_tokenizer
 from gcl_vectordb.encoders.refs import (
@@ -30,6 +29,7 @@ from gcl_vectordb.encoders.refs import (
     read_checkpoint_meta,
 )
 from gcl_vectordb.errors import ModelError
+from gcl_vectordb.files import write_bytes_atomic, write_text_atomic
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -72,11 +72,8 @@ def save_checkpoint_folder(
         "source": source or architecture, "step": int(step), **meta,
     }
     text = json.dumps(meta_doc, indent=2, default=_json_default)
-    tmp_weights, tmp_meta = folder / f".{CHECKPOINT_WEIGHTS}.tmp", folder / f".{CHECKPOINT_CONFIG}.tmp"
-    save_file(state, str(tmp_weights))
-    tmp_meta.write_text(text, encoding="utf-8")
-    os.replace(tmp_weights, folder / CHECKPOINT_WEIGHTS)
-    os.replace(tmp_meta, folder / CHECKPOINT_CONFIG)
+    write_bytes_atomic(folder / CHECKPOINT_WEIGHTS, save(state))
+    write_text_atomic(folder / CHECKPOINT_CONFIG, text)
     return folder
 
 

@@ -1,4 +1,4 @@
-"""The fused document vector: one embedding per product from its per-field embeddings (GCL-PROTOCOL.md §3/§4).
+"""The fused document vector: one embedding per product from its per-field embeddings (docs/protocol.md).
 
     v = normalize( Σ_f α_f · normalize(e_f) ),   α_f = w_f · present_f / Σ_g w_g · present_g
 
@@ -11,17 +11,15 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from gcl_vectordb.domain import FieldWeights
 from gcl_vectordb.encoders.protocol import l2_normalize
 from gcl_vectordb.errors import DataError, ModelError
-
-FIELDS: tuple[str, ...] = ("image", "title")
-DEFAULT_FIELD_WEIGHTS: dict[str, float] = {"image": 0.9, "title": 0.1}
 
 
 def fused_document_vector(
     fields: Mapping[str, np.ndarray],
     present: Mapping[str, np.ndarray],
-    weights: Mapping[str, float],
+    weights: FieldWeights,
 ) -> np.ndarray:
     """Per-field embeddings `{field: (n, d)}` + presence masks `{field: (n,) bool}` → `(n, d)` float32.
 
@@ -33,12 +31,11 @@ def fused_document_vector(
     if not fields:
         raise ModelError("fused_document_vector needs at least one field")
     names = list(fields)
-    missing = [f for f in names if f not in weights or f not in present]
+    alphas = weights.as_dict()
+    missing = [f for f in names if f not in alphas or f not in present]
     if missing:
         raise ModelError(f"no weight or presence mask for field(s) {missing}",
-                         f"give weights and masks for every field in {names}")
-    if any(weights[f] < 0 for f in names):
-        raise ModelError(f"field weights must be ≥ 0, got {dict(weights)}")
+                         f"give weights and masks for every field in {list(alphas)}")
     first = np.asarray(fields[names[0]])
     n, d = first.shape
     alpha = np.zeros((n, len(names)), dtype=np.float64)
@@ -46,7 +43,7 @@ def fused_document_vector(
         emb, mask = np.asarray(fields[f]), np.asarray(present[f], dtype=bool)
         if emb.shape != (n, d) or mask.shape != (n,):
             raise ModelError(f"field {f!r}: embeddings {emb.shape} / mask {mask.shape}, expected ({n}, {d}) / ({n},)")
-        alpha[:, j] = mask * float(weights[f])
+        alpha[:, j] = mask * alphas[f]
     total = alpha.sum(axis=1)
     empty = np.flatnonzero(total <= 0)
     if empty.size:

@@ -21,6 +21,7 @@ from typing import Any
 from gcl_vectordb.encoders.preprocess import ImagePreprocessor
 from gcl_vectordb.encoders.refs import MANIFEST_FILE, read_json_object
 from gcl_vectordb.errors import ModelError
+from gcl_vectordb.files import write_json_atomic
 
 FORMAT_VERSION = 1
 VARIANTS = ("fp32", "int8", "fp16")
@@ -125,9 +126,7 @@ class ExportManifest:
                              "re-export the bundle with `gcl-vdb export`") from exc
 
     def write(self, folder: Path) -> Path:
-        path = Path(folder) / MANIFEST_FILE
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        return path
+        return write_json_atomic(Path(folder) / MANIFEST_FILE, self.to_dict())
 
     @classmethod
     def read(cls, folder: Path) -> ExportManifest:

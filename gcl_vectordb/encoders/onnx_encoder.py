@@ -9,7 +9,6 @@ This module must stay free of torch and open_clip imports: `gcl-vdb query` start
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -26,18 +25,11 @@ from gcl_vectordb.encoders.manifest import (
 from gcl_vectordb.encoders.protocol import BatchedEncoder, EncoderInfo
 from gcl_vectordb.encoders.tokenizer import TOKENIZER_NAME, ClipTokenizer
 from gcl_vectordb.errors import ModelError
+from gcl_vectordb.files import available_cpus
 
 log = logging.getLogger(__name__)
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 _GPU_PROVIDERS = PROVIDER_ORDER[:2]
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (respects taskset/cgroup affinity where the OS reports it)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def select_providers(device: str = "auto") -> list[str]:
@@ -132,6 +124,9 @@ class OnnxEncoder(BatchedEncoder):
                          IMAGE_OUTPUT, self.dim)
         self.provider = self._text.get_providers()[0]
         log.info("ONNX bundle %s (%s) on %s, %d threads", folder, variant, self.provider, self.threads)
+
+    def _weights_sha256(self) -> str:
+        return self.manifest.source.weights_sha256  # of the torch weights the bundle was exported from
 
     def _run_text(self, tokens: np.ndarray) -> np.ndarray:
         return self._text.run([TEXT_OUTPUT], {TEXT_INPUT: tokens})[0]

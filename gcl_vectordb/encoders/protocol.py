@@ -7,12 +7,14 @@ model that embedded the corpus.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
+from gcl_vectordb.domain import ModelIdentity, Preprocessing
 from gcl_vectordb.encoders.preprocess import ImagePreprocessor
 from gcl_vectordb.encoders.tokenizer import ClipTokenizer
 from gcl_vectordb.errors import ModelError
@@ -44,6 +46,11 @@ class Encoder(Protocol):
     image_size: int
     preprocessor: ImagePreprocessor
 
+    @property
+    def identity(self) -> ModelIdentity:
+        """Which model this is (weights hash, dim, preprocessing): what a collection records."""
+        ...
+
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
@@ -73,6 +80,20 @@ class BatchedEncoder:
     preprocessor: ImagePreprocessor
     batch_size: int
     _tokenizer: ClipTokenizer
+
+    def _weights_sha256(self) -> str:
+        raise NotImplementedError
+
+    @functools.cached_property
+    def identity(self) -> ModelIdentity:
+        """The model's identity; computed once (hashing a torch model's weights takes ~1 s at ViT-B-32)."""
+        p = self.preprocessor
+        preprocessing = Preprocessing(
+            image_size=p.size, mean=tuple(map(float, p.mean)), std=tuple(map(float, p.std)),
+            interpolation=p.interpolation, resize_mode=p.resize_mode, fill_color=int(p.fill_color),
+            context_length=self._tokenizer.context_length,
+        )
+        return ModelIdentity(self.model_ref, self._weights_sha256(), self.dim, preprocessing)
 
     def tokenize(self, texts: Sequence[str]) -> np.ndarray:
         """Texts → `(n, context_length)` int64 token ids, exactly as the text tower receives them."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from gcl_vectordb.encoders.models import LoadedClip, create_clip_model
+from gcl_vectordb.encoders.models import LoadedClip, create_clip_model, weights_sha256
 from gcl_vectordb.encoders.protocol import BatchedEncoder, EncoderInfo
 from gcl_vectordb.encoders.tokenizer import ClipTokenizer, open_clip_vocab_path
 from gcl_vectordb.errors import ModelError
@@ -57,6 +57,9 @@ class TorchEncoder(BatchedEncoder):
         ):
             out = fn(torch.from_numpy(array).to(self.device), normalize=True)
         return out.float().cpu().numpy()
+
+    def _weights_sha256(self) -> str:
+        return weights_sha256(self.model)
 
     def _run_text(self, tokens: np.ndarray) -> np.ndarray:
         return self._run(self.model.encode_text, tokens)

@@ -19,6 +19,7 @@ import numpy as np
 
 from gcl_vectordb.errors import DataError
 from gcl_vectordb.evaluation.judging import Qrels, RankedRun, Run, trec_rank_order
+from gcl_vectordb.files import atomic_output
 
 logger = logging.getLogger(__name__)
 
@@ -72,15 +73,9 @@ def _qrels_lines(qid: str, judgments: Mapping[str, int]) -> Iterator[str]:
 
 def _write_atomically(path: Path, blocks: Iterable[Iterable[str]]) -> Path:
     """Write the lines of every block to `path`; on any error leave no partial file behind."""
-    partial = path.with_name(path.name + ".partial")
-    try:
-        with partial.open("w", encoding="utf-8", newline="\n") as out:
-            for lines in blocks:
-                out.writelines(lines)
-        partial.replace(path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    with atomic_output(path, "w") as out:
+        for lines in blocks:
+            out.writelines(lines)
     return path
 
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gcl_vectordb.data.records import CORPORA
-from gcl_vectordb.encoders.fusion import FIELDS
+from gcl_vectordb.domain import FieldWeights
 from gcl_vectordb.errors import ConfigError
 from gcl_vectordb.settings import DEFAULTS, WORK_DIR
 from gcl_vectordb.store import is_server_location
@@ -16,18 +14,6 @@ from gcl_vectordb.store.records import validate_collection_name
 
 STATE_FILE = "state.json"
 REJECTS_FILE = "rejects.jsonl"
-
-
-def check_ingest_weights(weights: Mapping[str, float]) -> dict[str, float]:
-    """GCL field weights α over image/title: finite, ≥ 0, not all zero (renormalised per product later)."""
-    unknown = sorted(set(weights) - set(FIELDS))
-    if unknown:
-        raise ConfigError(f"unknown field(s) {', '.join(unknown)} in the field weights",
-                          f"weight {' and '.join(FIELDS)}, e.g. image=0.9,title=0.1")
-    clean = {f: float(weights.get(f, 0.0)) for f in FIELDS}
-    if any(not math.isfinite(v) or v < 0 for v in clean.values()) or sum(clean.values()) <= 0:
-        raise ConfigError(f"field weights {clean} must be ≥ 0 and not all zero")
-    return clean
 
 
 @dataclass(frozen=True)
@@ -51,7 +37,7 @@ class IngestConfig:
     api_key: str | None = field(default=None, repr=False)
     batch_size: int = 128
     workers: int | None = None
-    field_weights: Mapping[str, float] | None = None
+    field_weights: FieldWeights | None = None
     build_index: bool = True
     rejects: Path | None = None
     state_dir: Path | None = None
@@ -66,8 +52,8 @@ class IngestConfig:
     def __post_init__(self) -> None:
         validate_collection_name(self.collection)
         object.__setattr__(self, "data", Path(self.data))
-        if self.field_weights is not None:
-            object.__setattr__(self, "field_weights", check_ingest_weights(self.field_weights))
+        if self.field_weights is not None and not isinstance(self.field_weights, FieldWeights):
+            raise TypeError(f"field_weights must be FieldWeights, got {type(self.field_weights).__name__}")
         object.__setattr__(self, "corpora", tuple(self.corpora))
         if not self.model_ref:
             raise ConfigError("no model given", "pass --model MODEL_DIR (an ONNX bundle or a checkpoint)")

@@ -20,7 +20,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +29,7 @@ import numpy as np
 
 from gcl_vectordb.data.dataset import Dataset
 from gcl_vectordb.data.records import Product, Reject, RejectLog
+from gcl_vectordb.domain import FieldWeights
 from gcl_vectordb.encoders.fusion import fused_document_vector
 from gcl_vectordb.encoders.protocol import Encoder
 from gcl_vectordb.ingest.decode import DecodedChunk, decode_in_worker, decode_products
@@ -90,7 +91,7 @@ class PipelineSetup:
     store: VectorStore
     collection: str
     encoder: Encoder
-    field_weights: Mapping[str, float]
+    field_weights: FieldWeights
     state: IngestState
     rejects: RejectsFile
     corpora: tuple[int, ...]
@@ -296,7 +297,7 @@ def encode_batch(setup: PipelineSetup, batch: ReadBatch, chunks: list[DecodedChu
             rejects.append(Reject(f"images of corpus {batch.corpus}", 0, failure.reason, failure.detail,
                                   product.product_id))
         offset += len(chunk.has_image)
-    if setup.field_weights["title"] <= 0:  # a title-only product would have nothing to embed
+    if setup.field_weights.title <= 0:  # a title-only product would have nothing to embed
         for i in np.flatnonzero(~has_image & ~failed):
             rejects.append(Reject(f"images of corpus {batch.corpus}", 0, "missing-image",
                                   "no image, and the title's field weight is 0", products[i].product_id))

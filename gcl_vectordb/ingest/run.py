@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import multiprocessing
 import os
 import time
@@ -22,14 +21,15 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from gcl_vectordb.data.dataset import DATA_HINT, Dataset, open_dataset
-from gcl_vectordb.encoders import DEFAULT_FIELD_WEIGHTS, Encoder, load_encoder
+from gcl_vectordb.domain import DEFAULT_FIELD_WEIGHTS, FieldWeights
+from gcl_vectordb.encoders import Encoder, load_encoder
 from gcl_vectordb.errors import CollectionNotFound, ConfigError, DataError
+from gcl_vectordb.files import available_cpus
 from gcl_vectordb.ingest.config import (
     STATE_FILE,
     CorpusCounts,
     IngestConfig,
     IngestReport,
-    check_ingest_weights,
 )
 from gcl_vectordb.ingest.decode import init_worker
 from gcl_vectordb.ingest.pipeline import Pipeline, PipelineSetup, Tally
@@ -38,14 +38,6 @@ from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.store import CollectionRecord, VectorStore, check_model, open_store
 
 log = logging.getLogger(__name__)
-
-
-def available_cpus() -> int:
-    """CPUs this process may use (the default number of decode workers)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def ingest(config: IngestConfig, progress: Progress = NULL_PROGRESS) -> IngestReport:
@@ -134,32 +126,25 @@ def _stored_record(store: VectorStore, name: str) -> CollectionRecord | None:
         return None
 
 
-def _field_weights(config: IngestConfig, existing: CollectionRecord | None) -> dict[str, float]:
+def _field_weights(config: IngestConfig, existing: CollectionRecord | None) -> FieldWeights:
     """The α of the fused vector: as asked, else the collection's (a resumed run), else the defaults."""
     if config.field_weights is not None:
-        return dict(config.field_weights)
-    if existing is not None and existing.field_weights:
-        return check_ingest_weights(existing.field_weights)
-    return dict(DEFAULT_FIELD_WEIGHTS)
+        return config.field_weights
+    return existing.field_weights if existing is not None else DEFAULT_FIELD_WEIGHTS
 
 
-def _check_same_source(record: CollectionRecord, dataset: Dataset, weights: dict[str, float]) -> None:
+def _check_same_source(record: CollectionRecord, dataset: Dataset, weights: FieldWeights) -> None:
     """A collection holds one dataset with one set of field weights: refuse to mix in another."""
     drop = f"ingest into another collection, or drop this one first (`gcl-vdb collections drop {record.name}`)"
     if record.dataset_root is not None and Path(record.dataset_root) != dataset.root:
         raise ConfigError(f"collection {record.name!r} was built from {record.dataset_root}, not {dataset.root}",
                           drop)
-    stored = {f: float(record.field_weights.get(f, 0.0)) for f in weights}
-    if record.field_weights and any(not math.isclose(stored[f], w, abs_tol=1e-9) for f, w in weights.items()):
-        raise ConfigError(f"collection {record.name!r} was built with field weights {_weights(stored)}, "
-                          f"not {_weights(weights)}", drop)
+    if record.field_weights != weights:
+        raise ConfigError(f"collection {record.name!r} was built with field weights {record.field_weights}, "
+                          f"not {weights}", drop)
 
 
-def _weights(weights: dict[str, float]) -> str:
-    return ",".join(f"{k}={v:g}" for k, v in weights.items())
-
-
-def _new_record(config: IngestConfig, dataset: Dataset, encoder: Encoder, weights: dict[str, float]) -> CollectionRecord:
+def _new_record(config: IngestConfig, dataset: Dataset, encoder: Encoder, weights: FieldWeights) -> CollectionRecord:
     return CollectionRecord(
         config.collection, model_ref=encoder.model_ref, dim=encoder.dim, field_weights=weights,
         dataset_root=str(dataset.root),

@@ -27,6 +27,7 @@ from typing import Any
 
 from gcl_vectordb.data.records import Reject
 from gcl_vectordb.errors import StoreError
+from gcl_vectordb.files import write_json_atomic
 
 log = logging.getLogger(__name__)
 STATE_FORMAT = 1
@@ -85,22 +86,11 @@ class IngestState:
             "format": STATE_FORMAT, "collection": self.collection, "created_at": self.created_at,
             "dataset": self.dataset, "cursors": {str(c): asdict(v) for c, v in sorted(self.cursors.items())},
         }
-        write_atomic(self.path, json.dumps(data, indent=1) + "\n")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text` so that a crash leaves the old or the new content, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise StoreError(f"cannot write the ingest state {path}: {exc}",
-                         "check that the folder is writable (or pick another with the state_dir setting)") from exc
+        try:
+            write_json_atomic(self.path, data, indent=1)
+        except OSError as exc:
+            raise StoreError(f"cannot write the ingest state {self.path}: {exc}",
+                             "check that the folder is writable (or pick another with the state_dir setting)") from exc
 
 
 def dataset_fingerprint(root: Path) -> list[list[Any]]:

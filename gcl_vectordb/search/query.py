@@ -18,9 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gcl_vectordb.domain import FieldWeights, SearchMode
 from gcl_vectordb.encoders import Encoder, load_encoder
 from gcl_vectordb.errors import ConfigError
-from gcl_vectordb.store import SEARCH_MODES, SearchMode, SearchRequest, VectorStore, check_model, open_store
+from gcl_vectordb.store import SearchRequest, VectorStore, check_model, open_store
 from gcl_vectordb.store.records import CollectionRecord
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class QueryResult:
 
     query: str
     collection: str
-    mode: str
+    mode: SearchMode
     limit: int
     model_ref: str
     dim: int
@@ -56,7 +57,7 @@ class QueryResult:
     images_dir: str | None = None
     corpus: int | None = None
     filters: Mapping[str, str | int] = field(default_factory=dict)
-    weights: Mapping[str, float] | None = None
+    weights: FieldWeights | None = None
 
 
 @functools.lru_cache(maxsize=4)
@@ -71,9 +72,9 @@ def search_products(
     collection: str,
     text: str,
     *,
-    mode: SearchMode = "fused",
+    mode: SearchMode | str = SearchMode.fused,
     limit: int = 10,
-    weights: Mapping[str, float] | None = None,
+    weights: FieldWeights | None = None,
     corpus: int | None = None,
     filters: Mapping[str, str | int] | None = None,
     exact: bool = False,
@@ -84,8 +85,7 @@ def search_products(
     started = time.perf_counter()
     if not text.strip():
         raise ConfigError("the query text is empty", 'give some words to search for, e.g. "red summer dress"')
-    if mode not in SEARCH_MODES:
-        raise ConfigError(f"unknown search mode {mode!r}", f"use one of: {', '.join(SEARCH_MODES)}")
+    mode = SearchMode.parse(mode)
     record = store.get_record(collection)
     clock = time.perf_counter()
     encoder = encoder or cached_encoder(record.model_ref)
@@ -101,7 +101,7 @@ def search_products(
     return QueryResult(
         query=text, collection=collection, mode=mode, limit=limit, model_ref=record.model_ref, dim=record.dim,
         hits=hits, images_dir=_images_dir(record), corpus=corpus, filters=dict(filters or {}),
-        weights=request.resolved_weights(record) if mode == "weighted" else None,
+        weights=request.resolved_weights(record) if mode is SearchMode.weighted else None,
         seconds={"model": loaded - clock, "embed": embedded - loaded, "search": done - embedded,
                  "total": done - started},
     )
@@ -127,19 +127,18 @@ class QueryConfig:
     collection: str
     store: str
     api_key: str | None = field(default=None, repr=False)
-    mode: SearchMode = "fused"
+    mode: SearchMode = SearchMode.fused
     limit: int = 10
-    weights: Mapping[str, float] | None = None
+    weights: FieldWeights | None = None
     corpus: int | None = None
     filters: Mapping[str, str | int] = field(default_factory=dict)
     exact: bool = False
 
     def __post_init__(self) -> None:
-        if self.mode not in SEARCH_MODES:
-            raise ConfigError(f"unknown search mode {self.mode!r}", f"use one of: {', '.join(SEARCH_MODES)}")
+        object.__setattr__(self, "mode", SearchMode.parse(self.mode))
         if not isinstance(self.limit, int) or self.limit < 1:
             raise ConfigError(f"limit must be a positive integer, got {self.limit!r}")
-        if self.weights is not None and self.mode != "weighted":
+        if self.weights is not None and self.mode is not SearchMode.weighted:
             raise ConfigError(f"weights apply to the weighted mode, not {self.mode}", "add --mode weighted")
 
 

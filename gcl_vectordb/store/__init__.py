@@ -21,13 +21,10 @@ from gcl_vectordb.errors import ConfigError
 from gcl_vectordb.store.base import VectorStore
 from gcl_vectordb.store.embedded import EmbeddedOptions, EmbeddedStore
 from gcl_vectordb.store.records import (
-    FIELD_VECTORS,
-    SEARCH_MODES,
     VECTOR_NAMES,
     CollectionRecord,
     Hit,
     PointRecord,
-    SearchMode,
     SearchRequest,
     check_model,
     product_payload,
@@ -36,8 +33,8 @@ from gcl_vectordb.store.schema import point_id
 from gcl_vectordb.store.server import ServerOptions, ServerStore
 
 __all__ = [
-    "FIELD_VECTORS", "SEARCH_MODES", "VECTOR_NAMES", "CollectionRecord", "EmbeddedOptions", "EmbeddedStore",
-    "Hit", "PointRecord", "SearchMode", "SearchRequest", "ServerOptions", "ServerStore", "VectorStore",
+    "VECTOR_NAMES", "CollectionRecord", "EmbeddedOptions", "EmbeddedStore",
+    "Hit", "PointRecord", "SearchRequest", "ServerOptions", "ServerStore", "VectorStore",
     "check_model", "is_server_location", "open_store", "point_id", "product_payload",
 ]
 

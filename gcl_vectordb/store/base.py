@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from gcl_vectordb.domain import SearchMode
 from gcl_vectordb.errors import CollectionNotFound, ConfigError, ModelMismatch, StoreError
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.store import plans
@@ -158,12 +159,12 @@ class StoreBase:
                     f"embed the query with {record.model_ref}",
                 )
         results: dict[int, list[Hit]] = {}
-        simple = [i for i, r in enumerate(requests) if r.mode != "weighted"]
+        simple = [i for i, r in enumerate(requests) if r.mode is not SearchMode.weighted]
         if simple:
             raw = self._query(name, [plans.plan_search(requests[i]) for i in simple])
             for i, points in zip(simple, raw, strict=True):
                 results[i] = hits_from_wire(points, requests[i].with_payload)
-        weighted = {i: r for i, r in enumerate(requests) if r.mode == "weighted"}
+        weighted = {i: r for i, r in enumerate(requests) if r.mode is SearchMode.weighted}
         if weighted:
             results.update(self._search_weighted(name, record, weighted))
         return [results[i] for i in range(len(requests))]

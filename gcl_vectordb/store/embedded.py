@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from typing import Any
 import qdrant_edge as edge
 
 from gcl_vectordb.errors import CollectionInUse, StoreError
+from gcl_vectordb.files import write_json_atomic
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.store import plans, schema
 from gcl_vectordb.store.base import StoreBase, collection_not_found, existing_record
@@ -100,7 +100,7 @@ class EmbeddedStore(StoreBase):
             shard = edge.EdgeShard.create(str(folder / SHARD_DIR), config)
             for operation in schema.edge_payload_indexes():
                 shard.update(operation)
-            _write_json_atomic(folder / RECORD_FILE, schema.record_to_json(record))
+            write_json_atomic(folder / RECORD_FILE, schema.record_to_json(record))
         except Exception as exc:  # OSError, or qdrant-edge's plain Exception
             raise StoreError(f"cannot create collection {record.name} in {self.location}: {exc}",
                              "check that the store folder is writable (--qdrant PATH)") from exc
@@ -208,8 +208,3 @@ class EmbeddedStore(StoreBase):
         self._shards[name] = shard
         return shard
 
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)

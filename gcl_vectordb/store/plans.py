@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gcl_vectordb.store.records import FIELD_VECTORS, Hit, SearchRequest
+from gcl_vectordb.domain import DOCUMENT_FIELDS, FieldWeights, SearchMode
+from gcl_vectordb.store.records import Hit, SearchRequest
 
 RRF_DEPTH_FACTOR = 5
 RRF_MIN_DEPTH = 50
@@ -89,13 +90,13 @@ def _nearest(
 
 def plan_search(request: SearchRequest) -> QueryPlan:
     """The plan of a `fused`, `image`, `title` or `rrf` request (`weighted` has `plan_weighted`)."""
-    if request.mode in ("fused", "image", "title"):
-        return _nearest(request, request.mode, request.limit, _payload_of(request))
-    if request.mode == "rrf":
+    if request.mode in (SearchMode.fused, SearchMode.image, SearchMode.title):
+        return _nearest(request, request.mode.value, request.limit, _payload_of(request))
+    if request.mode is SearchMode.rrf:
         depth = max(request.limit * RRF_DEPTH_FACTOR, RRF_MIN_DEPTH)
         return QueryPlan(
             RrfFusion(request.rrf_k), request.limit,
-            prefetch=tuple(_nearest(request, f, depth) for f in FIELD_VECTORS),
+            prefetch=tuple(_nearest(request, f, depth) for f in DOCUMENT_FIELDS),
             conditions=conditions_of(request), with_payload=_payload_of(request),
         )
     raise ValueError(f"use plan_weighted for mode {request.mode!r}")
@@ -105,13 +106,9 @@ def initial_depth(request: SearchRequest) -> int:
     return max(request.limit * WEIGHTED_DEPTH_FACTOR, WEIGHTED_MIN_DEPTH)
 
 
-def active_fields(weights: dict[str, float]) -> list[str]:
-    return [f for f in FIELD_VECTORS if weights.get(f, 0.0) > 0]
-
-
-def plan_weighted(request: SearchRequest, weights: dict[str, float], depth: int) -> list[QueryPlan]:
+def plan_weighted(request: SearchRequest, weights: FieldWeights, depth: int) -> list[QueryPlan]:
     """[top-`depth` of each weighted field (for the bound)..., the weighted top-k over their union]."""
-    fields = active_fields(weights)
+    fields = weights.positive()
     tops = tuple(_nearest(request, f, depth) for f in fields)
     union = len(fields) * depth
     rescored = tuple(
@@ -119,14 +116,14 @@ def plan_weighted(request: SearchRequest, weights: dict[str, float], depth: int)
         for f in fields
     )
     combined = QueryPlan(
-        WeightedSum(tuple(weights[f] for f in fields)), request.limit, prefetch=rescored,
+        WeightedSum(tuple(fields.values())), request.limit, prefetch=rescored,
         conditions=conditions_of(request), with_payload=_payload_of(request),
     )
     return [*tops, combined]
 
 
 def weighted_certified(
-    request: SearchRequest, weights: dict[str, float], tops: Sequence[Sequence[Hit]], hits: Sequence[Hit],
+    request: SearchRequest, weights: FieldWeights, tops: Sequence[Sequence[Hit]], hits: Sequence[Hit],
     depth: int,
 ) -> bool:
     """True when no point outside the candidates can enter the weighted top-k (module docstring).
@@ -134,11 +131,12 @@ def weighted_certified(
     `tops` are the per-field top-`depth` lists, `hits` the weighted top-k over their union. A field
     whose list ran short holds every point with that field, so outside points score 0 there.
     """
-    fields = active_fields(weights)
+    fields = weights.positive()
     if all(len(top) < depth for top in tops):
         return True
     bound = sum(
-        weights[f] * max(top[-1].score, 0.0) for f, top in zip(fields, tops, strict=True) if len(top) >= depth
+        alpha * max(top[-1].score, 0.0) for alpha, top in zip(fields.values(), tops, strict=True)
+        if len(top) >= depth
     )
     # 1e-6: the engines compute cosines in float32.
     return len(hits) >= request.limit and hits[request.limit - 1].score >= bound - 1e-6

@@ -7,27 +7,23 @@ the wire types of qdrant-edge-py (embedded) and qdrant-client (server) and back.
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, get_args
+from typing import Any
 
 import numpy as np
 
 from gcl_vectordb import __version__
+from gcl_vectordb.domain import DEFAULT_FIELD_WEIGHTS, DOCUMENT_FIELDS, FieldWeights, SearchMode
 from gcl_vectordb.errors import ConfigError, ModelMismatch
 
 log = logging.getLogger(__name__)
 
-VECTOR_NAMES: tuple[str, ...] = ("image", "title", "fused")
-"""Named dense vectors of every collection (cosine). `fused` = normalize(Σ α_f · e_f), always present."""
-FIELD_VECTORS: tuple[str, ...] = ("image", "title")
-"""The per-field vectors that `rrf` and `weighted` searches combine."""
-
-SearchMode = Literal["fused", "image", "title", "rrf", "weighted"]
-SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
+VECTOR_NAMES: tuple[str, ...] = (*DOCUMENT_FIELDS, "fused")
+"""Named dense vectors of every collection (cosine): one per document field, and `fused` =
+normalize(Σ α_f · e_f), always present. `rrf` and `weighted` searches combine the field vectors."""
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -50,15 +46,15 @@ def validate_collection_name(name: str) -> str:
 class CollectionRecord:
     """What built a collection, persisted with it so that queries use the same model.
 
-    `field_weights` are the GCL field weights α_f (e.g. {"title": 0.5, "image": 0.5}) the fused vector
-    was built with; `weighted` searches default to them. `ingest` keeps ingest settings (batch size,
+    `field_weights` are the GCL field weights α_f the fused vector was built with; `weighted` searches
+    default to them. `ingest` keeps ingest settings (batch size,
     fields, ...), `extra` anything else a caller wants remembered.
     """
 
     name: str
     model_ref: str
     dim: int
-    field_weights: Mapping[str, float] = field(default_factory=dict)
+    field_weights: FieldWeights = DEFAULT_FIELD_WEIGHTS
     dataset_root: str | None = None
     created_by: str = __version__
     created_at: str = field(default_factory=utc_now_iso)
@@ -78,9 +74,8 @@ class CollectionRecord:
             raise ConfigError(
                 f"collection {self.name!r}: vectors must be {VECTOR_NAMES}, got {self.vectors}"
             )
-        for key, weight in self.field_weights.items():
-            if not math.isfinite(weight) or weight < 0:
-                raise ConfigError(f"collection {self.name!r}: field weight {key}={weight} must be >= 0")
+        if not isinstance(self.field_weights, FieldWeights):
+            raise TypeError(f"field_weights must be FieldWeights, got {type(self.field_weights).__name__}")
 
 
 @dataclass(frozen=True)
@@ -135,12 +130,12 @@ class SearchRequest:
     """
 
     vector: np.ndarray
-    mode: SearchMode = "fused"
+    mode: SearchMode = SearchMode.fused
     limit: int = 10
     corpus: int | None = None
     filters: Mapping[str, str | int] = field(default_factory=dict)
     exact: bool = False
-    weights: Mapping[str, float] | None = None
+    weights: FieldWeights | None = None
     rrf_k: int = 60
     with_payload: bool = True
     hnsw_ef: int | None = None
@@ -150,8 +145,7 @@ class SearchRequest:
         if vector.ndim != 1 or vector.size == 0 or not np.all(np.isfinite(vector)):
             raise ConfigError(f"query vector must be a finite 1-d array, got shape {vector.shape}")
         object.__setattr__(self, "vector", vector)
-        if self.mode not in SEARCH_MODES:
-            raise ConfigError(f"unknown search mode {self.mode!r}", f"use one of: {', '.join(SEARCH_MODES)}")
+        object.__setattr__(self, "mode", SearchMode.parse(self.mode))
         _require_positive("limit", self.limit)
         _require_positive("rrf_k", self.rrf_k)
         if self.hnsw_ef is not None:
@@ -161,31 +155,12 @@ class SearchRequest:
         for key, value in self.filters.items():
             if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, (str, int)):
                 raise ConfigError(f"filter {key!r}={value!r}: keys are strings, values strings or integers")
-        if self.weights is not None:
-            object.__setattr__(self, "weights", check_field_weights(self.weights))
+        if self.weights is not None and not isinstance(self.weights, FieldWeights):
+            raise TypeError(f"weights must be FieldWeights, got {type(self.weights).__name__}")
 
-    def resolved_weights(self, record: CollectionRecord) -> dict[str, float]:
+    def resolved_weights(self, record: CollectionRecord) -> FieldWeights:
         """The weights of a `weighted` search: the request's, else the collection's field weights."""
-        if self.weights is not None:
-            return dict(self.weights)
-        fields = {k: v for k, v in record.field_weights.items() if k in FIELD_VECTORS}
-        if not fields:
-            raise ConfigError(
-                f"collection {record.name!r} has no image/title field weights",
-                "pass weights, e.g. {'image': 0.5, 'title': 0.5}",
-            )
-        return check_field_weights(fields)
-
-
-def check_field_weights(weights: Mapping[str, float]) -> dict[str, float]:
-    """Weights over image/title: finite, >= 0, not all zero."""
-    unknown = sorted(set(weights) - set(FIELD_VECTORS))
-    if unknown:
-        raise ConfigError(f"weights for unknown field(s) {unknown}", f"weight {' and '.join(FIELD_VECTORS)}")
-    clean = {k: float(v) for k, v in weights.items()}
-    if any(not math.isfinite(v) or v < 0 for v in clean.values()) or sum(clean.values()) <= 0:
-        raise ConfigError(f"weights {clean} must be >= 0 and not all zero")
-    return clean
+        return self.weights if self.weights is not None else record.field_weights
 
 
 def _require_positive(name: str, value: int) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import qdrant_edge as edge
 
+from gcl_vectordb.domain import FieldWeights
 from gcl_vectordb.errors import ConfigError, StoreError
 from gcl_vectordb.store.plans import Nearest, QueryPlan, RrfFusion, WeightedSum
 from gcl_vectordb.store.records import VECTOR_NAMES, CollectionRecord, Hit, PointRecord
@@ -39,7 +40,7 @@ def record_to_json(record: CollectionRecord) -> dict[str, Any]:
     """A JSON-ready dict of the record, with a format number for future migrations."""
     data = asdict(record)
     data["vectors"] = list(record.vectors)
-    data["field_weights"] = dict(record.field_weights)
+    data["field_weights"] = record.field_weights.as_dict()
     return {"format": RECORD_FORMAT, **data}
 
 
@@ -52,6 +53,8 @@ def record_from_json(data: Mapping[str, Any], where: str) -> CollectionRecord:
         values["extra"] = {**values.get("extra", {}), **newer}
     try:
         values["vectors"] = tuple(values.get("vectors", VECTOR_NAMES))
+        if "field_weights" in values:
+            values["field_weights"] = FieldWeights.from_mapping(values["field_weights"])
         return CollectionRecord(**values)
     except (TypeError, ValueError, ConfigError) as exc:
         raise StoreError(f"the collection record in {where} is unreadable: {exc}",

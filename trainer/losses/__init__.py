@@ -2,9 +2,7 @@
 
 from trainer.losses.gcl import GCLLoss, excluded_pairs, weighted_symmetric_infonce
 from trainer.losses.multifield import (
-    DEFAULT_FIELD_WEIGHTS,
-    DOCUMENT_FIELDS,
-    FIELDS,
+    LOSS_FIELDS,
     LossTerm,
     MultiFieldGCLLoss,
     fused_document_features,
@@ -18,9 +16,7 @@ from trainer.losses.weights import (
 )
 
 __all__ = [
-    "DEFAULT_FIELD_WEIGHTS",
-    "DOCUMENT_FIELDS",
-    "FIELDS",
+    "LOSS_FIELDS",
     "SCORE_COLUMNS",
     "WEIGHT_TRANSFORMS",
     "GCLLoss",

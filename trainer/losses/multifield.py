@@ -1,6 +1,6 @@
 """MultiFieldGCLLoss: GCL over several fields — a fused document and a λ-weighted sum of field pairs.
 
-GCL-PROTOCOL.md §3, multi-field form. Fields: "query" (text of the query), the document fields
+docs/protocol.md ("The GCL loss"), multi-field form. Fields: "query" (text of the query), the document fields
 "image" and "title", and "fused", the document vector stored in Qdrant:
 
     α'_f = α_f · present_f / Σ_g α_g · present_g        (field weights renormalised per document)
@@ -13,7 +13,7 @@ to the zero vector and is dropped from the fused terms the same way.
 
 Example::
 
-    loss_fn = MultiFieldGCLLoss(field_weights={"image": 0.9, "title": 0.1},
+    loss_fn = MultiFieldGCLLoss(field_weights=FieldWeights(image=0.9, title=0.1),
                                 terms=[("query", "fused", 1.0), ("title", "image", 0.5)])
     loss = loss_fn({"query": u, "image": e_img, "title": e_title},      # each (batch, dim), unit norm
                    logit_scale, present={"image": has_image, "title": has_title}, weights=w)
@@ -29,19 +29,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gcl_vectordb.encoders.fusion import DEFAULT_FIELD_WEIGHTS
+from gcl_vectordb.domain import DEFAULT_FIELD_WEIGHTS, DOCUMENT_FIELDS, FieldWeights
 from gcl_vectordb.errors import ConfigError
 from trainer.losses.gcl import GCLLoss
 
-DOCUMENT_FIELDS: tuple[str, ...] = ("image", "title")
-FIELDS: tuple[str, ...] = ("query", *DOCUMENT_FIELDS, "fused")
-# DEFAULT_FIELD_WEIGHTS ({image 0.9, title 0.1}) is the encoders' constant: the loss fuses documents
-# exactly as ingest stores them.
+LOSS_FIELDS: tuple[str, ...] = ("query", *DOCUMENT_FIELDS, "fused")
+"""What a loss term may pair: the query text, a document field, or the fused document (as stored)."""
 
 
 @dataclass(frozen=True)
 class LossTerm:
-    """One GCL term λ · GCL(left, right); left/right ∈ FIELDS and differ, λ = `weight` ≥ 0."""
+    """One GCL term λ · GCL(left, right); left/right ∈ LOSS_FIELDS and differ, λ = `weight` ≥ 0."""
 
     left: str
     right: str
@@ -49,8 +47,8 @@ class LossTerm:
 
     def __post_init__(self) -> None:
         for side in (self.left, self.right):
-            if side not in FIELDS:
-                raise ConfigError(f"unknown loss field {side!r}", f"use one of: {', '.join(FIELDS)}")
+            if side not in LOSS_FIELDS:
+                raise ConfigError(f"unknown loss field {side!r}", f"use one of: {', '.join(LOSS_FIELDS)}")
         if self.left == self.right:
             raise ConfigError(f"a loss term needs two different fields, got {self.left!r} twice")
         if not (math.isfinite(self.weight) and self.weight >= 0):
@@ -63,7 +61,7 @@ class LossTerm:
 
 def fused_document_features(
     fields: Mapping[str, torch.Tensor],
-    field_weights: Mapping[str, float],
+    field_weights: FieldWeights,
     present: Mapping[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """v = normalize(Σ_f α'_f e_f) with α renormalised over each document's present fields → (batch, dim).
@@ -72,14 +70,14 @@ def fused_document_features(
     True when missing). The torch counterpart of the protocol's fused vector; differentiable.
     """
     weighted, total = None, None
-    for name, alpha in field_weights.items():
+    for name, alpha in field_weights.positive().items():  # α = 0 needs no features
         features = fields[name]
         mask = _present(present, name, features)
         alpha_f = alpha * mask.to(features.dtype)  # (batch,)
         part = alpha_f[:, None] * features
         weighted = part if weighted is None else weighted + part
         total = alpha_f if total is None else total + alpha_f
-    assert weighted is not None and total is not None  # field_weights is validated non-empty
+    assert weighted is not None and total is not None  # FieldWeights has a positive weight
     # Dividing by Σα' does not turn the direction, but it keeps the pre-normalisation vector the
     # protocol's; the clamp leaves documents without any field at the zero vector.
     return F.normalize(weighted / total.clamp_min(1e-12)[:, None], dim=-1)
@@ -96,11 +94,11 @@ class MultiFieldGCLLoss(nn.Module):
 
     def __init__(
         self,
-        field_weights: Mapping[str, float] = DEFAULT_FIELD_WEIGHTS,
+        field_weights: FieldWeights = DEFAULT_FIELD_WEIGHTS,
         terms: Sequence[LossTerm | tuple[str, str, float]] = (LossTerm("query", "fused", 1.0),),
     ) -> None:
         super().__init__()
-        self.field_weights = _check_field_weights(field_weights)
+        self.field_weights = field_weights
         self.terms = tuple(t if isinstance(t, LossTerm) else LossTerm(*t) for t in terms)
         if not self.terms:
             raise ConfigError("the multi-field loss needs at least one term", "e.g. (query, fused, 1.0)")
@@ -119,8 +117,9 @@ class MultiFieldGCLLoss(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Each term's unweighted GCL loss (scalar), keyed "left-right" — for logging; λ not applied."""
         needed = {side for term in self.terms for side in (term.left, term.right)}
+        fused_fields = list(self.field_weights.positive())
         if "fused" in needed:
-            needed |= set(self.field_weights)
+            needed |= set(fused_fields)
         missing = sorted(needed - {"fused"} - set(features))
         if missing:
             raise ConfigError(f"the multi-field loss needs features for {', '.join(missing)}")
@@ -129,8 +128,8 @@ class MultiFieldGCLLoss(nn.Module):
         masks = {name: present[name].bool() for name in DOCUMENT_FIELDS if present and name in present}
         if "fused" in needed:
             available["fused"] = fused_document_features(available, self.field_weights, present)
-            if all(name in masks for name in self.field_weights):
-                masks["fused"] = torch.stack([masks[name] for name in self.field_weights]).any(dim=0)
+            if all(name in masks for name in fused_fields):
+                masks["fused"] = torch.stack([masks[name] for name in fused_fields]).any(dim=0)
         losses = {}
         for term in self.terms:
             valid = _both_present(masks.get(term.left), masks.get(term.right))
@@ -163,16 +162,3 @@ def _both_present(left: torch.Tensor | None, right: torch.Tensor | None) -> torc
     if left is None:
         return right
     return left if right is None else left & right
-
-
-def _check_field_weights(field_weights: Mapping[str, float]) -> dict[str, float]:
-    weights = dict(field_weights)
-    unknown = sorted(set(weights) - set(DOCUMENT_FIELDS))
-    if unknown:
-        raise ConfigError(
-            f"unknown document field {', '.join(unknown)} in the field weights",
-            f"use {', '.join(DOCUMENT_FIELDS)}",
-        )
-    if any(not (math.isfinite(a) and a >= 0) for a in weights.values()) or sum(weights.values()) <= 0:
-        raise ConfigError(f"field weights must be >= 0 with a positive sum, got {weights}")
-    return {name: alpha for name, alpha in weights.items() if alpha > 0}  # α = 0 needs no features
