@@ -93,16 +93,22 @@ def shuffled_dataset(root: Path, seed: int) -> Path:
     return out
 
 
+def generated_once(root: Path, generate) -> Path:
+    """`root`, after `generate()` wrote it unless its synth manifest shows it was written before."""
+    if not (root / "gcl-synth.json").is_file():
+        print(f"synthesizing {root} ...", flush=True)
+        generate()
+    return root
+
+
 def make_dataset(work: Path, settings: dict[str, Any]) -> Path:
-    """The synthetic dataset of `settings` under work/ (generated once; its manifest is the check)."""
+    """The synthetic dataset of `settings` under work/ (generated once)."""
     from gcl_vectordb.data.synth import SynthConfig, synthesize
 
     root = work / f"data-{settings['products']}-{settings['queries']}-{settings['data_seed']}"
-    if not (root / "gcl-synth.json").is_file():
-        print(f"synthesizing {root} ...", flush=True)
-        synthesize(SynthConfig(out=root, products=settings["products"], queries=settings["queries"],
-                               seed=settings["data_seed"], overwrite=True))
-    return root
+    return generated_once(root, lambda: synthesize(SynthConfig(
+        out=root, products=settings["products"], queries=settings["queries"], seed=settings["data_seed"],
+        overwrite=True)))
 
 
 def train_config(root: Path, out: Path, arm: str, spec: str | None, seed: int, settings: dict[str, Any]):
@@ -120,12 +126,35 @@ def train_config(root: Path, out: Path, arm: str, spec: str | None, seed: int, s
     return load_config(None, updates=updates, overrides=overrides)
 
 
-def run_arm(root: Path, arm: str, spec: str | None, seed: int, settings: dict[str, Any],
-            sizes: dict[str, int]) -> dict[str, Any]:
-    """Train → export → ingest → evaluate one arm with one seed, in a scratch folder; its figures."""
+def evaluate_checkpoint(checkpoint: Path, root: Path, sizes: dict[str, int],
+                        seconds: dict[str, float]) -> dict[str, Any]:
+    """Export `checkpoint` (a checkpoint or run folder) → ingest `root` → the protocol on all four splits,
+    in a scratch folder; per split the headline metrics and NDCG@10 by query size. Adds the seconds of
+    each stage to `seconds`."""
     from exporters import ExportConfig, export_bundle
     from gcl_vectordb.evaluation.runner import EvalConfig, evaluate
     from gcl_vectordb.ingest import IngestConfig, ingest
+
+    with tempfile.TemporaryDirectory(prefix="evaluate-") as scratch:
+        tmp = Path(scratch)
+        clock = time.perf_counter()
+        export_bundle(ExportConfig(out=tmp / "model", checkpoint=checkpoint))
+        seconds["export"], clock = time.perf_counter() - clock, time.perf_counter()
+        store = str(tmp / "store")
+        ingest(IngestConfig(collection="gs", data=root, model_ref=str(tmp / "model"), store=store))
+        seconds["ingest"], clock = time.perf_counter() - clock, time.perf_counter()
+        report = evaluate(EvalConfig(splits=SPLIT_NAMES, collection="gs", store=store, data=root))
+        seconds["evaluate"] = time.perf_counter() - clock
+    return {
+        s.split: {**s.headline(), "n_queries": s.n_queries,
+                  "ndcg@10_by_query_size": synthdata.by_query_size(s.metrics, sizes)}
+        for s in report.splits
+    }
+
+
+def run_arm(root: Path, arm: str, spec: str | None, seed: int, settings: dict[str, Any],
+            sizes: dict[str, int]) -> dict[str, Any]:
+    """Train → export → ingest → evaluate one arm with one seed, in a scratch folder; its figures."""
     from trainer.recipe import run_training
 
     seconds: dict[str, float] = {}
@@ -134,19 +163,8 @@ def run_arm(root: Path, arm: str, spec: str | None, seed: int, settings: dict[st
         config = train_config(root, tmp / "run", arm, spec, seed, settings)
         clock = time.perf_counter()
         trained = run_training(config)
-        seconds["train"], clock = time.perf_counter() - clock, time.perf_counter()
-        export_bundle(ExportConfig(out=tmp / "model", checkpoint=tmp / "run"))
-        seconds["export"], clock = time.perf_counter() - clock, time.perf_counter()
-        store = str(tmp / "store")
-        ingest(IngestConfig(collection="gs", data=root, model_ref=str(tmp / "model"), store=store))
-        seconds["ingest"], clock = time.perf_counter() - clock, time.perf_counter()
-        report = evaluate(EvalConfig(splits=SPLIT_NAMES, collection="gs", store=store, data=root))
-        seconds["evaluate"] = time.perf_counter() - clock
-    splits = {
-        s.split: {**s.headline(), "n_queries": s.n_queries,
-                  "ndcg@10_by_query_size": synthdata.by_query_size(s.metrics, sizes)}
-        for s in report.splits
-    }
+        seconds["train"] = time.perf_counter() - clock
+        splits = evaluate_checkpoint(tmp / "run", root, sizes, seconds)
     train = {"steps": trained.steps, "epochs": trained.epochs_completed, "train_pairs": trained.data.train_pairs,
              "final_loss": trained.final_loss, "pairs_per_s": trained.pairs_per_second,
              "loss": config.loss.kind, "weights": config.loss.weight_transform().name,

@@ -72,6 +72,8 @@ def compute(data: dict[str, torch.Tensor], rows: slice, ddp: bool) -> dict[str, 
     model_loss = GCLLoss()(*wrapped(data["xq"][rows], data["xd"][rows]), **extras)
     model_loss.backward()
     out = {"loss": loss.detach(), "grad_u": u.grad, "grad_v": v.grad, "grad_t": t.grad}
+    # Divided by the batch size: the global count of valid pairs, not this rank's.
+    out["batch_loss"] = GCLLoss("batch")(data["u"][rows], data["v"][rows], data["t"], **extras)
     out["model_loss"] = model_loss.detach()
     out.update({f"param.{name}": p.grad for name, p in model.named_parameters()})
     return out
@@ -104,6 +106,7 @@ def test_two_gloo_processes_equal_one_process_on_the_doubled_batch(tmp_path: Pat
         rows = slice(rank * share, (rank + 1) * share)
         torch.testing.assert_close(got["loss"], reference["loss"])
         torch.testing.assert_close(got["model_loss"], reference["model_loss"])
+        torch.testing.assert_close(got["batch_loss"], reference["batch_loss"])
         # Gradients on the rank's own inputs: world_size × the reference (all ranks' backward summed).
         torch.testing.assert_close(got["grad_u"] / WORLD_SIZE, reference["grad_u"][rows])
         torch.testing.assert_close(got["grad_v"] / WORLD_SIZE, reference["grad_v"][rows])

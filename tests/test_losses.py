@@ -15,6 +15,7 @@ from gcl_vectordb.domain import FieldWeights
 from gcl_vectordb.errors import ConfigError, DataError
 from trainer.losses import (
     WEIGHT_TRANSFORMS,
+    FlooredWeights,
     GCLLoss,
     LossTerm,
     MultiFieldGCLLoss,
@@ -22,6 +23,7 @@ from trainer.losses import (
     excluded_pairs,
     fused_document_features,
     make_weight_transform,
+    with_weight_floor,
 )
 
 LOGIT_SCALE = torch.tensor(1 / 0.07)
@@ -366,3 +368,99 @@ def test_multifield_missing_features_is_a_config_error() -> None:
         MultiFieldGCLLoss()(fields, 1.0)
     assert LossTerm("query", "fused").name == "query-fused"
     assert math.isfinite(float(MultiFieldGCLLoss(field_weights=FieldWeights(image=1.0, title=0.0))(fields, 1.0)))
+
+
+# --- normalisation by the batch size instead of Σw -----------------------------------------------------
+
+
+def per_pair_losses(u: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+    """ℓ_i = ½[CE(S_i·, i) + CE(S_·i, i)], (N,), by the textbook formula."""
+    logits = scale * u @ v.T
+    labels = torch.arange(len(u))
+    return 0.5 * (F.cross_entropy(logits, labels, reduction="none") + F.cross_entropy(logits.T, labels, reduction="none"))
+
+
+@pytest.mark.parametrize(("n", "dim"), [(1, 4), (3, 8), (16, 32), (64, 128)])
+def test_batch_normalisation_with_uniform_weights_equals_open_clip_clip_loss(n: int, dim: int) -> None:
+    u, v = unit(n, dim, seed=n), unit(n, dim, seed=n + 100)
+    ref, ref_gu, ref_gv = loss_and_grads(lambda a, b: ClipLoss()(b, a, LOGIT_SCALE), u, v)
+    for weights in (None, torch.ones(n)):
+        got, gu, gv = loss_and_grads(lambda a, b, w=weights: GCLLoss("batch")(a, b, LOGIT_SCALE, weights=w), u, v)
+        torch.testing.assert_close(got, ref, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(gu, ref_gu, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(gv, ref_gv, rtol=1e-5, atol=1e-7)
+
+
+def test_batch_normalisation_divides_by_the_number_of_pairs() -> None:
+    u, v = unit(10, 8, seed=3), unit(10, 8, seed=4)
+    w = make_weight_transform("linear")(ScoreColumns(score_linear=torch.arange(10.0, 0.0, -1.0)))
+    ell = per_pair_losses(u, v, 5.0)
+    torch.testing.assert_close(GCLLoss("batch")(u, v, 5.0, weights=w), (w * ell).sum() / 10)
+    torch.testing.assert_close(GCLLoss("sum_w")(u, v, 5.0, weights=w), (w * ell).sum() / w.sum())
+    # Not invariant to the weights' scale: halving every weight halves the loss (and its gradients).
+    torch.testing.assert_close(GCLLoss("batch")(u, v, 5.0, weights=w / 2), (w * ell).sum() / 20)
+
+
+def test_batch_normalisation_counts_only_valid_pairs() -> None:
+    u, v = unit(6, 8, seed=9), unit(6, 8, seed=10)
+    valid = torch.tensor([True, True, False, True, True, False])
+    weights = torch.tensor([1.0, 0.3, 0.6, 0.8, 0.2, 0.5])
+    got = GCLLoss("batch")(u, v, 4.0, weights=weights, valid=valid)
+    keep = valid  # an invalid pair is neither a positive nor a negative: the batch without it
+    ref = (weights[keep] * per_pair_losses(u[keep], v[keep], 4.0)).sum() / int(keep.sum())
+    torch.testing.assert_close(got, ref)
+    nothing = torch.zeros(6, dtype=torch.bool)
+    assert float(GCLLoss("batch")(u, v, 4.0, weights=weights, valid=nothing)) == 0.0
+
+
+def test_multifield_loss_passes_the_normalisation_on() -> None:
+    fields = _fields(6)
+    weights = torch.tensor([1.0, 0.4, 0.6, 0.2, 0.9, 0.5])
+    loss_fn = MultiFieldGCLLoss(terms=[("query", "image", 1.0)], normalize="batch")
+    ref = (weights * per_pair_losses(fields["query"], fields["image"], 8.0)).sum() / 6
+    torch.testing.assert_close(loss_fn(fields, 8.0, weights=weights), ref)
+    with pytest.raises(ConfigError, match="unknown loss normalisation"):
+        GCLLoss("mean")
+
+
+# --- the weight floor: w = f + (1 − f) · g(s) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "floor", "expected"),
+    [
+        ("linear", {}, 0.5, [1.0, 0.75, 0.625, 0.505]),
+        ("linear", {"floor": 0.0}, 0.2, [1.0, 0.6, 0.4, 0.2]),
+        ("reciprocal", {}, 0.25, [1.0, 0.625, 0.4375, 0.325]),
+        ("power", {"gamma": 2.0}, 1.0, [1.0, 1.0, 1.0, 1.0]),
+        ("binary", {}, 0.3, [1.0, 1.0, 1.0, 1.0]),
+    ],
+)
+def test_weight_floor_pinned_on_small_table(name: str, params: dict, floor: float, expected: list[float]) -> None:
+    transform = with_weight_floor(make_weight_transform(name, **params), floor)
+    assert transform.name == name
+    torch.testing.assert_close(transform(TABLE), torch.tensor(expected), rtol=0, atol=1e-6)
+
+
+def test_weight_floor_zero_is_the_transform_itself_and_fit_reaches_inside() -> None:
+    linear = make_weight_transform("linear")
+    assert with_weight_floor(linear, 0.0) is linear
+    fitted = with_weight_floor(linear, 0.5).fit(ScoreColumns(score_linear=[400.0, 7.0]))
+    assert isinstance(fitted, FlooredWeights) and fitted.inner.max_score == 400.0
+    torch.testing.assert_close(fitted(TABLE), 0.5 + 0.5 * torch.tensor([0.25, 0.125, 0.0625, 0.01]))
+
+
+def test_weight_floor_raises_the_effective_sample_size() -> None:
+    scores = ScoreColumns(score_linear=torch.arange(50.0, 0.0, -1.0))
+
+    def effective(w: torch.Tensor) -> float:
+        return float(w.sum() ** 2 / (len(w) * (w**2).sum()))
+
+    sizes = [effective(with_weight_floor(make_weight_transform("linear"), f)(scores)) for f in (0.0, 0.25, 0.5, 1.0)]
+    assert sizes == sorted(sizes) and sizes[0] == pytest.approx(0.76, abs=0.01) and sizes[-1] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("floor", [-0.1, 1.5, float("nan")])
+def test_bad_weight_floor_is_a_config_error(floor: float) -> None:
+    with pytest.raises(ConfigError, match="weight floor"):
+        with_weight_floor(make_weight_transform("linear"), floor)

@@ -131,3 +131,35 @@ def test_apply_overrides_leaves_the_input_alone() -> None:
     values = TrainConfig().to_dict()
     changed = apply_overrides(values, ["optim.lr=0.5"])
     assert changed["optim"]["lr"] == 0.5 and values["optim"]["lr"] == TrainConfig().optim.lr
+
+
+def test_weight_floor_and_normalisation_settings() -> None:
+    config = load_config(overrides=["loss.weights=reciprocal", "loss.weight_floor=0.25", "loss.normalize=batch"])
+    transform = config.loss.weight_transform()
+    assert transform.name == "reciprocal" and transform.weight_floor == 0.25
+    assert config.loss.normalize == "batch"
+    assert TrainConfig().loss.weight_floor == 0.0 and TrainConfig().loss.normalize == "sum_w"
+    clip = load_config(overrides=["loss.kind=clip", "loss.weight_floor=0.5"]).loss.weight_transform()
+    assert clip.name == "binary"  # the baseline stays w = 1
+    with pytest.raises(ConfigError, match="weight floor"):
+        load_config(overrides=["loss.weight_floor=2"])
+    with pytest.raises(ConfigError, match="loss.normalize must be one of"):
+        load_config(overrides=["loss.normalize=mean"])
+
+
+CAPTIONS = ["data.pairs=captions", "loss.kind=clip", "loss.terms=[('query', 'image', 1.0)]", "eval.holdout_fraction=0"]
+
+
+def test_caption_pairs_settings_are_checked() -> None:
+    assert load_config(overrides=CAPTIONS).data.pairs == "captions"
+    for bad, match in [
+        ("loss.terms=[('query', 'fused', 1.0)]", "match the caption with itself"),
+        ("loss.terms=[('query', 'image', 1.0), ('title', 'image', 1.0)]", "match the caption with itself"),
+        ("loss.kind=gcl", "no grades"),
+        ("eval.holdout_fraction=0.2", "no queries to hold out"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            load_config(overrides=[*CAPTIONS, bad])
+    image_only = load_config(overrides=[*CAPTIONS[:2], "loss.terms=[('query', 'fused', 1.0)]",
+                                        "loss.field_weights={'image': 1.0}", "eval.holdout_fraction=0"])
+    assert image_only.loss.field_weights.title == 0  # a fused vector without the title is the image alone

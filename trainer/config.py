@@ -25,7 +25,13 @@ from gcl_vectordb.domain import DEFAULT_FIELD_WEIGHTS, FieldWeights
 from gcl_vectordb.errors import ConfigError
 from trainer.config_parsing import apply_overrides as _apply_overrides
 from trainer.config_parsing import build_dataclass, parse_override, plain, read_config_file
-from trainer.losses import LossTerm, MultiFieldGCLLoss, WeightTransform, make_weight_transform
+from trainer.losses import (
+    LossTerm,
+    MultiFieldGCLLoss,
+    WeightTransform,
+    make_weight_transform,
+    with_weight_floor,
+)
 
 __all__ = [
     "DataConfig", "EvalConfig", "LossConfig", "ModelConfig", "OptimConfig", "TrainConfig",
@@ -62,9 +68,15 @@ class DataConfig:
     max_pairs: keep a seeded random subset of the training pairs (None: all). workers: DataLoader worker
     processes that decode images (0: in the training process; None: 0 on the CPU, where workers would
     take cores from the model, else min(8, CPUs per process)). augment: random resized crop + flip.
+
+    pairs: "queries" — (query, product) pairs of `split`, graded by `weight_column`; "captions" — one
+    (title, image) pair per product of every corpus at `root` (image–caption pretraining with the plain
+    CLIP loss: no split, no grades; the title is the text side, so the loss must compare it with the
+    image only, `loss.terms = [["query", "image", 1.0]]`).
     """
 
     root: Path | None = None
+    pairs: Literal["queries", "captions"] = "queries"
     split: str = "in-domain"
     weight_column: str = "score_linear"
     images_dir: Path | None = None
@@ -93,11 +105,17 @@ class LossConfig:
     fine-tuned weights keep the t they learnt. t is clamped to ≤ logit_scale_max after every step, as
     open_clip does. The default 50 is tuned on gcl-tiny and the synthetic benchmark (14.3 → 50 raises the
     held-out NDCG@10 after 3 epochs from ≈ 0.30 to ≈ 0.43; t itself moves slowly at these learning rates).
+
+    weight_floor: f in w = f + (1 − f) · g(s) (0: the graded weights as they are; 1: every weight 1).
+    normalize: divide the weighted loss by Σ w ("sum_w", a weighted mean) or by the number of pairs
+    ("batch"); see trainer/losses/gcl.py. Both are no-ops for the clip preset.
     """
 
     kind: Literal["gcl", "clip"] = "gcl"
     weights: str = "linear"
     weight_params: dict[str, float] = field(default_factory=dict)
+    weight_floor: float = 0.0
+    normalize: Literal["sum_w", "batch"] = "sum_w"
     field_weights: FieldWeights = DEFAULT_FIELD_WEIGHTS
     terms: tuple[tuple[str, str, float], ...] = (("query", "fused", 1.0),)
     mask_same_query: bool = True
@@ -106,16 +124,17 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         self.weight_transform()  # unknown transform or parameter → ConfigError
-        MultiFieldGCLLoss(self.field_weights, self.terms)  # bad fields, terms, α → ConfigError
+        MultiFieldGCLLoss(self.field_weights, self.terms, self.normalize)  # bad fields, terms, α → ConfigError
         _check(self.logit_scale_max > 0, "loss.logit_scale_max must be > 0")
         _check(self.logit_scale_init is None or 0 < self.logit_scale_init <= self.logit_scale_max,
                f"loss.logit_scale_init must lie in (0, logit_scale_max = {self.logit_scale_max}]")
 
     def weight_transform(self) -> WeightTransform:
-        """The score-to-weight transform g: binary for the clip preset, else `weights(**weight_params)`."""
+        """The score-to-weight transform: binary for the clip preset, else `weights(**weight_params)`
+        with the weight floor."""
         if self.kind == "clip":
             return make_weight_transform("binary")
-        return make_weight_transform(self.weights, **self.weight_params)
+        return with_weight_floor(make_weight_transform(self.weights, **self.weight_params), self.weight_floor)
 
     def loss_terms(self) -> tuple[LossTerm, ...]:
         return tuple(LossTerm(*term) for term in self.terms)
@@ -209,6 +228,8 @@ class TrainConfig:
         _check(self.seed >= 0 and self.log_every >= 1, "seed must be ≥ 0 and log_every ≥ 1")
         _check(self.checkpoint_every_steps >= 0 and self.keep_checkpoints >= 0,
                "checkpoint_every_steps and keep_checkpoints must be ≥ 0")
+        if self.data.pairs == "captions":
+            _check_caption_pretraining(self)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
@@ -223,6 +244,18 @@ class TrainConfig:
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
+
+
+def _check_caption_pretraining(config: TrainConfig) -> None:
+    """data.pairs = "captions": the text side is the product's own title and there are no grades or queries."""
+    loss = config.loss
+    fields = {side for term in loss.terms for side in term[:2]}
+    if "title" in fields or ("fused" in fields and loss.field_weights.title > 0):
+        raise ConfigError("data.pairs=captions pairs each title with its own product: a loss term on the title "
+                          "(or on a fused vector that holds it) would match the caption with itself",
+                          'set loss.terms=[["query", "image", 1.0]]')
+    _check(loss.kind == "clip", "data.pairs=captions has no grades: pretrain with loss.kind=clip")
+    _check(not config.eval.enabled, "data.pairs=captions has no queries to hold out: set eval.holdout_fraction=0")
 
 
 def apply_overrides(values: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:

@@ -12,6 +12,9 @@ truth), then:
    the batch it lands in).
 Pairs whose product the corpus lacks or rejected (missing image file, empty title, ...) are dropped and
 counted; the reader has already reported the products themselves to the `RejectLog`.
+
+With `data.pairs = "captions"` (`load_caption_pairs`) there is no split: every product with an image,
+in every corpus at the root, is one (title, image) pair of weight 1 — image–caption pretraining data.
 """
 
 from __future__ import annotations
@@ -66,7 +69,8 @@ class EvalSet:
 
 @dataclass(frozen=True)
 class DataSummary:
-    """What a run trained and evaluated on (for the run record)."""
+    """What a run trained and evaluated on (for the run record); caption pairs: split "captions", corpus 0
+    (every corpus)."""
 
     root: str
     layout: str
@@ -97,6 +101,8 @@ def load_training_data(
     """Read `data.split` of `data.root` into training pairs and (when held out) an evaluation set."""
     if data.root is None:
         raise ConfigError("no dataset given", "pass --data DIR (or set data.root in the config file)")
+    if data.pairs == "captions":
+        return load_caption_pairs(data, seed=seed, rejects=rejects)
     dataset = open_dataset(data.root, images_dir=data.images_dir)
     split = dataset.split(data.split)
     columns = tuple(c for c in OPTIONAL_SCORE_COLUMNS if c != data.weight_column)
@@ -134,6 +140,40 @@ def load_training_data(
     )
     log.info("training data: %s", summary)
     return TrainingData(pairs, eval_set, summary)
+
+
+def load_caption_pairs(data: DataConfig, *, seed: int, rejects: RejectLog) -> TrainingData:
+    """(title, image) pairs, weight 1: one per product with an image in every corpus at `data.root` (first
+    occurrence of a product id), at most `data.max_pairs` (a seeded subset). Products whose titles are
+    equal share a query code, so the batch sampler never puts the same caption twice in a batch."""
+    import pandas as pd
+
+    dataset = open_dataset(data.root, images_dir=data.images_dir)
+    products: dict[str, Product] = {}
+    for corpus in dataset.corpora:
+        for batch in dataset.iter_products(corpus, rejects=rejects):
+            for product in batch:
+                if product.image_path is not None or product.image_bytes is not None:
+                    products.setdefault(product.product_id, product)
+    kept = list(products.values())
+    if data.max_pairs is not None and len(kept) > data.max_pairs:
+        chosen = np.sort(np.random.default_rng([seed, 1]).choice(len(kept), size=data.max_pairs, replace=False))
+        kept = [kept[i] for i in chosen.tolist()]
+    if not kept:
+        raise DataError(f"{data.root} holds no product with an image to pair with its title",
+                        "point data.root at an image–caption collection (gcl_vectordb.data.synth.synthesize_captions)")
+    query_index, captions = pd.factorize(pd.Series([product.title for product in kept]))
+    pairs = PairTable(queries=tuple(captions.tolist()), products=tuple(kept),
+                      query_index=query_index.astype(np.int64), product_index=np.arange(len(kept), dtype=np.int64),
+                      weights=np.ones(len(kept), dtype=np.float32))
+    summary = DataSummary(
+        root=str(data.root), layout=dataset.layout, split="captions", corpus=0, weight_column="none",
+        pairs_read=len(products), train_pairs=len(pairs), train_queries=len(pairs.queries),
+        train_products=len(kept), heldout_queries=0, eval_queries=0, eval_products=0, pairs_without_product=0,
+        rejected=rejects.reasons(),
+    )
+    log.info("caption pairs: %s", summary)
+    return TrainingData(pairs, None, summary)
 
 
 def _pair_weights(frame: pd.DataFrame, weight_column: str, transform: WeightTransform) -> np.ndarray:

@@ -125,7 +125,7 @@ class GCLRecipe:
         if cfg.loss.logit_scale_init is not None and self.loaded.source.kind == "arch":  # random init only
             with torch.no_grad():
                 self.clip.logit_scale.fill_(math.log(cfg.loss.logit_scale_init))
-        self.loss_fn = MultiFieldGCLLoss(cfg.loss.field_weights, cfg.loss.loss_terms())
+        self.loss_fn = MultiFieldGCLLoss(cfg.loss.field_weights, cfg.loss.loss_terms(), cfg.loss.normalize)
         fields = _needed_fields(cfg.loss)
         self.towers = towers = ClipTowers(self.clip, fields)
         self.model = towers

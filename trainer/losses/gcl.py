@@ -4,11 +4,18 @@ For a batch of N (query, document) pairs with unit-norm features u_i, v_i and we
 
     S_ij = t · u_i · v_j                          (logits, t = exp'ed logit scale)
     ℓ_i  = ½ [ CE(S_i·, i) + CE(S_·i, i) ]        (query→document and document→query)
-    L    = Σ_i w_i ℓ_i / Σ_i w_i
+    L    = Σ_i w_i ℓ_i / Σ_i w_i                  (normalize="sum_w", the default)
+    L    = Σ_i w_i ℓ_i / N                        (normalize="batch")
 
-With w = 1 (or any constant) L is open_clip's `ClipLoss`, the CLIP baseline. Graded weights from
-`weights.py` make high-relevance pairs pull harder (GCL: Zhu et al., "Generalized Contrastive Learning
-for Multi-Modal Retrieval and Ranking", Marqo 2024).
+With w = 1 (or, for "sum_w", any constant) L is open_clip's `ClipLoss`, the CLIP baseline. Graded
+weights from `weights.py` make high-relevance pairs pull harder (GCL: Zhu et al., "Generalized
+Contrastive Learning for Multi-Modal Retrieval and Ranking", Marqo 2024).
+
+Normalisation: dividing by Σ w makes every batch contribute a weighted *mean* — only the ratios of the
+weights within a batch matter, and a batch of low-grade pairs moves the model as far as a batch of
+top results. Dividing by the batch size N (the pairs that take part: `valid` ones) keeps the weights'
+absolute size: a batch's pull is proportional to its mean weight, so batches rich in top results
+count for more, and the loss is scaled by mean w overall (which AdamW largely normalises away).
 
 Exclusions (false negatives): with `query_ids`, a logit S_ij with i ≠ j whose pairs share the query is
 set to −inf, in both directions, so a duplicated query is never its own negative; `document_ids` does
@@ -31,11 +38,17 @@ Example::
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gcl_vectordb.errors import ConfigError
 from trainer.distributed import gather_no_grad, gather_with_grad
+
+Normalization = Literal["sum_w", "batch"]
+LOSS_NORMALIZATIONS: tuple[str, ...] = ("sum_w", "batch")
 
 
 def excluded_pairs(
@@ -68,11 +81,13 @@ def weighted_symmetric_infonce(
     logit_scale: torch.Tensor | float,
     weights: torch.Tensor | None = None,
     excluded: torch.Tensor | None = None,
+    denominator: torch.Tensor | float | None = None,
 ) -> torch.Tensor:
-    """L = Σ w_i ½[CE(S_i·, i) + CE(S_·i, i)] / Σ w_i on one (already gathered) batch; see the module doc.
+    """L = Σ w_i ½[CE(S_i·, i) + CE(S_·i, i)] / D on one (already gathered) batch; see the module doc.
 
     query_features, document_features: (N, dim); weights: (N,) or None (uniform → the plain mean);
-    excluded: bool (N, N) or None. Returns a scalar (float32 or the features' dtype under autocast).
+    excluded: bool (N, N) or None; denominator: D, None for Σ w_i (the weighted mean). Returns a
+    scalar (float32 or the features' dtype under autocast).
     """
     logits = logit_scale * query_features @ document_features.T  # (N, N): row i = query i
     if excluded is not None:
@@ -85,12 +100,24 @@ def weighted_symmetric_infonce(
     if weights is None:
         return per_pair.mean()
     weights = weights.to(per_pair.dtype)
+    total = (weights * per_pair).sum()
+    if denominator is not None:
+        return total / max(float(denominator), 1.0)
     # The clamp keeps an all-zero-weight batch at loss 0 (no gradient) instead of 0/0.
-    return (weights * per_pair).sum() / weights.sum().clamp_min(torch.finfo(per_pair.dtype).tiny)
+    return total / weights.sum().clamp_min(torch.finfo(per_pair.dtype).tiny)
 
 
 class GCLLoss(nn.Module):
-    """Weighted symmetric InfoNCE over the global batch (all ranks); see the module docstring."""
+    """Weighted symmetric InfoNCE over the global batch (all ranks); see the module docstring.
+
+    normalize: "sum_w" (L divided by Σ w) or "batch" (divided by the number of valid pairs N).
+    """
+
+    def __init__(self, normalize: Normalization = "sum_w") -> None:
+        super().__init__()
+        if normalize not in LOSS_NORMALIZATIONS:
+            raise ConfigError(f"unknown loss normalisation {normalize!r}", f"use one of: {', '.join(LOSS_NORMALIZATIONS)}")
+        self.normalize = normalize
 
     def forward(
         self,
@@ -118,7 +145,12 @@ class GCLLoss(nn.Module):
             *(None if t is None else gather_no_grad(t) for t in (query_ids, document_ids, valid))
         )
         all_weights = None if weights is None else gather_no_grad(weights)
-        return weighted_symmetric_infonce(all_queries, all_documents, logit_scale, all_weights, excluded)
+        denominator = None
+        if self.normalize == "batch" and all_weights is not None:
+            all_valid = None if valid is None else gather_no_grad(valid)
+            denominator = all_queries.shape[0] if all_valid is None else all_valid.sum()
+        return weighted_symmetric_infonce(all_queries, all_documents, logit_scale, all_weights, excluded,
+                                          denominator)
 
 
 def _check_shapes(

@@ -31,7 +31,7 @@ from torch import nn
 
 from gcl_vectordb.domain import DEFAULT_FIELD_WEIGHTS, DOCUMENT_FIELDS, FieldWeights
 from gcl_vectordb.errors import ConfigError
-from trainer.losses.gcl import GCLLoss
+from trainer.losses.gcl import GCLLoss, Normalization
 
 LOSS_FIELDS: tuple[str, ...] = ("query", *DOCUMENT_FIELDS, "fused")
 """What a loss term may pair: the query text, a document field, or the fused document (as stored)."""
@@ -90,12 +90,16 @@ def _present(present: Mapping[str, torch.Tensor] | None, name: str, features: to
 
 
 class MultiFieldGCLLoss(nn.Module):
-    """L = Σ_terms λ · GCL(left, right) over query, image, title and fused features; see the module doc."""
+    """L = Σ_terms λ · GCL(left, right) over query, image, title and fused features; see the module doc.
+
+    normalize: each term's denominator, "sum_w" (Σ w) or "batch" (the pairs taking part); see `GCLLoss`.
+    """
 
     def __init__(
         self,
         field_weights: FieldWeights = DEFAULT_FIELD_WEIGHTS,
         terms: Sequence[LossTerm | tuple[str, str, float]] = (LossTerm("query", "fused", 1.0),),
+        normalize: Normalization = "sum_w",
     ) -> None:
         super().__init__()
         self.field_weights = field_weights
@@ -105,7 +109,7 @@ class MultiFieldGCLLoss(nn.Module):
         names = [t.name for t in self.terms]
         if len(set(names)) != len(names):
             raise ConfigError(f"duplicate loss terms: {names}", "give each (left, right) pair once")
-        self.gcl = GCLLoss()
+        self.gcl = GCLLoss(normalize)
 
     def term_losses(
         self,

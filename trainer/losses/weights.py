@@ -16,7 +16,13 @@ a transform reads the column it needs and returns one float32 weight per pair, (
 Negative scores count as 0 before the floor. `s_max` is `max_score` when given (call `fit` on the
 whole split's columns to set it from the split, as the evaluation's relevance scale does), else the
 maximum of the batch at hand. `floor` (default 0.01) keeps every pair in the loss; `floor=0` lets a
-pair drop out. Only the ratios of weights within a batch matter: the loss divides by Σ w.
+pair drop out. Only the ratios of weights within a batch matter when the loss divides by Σ w (its
+default normalisation, `gcl.py`).
+
+A *weight floor* f ∈ [0, 1] (`with_weight_floor`, config `loss.weight_floor`) mixes the graded
+weights with uniform ones: w = f + (1 − f) · g(s). f = 0 is g itself, f = 1 is the CLIP baseline (w = 1);
+in between every pair pulls with at least f of a top pair's strength, which raises the effective
+sample size (Σw)² / (N Σw²) towards 1 while keeping the order of the weights.
 
 Example::
 
@@ -256,6 +262,41 @@ class RankExpWeights(WeightTransform):
 
     def raw(self, scores: ScoreColumns) -> torch.Tensor:
         return torch.exp(-(_positions(scores, self.name) - 1.0) / self.tau)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FlooredWeights(WeightTransform):
+    """w = weight_floor + (1 − weight_floor) · inner(s): graded weights mixed with uniform ones.
+
+    `inner` is any transform (its own clamp `floor` applies first); the result lies in
+    [weight_floor, 1] when inner's does. Built by `with_weight_floor`.
+    """
+
+    inner: WeightTransform
+    weight_floor: float
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (math.isfinite(self.weight_floor) and 0.0 <= self.weight_floor <= 1.0):
+            raise ConfigError(f"the weight floor must lie in [0, 1], got {self.weight_floor}",
+                              "0 keeps the graded weights as they are, 1 makes every weight 1 (the CLIP loss)")
+
+    @property
+    def name(self) -> str:  # type: ignore[override]  # reported as the transform it floors
+        return self.inner.name
+
+    def __call__(self, scores: ScoreColumns) -> torch.Tensor:
+        return (self.weight_floor + (1.0 - self.weight_floor) * self.inner(scores)).to(torch.float32)
+
+    def fit(self, scores: ScoreColumns) -> WeightTransform:
+        return dataclasses.replace(self, inner=self.inner.fit(scores))
+
+
+def with_weight_floor(transform: WeightTransform, weight_floor: float) -> WeightTransform:
+    """`transform` with the weight floor f: w = f + (1 − f) · g(s); `transform` itself for f = 0."""
+    if weight_floor == 0.0:
+        return transform
+    return FlooredWeights(inner=transform, weight_floor=weight_floor)
 
 
 def make_weight_transform(name: str, **params: Any) -> WeightTransform:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gcl_vectordb.data.records import SPLITS, Split
-from gcl_vectordb.data.synth.catalogue import STREAM_GT, SynthData
+from gcl_vectordb.data.synth.catalogue import STREAM_GT, Catalogue, SynthData
 from gcl_vectordb.data.synth.vocabulary import BRANDS, SLOTS, VALUES
 
 if TYPE_CHECKING:
@@ -87,8 +87,7 @@ def _write_json(path: Path, value: object) -> None:
     path.write_text(json.dumps(value, ensure_ascii=False), encoding="utf-8")
 
 
-def _corpus_entry(data: SynthData, index: int, with_images: bool) -> dict[str, str]:
-    catalogue = data.catalogue
+def _corpus_entry(catalogue: Catalogue, index: int, with_images: bool) -> dict[str, str]:
     entry = {"title": catalogue.titles[index]}
     if with_images:
         entry["image_local"] = image_local(index, catalogue.product_ids[index])
@@ -100,13 +99,17 @@ def _corpus_entry(data: SynthData, index: int, with_images: bool) -> dict[str, s
 
 def write_corpus_json(path: Path, data: SynthData, corpus: int, with_images: bool) -> int:
     """Stream `{product_id: {...}}` for the corpus's referenced products; returns how many."""
-    indices = data.referenced_products(corpus).tolist()
+    return write_products_json(path, data.catalogue, data.referenced_products(corpus).tolist(), with_images)
+
+
+def write_products_json(path: Path, catalogue: Catalogue, indices: list[int], with_images: bool) -> int:
+    """Stream `{product_id: {...}}` for the catalogue's products `indices`, in that order; returns how many."""
     with path.open("w", encoding="utf-8") as handle:
         handle.write("{")
         for start in range(0, len(indices), 10_000):
             handle.write(("" if start == 0 else ", ") + ", ".join(
-                f"{json.dumps(data.catalogue.product_ids[i])}: "
-                f"{json.dumps(_corpus_entry(data, i, with_images), ensure_ascii=False)}"
+                f"{json.dumps(catalogue.product_ids[i])}: "
+                f"{json.dumps(_corpus_entry(catalogue, i, with_images), ensure_ascii=False)}"
                 for i in indices[start : start + 10_000]
             ))
         handle.write("}")

@@ -1,0 +1,87 @@
+"""The pretrained-start benchmarks' pure parts: arm specs, validation curves and peaks, the goal check."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks.gcl_finetune import cached_run, parse_arm, validation_curve
+from benchmarks.gcl_vs_clip_pretrained import goal
+from benchmarks.gcl_vs_clip_report import aggregate
+from benchmarks.gcl_weight_study import compare_peaks, curves, peaks
+from trainer.config import load_config
+
+
+@pytest.mark.parametrize(
+    ("spec", "name", "overrides", "lr", "epochs"),
+    [
+        ("clip", "clip", ("loss.kind=clip",), None, None),
+        ("clip:lr=1e-4,epochs=3", "clip", ("loss.kind=clip",), 1e-4, 3),
+        ("linear", "gcl-linear", ("loss.kind=gcl", "loss.weights=linear"), None, None),
+        ("power:gamma=2", "gcl-power-gamma2",
+         ("loss.kind=gcl", "loss.weights=power", "loss.weight_params.gamma=2.0"), None, None),
+        ("linear:floor=0.5,norm=batch,lr=3e-4", "gcl-linear-floor0.5-batch",
+         ("loss.kind=gcl", "loss.weights=linear", "loss.weight_floor=0.5", "loss.normalize=batch"), 3e-4, None),
+    ],
+)
+def test_arm_specs(spec: str, name: str, overrides: tuple, lr: float | None, epochs: int | None) -> None:
+    arm = parse_arm(spec)
+    assert (arm.name, arm.overrides, arm.lr, arm.epochs) == (name, overrides, lr, epochs)
+    load_config(overrides=list(arm.overrides))  # every spec is a valid training config
+    with pytest.raises(SystemExit, match="key=value"):
+        parse_arm("linear:floor")
+    with pytest.raises(SystemExit, match="only lr and epochs"):
+        parse_arm("clip:gamma=2")
+
+
+def test_validation_curve_reads_the_run_record(tmp_path: Path) -> None:
+    record = {"eval_before": {"ndcg@10": 0.3}, "epochs": [
+        {"epoch": 0, "step": 10, "eval": {"ndcg@10": 0.4}}, {"epoch": 1, "step": 20, "eval": {"ndcg@10": 0.5}}]}
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    assert validation_curve(tmp_path) == [{"epoch": 0, "step": 0, "ndcg@10": 0.3},
+                                          {"epoch": 1, "step": 10, "ndcg@10": 0.4},
+                                          {"epoch": 2, "step": 20, "ndcg@10": 0.5}]
+
+
+def test_cached_run_computes_once(tmp_path: Path) -> None:
+    calls = []
+    key = {"arm": "clip", "seed": 0, "lr": 1e-4}
+    for _ in range(2):
+        assert cached_run(tmp_path, key, lambda: calls.append(1) or {"arm": "clip", "x": 1}) == {"arm": "clip", "x": 1}
+    assert len(calls) == 1 and len(list((tmp_path / "runs").glob("clip-s0-*.json"))) == 1
+
+
+def _study_run(arm: str, lr: float, seed: int, ndcg: list[float]) -> dict:
+    return {"arm": arm, "lr": lr, "seed": seed,
+            "validation": [{"ndcg@10": v, "err": v / 2, "rbp@0.8": v / 3} for v in ndcg]}
+
+
+def test_peaks_pick_the_best_mean_over_seeds_after_epoch_zero() -> None:
+    runs = [
+        _study_run("clip", 1e-4, 0, [0.9, 0.40, 0.50]), _study_run("clip", 1e-4, 1, [0.9, 0.42, 0.48]),
+        _study_run("clip", 3e-4, 0, [0.9, 0.46, 0.44]), _study_run("clip", 3e-4, 1, [0.9, 0.46, 0.43]),
+        _study_run("gcl-linear", 1e-4, 0, [0.9, 0.50, 0.55]), _study_run("gcl-linear", 1e-4, 1, [0.9, 0.47, 0.50]),
+    ]
+    table = curves(runs)
+    assert table["clip"][1e-4][2]["mean"] == pytest.approx(0.49) and len(table["clip"][3e-4]) == 3
+    best = peaks(runs)  # epoch 0 (0.9, the start) is never a peak
+    assert (best["clip"]["lr"], best["clip"]["epoch"]) == (1e-4, 2)
+    assert best["clip"]["per_seed"]["ndcg@10"] == [0.50, 0.48]
+    assert (best["gcl-linear"]["lr"], best["gcl-linear"]["epoch"]) == (1e-4, 2)
+    comparison = compare_peaks(best)
+    vs = comparison["gcl-linear"]["ndcg@10"]["vs_clip"]
+    assert vs["wins"] == 2 and vs["relative"]["mean"] == pytest.approx((0.05 / 0.50 + 0.02 / 0.48) / 2)
+    assert "vs_clip" not in comparison["clip"]["ndcg@10"]
+
+
+def test_goal_needs_the_mean_and_four_of_five_seeds() -> None:
+    clip = [0.50, 0.50, 0.50, 0.50, 0.50]
+    gcl = {"in-domain": [0.56, 0.56, 0.56, 0.56, 0.54], "zero-shot": [0.51, 0.51, 0.51, 0.49, 0.49]}
+    runs = [{"arm": arm, "seed": s, "splits": {split: {"ndcg@10": (clip[s] if arm == "clip" else gcl[split][s])}
+                                                for split in gcl}} for arm in ("clip", "gcl-linear") for s in range(5)]
+    checks = goal(runs, aggregate(runs, metrics=("ndcg@10",)))["gcl-linear"]
+    assert checks["in-domain"]["agree"] == 4 and checks["in-domain"]["met"]  # +11.2 % mean, 4 seeds ≥ +10 %
+    assert checks["in-domain"]["per_seed"][4] == pytest.approx(0.08)
+    assert checks["zero-shot"]["agree"] == 3 and not checks["zero-shot"]["met"]  # +0.4 % mean, only 3/5 ≥ 0
