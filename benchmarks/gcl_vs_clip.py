@@ -295,7 +295,7 @@ def conclusion(result: dict[str, Any], tests: dict[str, dict[str, Any]], data_in
     return "\n".join(lines) + "\n"
 
 
-def _by_size_table(result: dict[str, Any], runs: list[dict[str, Any]], data_info: dict[str, Any]) -> str:
+def by_size_table(result: dict[str, Any], runs: list[dict[str, Any]], data_info: dict[str, Any]) -> str:
     sizes = sorted({size for run in runs for s in run["splits"].values() for size in s["ndcg@10_by_query_size"]})
     lines = ["| split | ranking | " + " | ".join(f"{k}-attribute queries" for k in sizes) + " |",
              "|---|---|" + "---|" * len(sizes)]
@@ -311,7 +311,7 @@ def _by_size_table(result: dict[str, Any], runs: list[dict[str, Any]], data_info
     return "\n".join(lines) + "\n"
 
 
-def _data_tables(data_info: dict[str, Any]) -> str:
+def data_tables(data_info: dict[str, Any]) -> str:
     lists = data_info["lists"]
     bands = lists["exact_share_by_position"]
     out = ["| list positions | " + " | ".join(bands) + " | all |", "|---|" + "---|" * (len(bands) + 1),
@@ -351,9 +351,9 @@ def markdown(result: dict[str, Any], runs: list[dict[str, Any]], settings: dict[
         + "\n## NDCG@10 by query size, with model-free reference rankings\n\n"
         "attribute oracle: products by matched attributes, exact first (the best possible without memorising "
         "the lists' noise); list oracle: the listed products first in random order.\n\n"
-        + _by_size_table(result, runs, data_info)
+        + by_size_table(result, runs, data_info)
         + "\n## What the grades encode (in-domain training pairs; whole lists for the position bands)\n\n"
-        + _data_tables(data_info)
+        + data_tables(data_info)
         + "\n## All metrics, paired against clip\n\n" + markdown_table(result)
         + f"\n![NDCG@10 per split]({chart})\n"
     )
