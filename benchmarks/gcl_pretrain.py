@@ -1,12 +1,13 @@
 """The pretrained start of the replication: gcl-tiny trained with the plain CLIP loss on a separate collection.
 
 The paper fine-tunes a *pretrained* CLIP. Offline there are no pretrained weights, so this stage makes
-them: an image–caption collection (`gcl_vectordb.data.synth.synthesize_captions`: products drawn and
-titled like the benchmark's, from the same attribute vocabulary, but from their own seed — no queries,
-no result lists, no splits) and gcl-tiny trained on its (title, image) pairs from random initialisation
-with the CLIP loss (`data.pairs=captions`, `loss.kind=clip`, `loss.terms=[["query", "image", 1.0]]`).
-Before training, `check_separate` proves the collection shares no product id and no image with the
-benchmark dataset and holds no query or list (a `DataError` otherwise).
+them: an image–caption collection (`gcl_vectordb.data.synth.synthesize_captions`: products drawn like
+the benchmark's, from the same attribute vocabulary, but from their own seed, captioned by their title
+or a short description — no queries, no result lists, no splits) and gcl-tiny trained on its (caption,
+image) pairs from random initialisation with the CLIP loss (`data.pairs=captions`, `loss.kind=clip`,
+`loss.terms=[["query", "image", 1.0]]`). Before training, `check_separate` proves the collection
+shares no product id, no image and no query text with the benchmark dataset and holds no list (a
+`DataError` otherwise).
 
 The checkpoint is cached under --work, keyed by every setting: a later call (or the benchmarks that
 start from it, `gcl_vs_clip_pretrained.py`, `gcl_weight_study.py`) reuses it; an interrupted pretraining
@@ -14,8 +15,8 @@ resumes from its last checkpoint. One command makes it:
 
     python benchmarks/gcl_pretrain.py [--quick] [--work gcl-vdb-work/gcl_vs_clip_pretrained]
 
-Full size: 20,000 captioned products (64 px, seed 1001), 5 epochs of batch 64 (1,560 steps), lr 5e-4,
-100 warm-up steps, cosine schedule. --quick: 300 products, 12 steps of batch 16 (proves it runs).
+Full size: 20,000 captioned products (64 px, seed 1001; half captioned by a short description), 5 epochs
+of batch 64 (1,560 steps), lr 5e-4, 100 warm-up steps, cosine schedule. --quick: 300 products, 12 steps of batch 16 (proves it runs).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from gcl_vectordb.data import open_dataset  # noqa: E402
 from gcl_vectordb.errors import DataError  # noqa: E402
 from gcl_vectordb.files import write_json_atomic  # noqa: E402
 
-FULL: dict[str, Any] = {"captions": 20000, "caption_seed": 1001, "image_size": 64, "model": "gcl-tiny",
+FULL: dict[str, Any] = {"captions": 20000, "caption_seed": 1001, "short_captions": 0.5, "image_size": 64, "model": "gcl-tiny",
                         "epochs": 5, "batch_size": 64, "lr": 5e-4, "warmup_steps": 100, "max_steps": None}
 QUICK: dict[str, Any] = {**FULL, "captions": 300, "epochs": 1, "batch_size": 16, "warmup_steps": 2, "max_steps": 12}
 
@@ -43,35 +44,39 @@ def caption_collection(work: Path, settings: dict[str, Any]) -> Path:
     from benchmarks.gcl_vs_clip import generated_once
     from gcl_vectordb.data.synth import CaptionConfig, synthesize_captions
 
-    root = work / f"captions-{settings['captions']}-{settings['caption_seed']}-{settings['image_size']}px"
+    root = work / (f"captions-{settings['captions']}-{settings['caption_seed']}-short{settings['short_captions']}-"
+                   f"{settings['image_size']}px")
     return generated_once(root, lambda: synthesize_captions(CaptionConfig(
         out=root, products=settings["captions"], seed=settings["caption_seed"], image_size=settings["image_size"],
-        overwrite=True)))
+        short_captions=settings["short_captions"], overwrite=True)))
 
 
-def _products(root: Path) -> dict[str, bytes]:
-    """{product_id: sha256 of its image file} over every corpus of the dataset at `root`."""
+def _products(root: Path) -> dict[str, tuple[bytes, str]]:
+    """{product_id: (sha256 of its image file, lower-case title)} over every corpus of the dataset at `root`."""
     dataset = open_dataset(root)
-    return {p.product_id: hashlib.sha256(p.read_image_bytes() or b"").digest()
+    return {p.product_id: (hashlib.sha256(p.read_image_bytes() or b"").digest(), p.title.lower())
             for corpus in dataset.corpora for batch in dataset.iter_products(corpus) for p in batch}
 
 
 def check_separate(captions: Path, benchmark: Path) -> dict[str, int]:
     """Raise a DataError unless the caption collection is disjoint from the benchmark: no split files (no
-    queries, no lists), no product id and no image (by content) in common. Returns the sizes compared."""
-    pretraining, evaluated = open_dataset(captions), _products(benchmark)
+    queries, no lists), no product id, no image (by content) in common, and no caption that equals one of
+    the benchmark's queries. Returns the sizes compared."""
+    pretraining, evaluated = open_dataset(captions), open_dataset(benchmark)
     if pretraining.splits:
         raise DataError(f"{captions} holds splits ({', '.join(s.name for s in pretraining.splits)}): "
                         "a pretraining collection must hold no queries or result lists")
-    ours = _products(captions)
-    shared_ids = sorted(set(ours) & set(evaluated))
-    shared_images = set(ours.values()) & set(evaluated.values())
-    if shared_ids or shared_images:
-        raise DataError(f"the caption collection {captions} shares {len(shared_ids)} product ids and "
-                        f"{len(shared_images)} images with the benchmark {benchmark} (e.g. {shared_ids[:3]})",
-                        "draw it from another seed")
-    return {"caption_products": len(ours), "benchmark_products": len(evaluated), "shared_ids": 0,
-            "shared_images": 0}
+    ours, theirs = _products(captions), _products(benchmark)
+    queries = {text.lower() for split in evaluated.splits for text in evaluated.queries(split).values()}
+    shared_ids = sorted(set(ours) & set(theirs))
+    shared_images = {image for image, _ in ours.values()} & {image for image, _ in theirs.values()}
+    shared_queries = sorted({caption for _, caption in ours.values()} & queries)
+    if shared_ids or shared_images or shared_queries:
+        raise DataError(f"the caption collection {captions} shares {len(shared_ids)} product ids, "
+                        f"{len(shared_images)} images and {len(shared_queries)} query texts with the benchmark "
+                        f"{benchmark} (e.g. {(shared_ids + shared_queries)[:3]})", "draw it from another seed")
+    return {"caption_products": len(ours), "benchmark_products": len(theirs), "benchmark_queries": len(queries),
+            "shared_ids": 0, "shared_images": 0, "shared_queries": 0}
 
 
 def pretrain_config(captions: Path, out: Path, settings: dict[str, Any]):

@@ -12,7 +12,15 @@ import pytest
 from benchmarks.gcl_pretrain import check_separate, pretrain_config
 from gcl_vectordb.data import RejectLog, open_dataset
 from gcl_vectordb.data.synth import CaptionConfig, synthesize_captions
-from gcl_vectordb.data.synth.catalogue import make_catalogue
+from gcl_vectordb.data.synth.catalogue import STREAM_CAPTIONS, make_catalogue
+from gcl_vectordb.data.synth.text import (
+    CAPTION_PREFIXES,
+    candidate_queries,
+    make_captions,
+    make_descriptions,
+    query_text,
+)
+from gcl_vectordb.data.synth.vocabulary import SLOTS, VALUES, words_for
 from gcl_vectordb.errors import ConfigError, DataError
 from trainer.config import DataConfig, EvalConfig, load_config
 from trainer.losses import make_weight_transform
@@ -36,7 +44,9 @@ def test_collection_holds_captioned_images_and_no_queries(captions: Path, tmp_pa
     dataset = open_dataset(captions)
     assert dataset.splits == () and dataset.corpora == (1,)
     products = _products(captions)
-    assert [p.title for p in products] == list(make_catalogue(40, 1001).titles)
+    catalogue = make_catalogue(40, 1001)
+    assert [p.title for p in products] == make_captions(catalogue.attributes, catalogue.titles, 0.5,
+                                                        np.random.default_rng((1001, STREAM_CAPTIONS)))
     assert all(p.image_path is not None and p.image_path.is_file() for p in products)
     again = tmp_path / "again"
     synthesize_captions(CaptionConfig(out=again, products=40, image_size=32, seed=1001))
@@ -46,18 +56,49 @@ def test_collection_holds_captioned_images_and_no_queries(captions: Path, tmp_pa
         CaptionConfig(out=tmp_path / "x", products=3)
 
 
+def test_captions_are_titles_or_short_descriptions_and_never_a_query() -> None:
+    catalogue = make_catalogue(2000, 1001)
+    captions = make_captions(catalogue.attributes, catalogue.titles, 0.5, np.random.default_rng(0))
+    short = [c for c, t in zip(captions, catalogue.titles, strict=True) if c != t and c != f"A {t}"]
+    assert 0.45 < len(short) / len(captions) < 0.55
+    assert all(c.startswith(CAPTION_PREFIXES) for c in short)
+    queries = {query_text(c) for c in candidate_queries()}
+    assert not {c.lower() for c in captions} & queries  # whatever benchmark the vocabulary makes
+    # A title that reads as a query gets an article: "Red cotton dress" → "A Red cotton dress".
+    assert make_captions(catalogue.attributes[:1], ["Red cotton dress"], 0.0, np.random.default_rng(0)) == [
+        "A Red cotton dress"]
+    # A description names the category and only attributes the product has, in title wording.
+    for attributes, text in zip(catalogue.attributes[:50], make_descriptions(catalogue.attributes[:50],
+                                                                            np.random.default_rng(1)), strict=True):
+        category = words_for("category", VALUES["category"][attributes[0]])
+        assert text.endswith(category)
+        said = {form for slot, value in zip(SLOTS, attributes, strict=True)
+                for form in words_for(slot, VALUES[slot][value]) if form}
+        rest = text.split(" ")
+        assert all(any(w in form.split(" ") for form in said) or w in " ".join(CAPTION_PREFIXES).split(" ")
+                   for w in rest)
+
+
 def test_collection_is_separate_from_the_benchmark(captions: Path, tiny_gs: Path, tmp_path: Path) -> None:
     sizes = check_separate(captions, tiny_gs)
     assert sizes["caption_products"] == 40 and sizes["benchmark_products"] > 0
-    assert sizes["shared_ids"] == sizes["shared_images"] == 0
+    assert sizes["shared_ids"] == sizes["shared_images"] == sizes["shared_queries"] == 0
+    assert sizes["benchmark_queries"] == 12
     with pytest.raises(DataError, match="holds splits"):  # a benchmark has queries and lists
         check_separate(tiny_gs, captions)
     leaked = tmp_path / "leaked"  # the benchmark's corpus 1 and images, without its splits
     leaked.mkdir()
     shutil.copy(tiny_gs / "corpus_1.json", leaked / "corpus_1.json")
     shutil.copytree(tiny_gs / "images", leaked / "images")
-    with pytest.raises(DataError, match=r"shares \d+ product ids and \d+ images"):
+    with pytest.raises(DataError, match=r"shares \d+ product ids, \d+ images and 0 query texts"):
         check_separate(leaked, tiny_gs)
+    asked = tmp_path / "asked"  # a caption that is one of the benchmark's queries
+    shutil.copytree(captions, asked)
+    corpus = json.loads((asked / "corpus_1.json").read_text())
+    corpus[next(iter(corpus))]["title"] = next(iter(open_dataset(tiny_gs).queries("in-domain").values())).upper()
+    (asked / "corpus_1.json").write_text(json.dumps(corpus))
+    with pytest.raises(DataError, match="0 product ids, 0 images and 1 query texts"):
+        check_separate(asked, tiny_gs)
 
 
 def test_caption_pairs_are_titles_with_their_own_images(captions: Path, tmp_path: Path) -> None:

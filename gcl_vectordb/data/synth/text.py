@@ -7,6 +7,7 @@ names 1–3 of them in natural English order — colour, pattern, material/style
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -112,3 +113,37 @@ def make_queries(count: int, rng: np.random.Generator) -> QuerySet:
     drawn = rng.choice(rest, size=count - len(chosen), replace=False, p=weight / weight.sum())
     order = [*chosen, *drawn.tolist()]
     return QuerySet(tuple(texts[i] for i in order), np.array([candidates[i] for i in order], dtype=np.int8))
+
+
+CAPTION_PREFIXES: tuple[str, ...] = ("a", "photo of a", "the", "this", "my new", "close-up of a")
+"""Short captions start with one of these; no query does, so a caption never equals a query."""
+
+
+def make_descriptions(attributes: np.ndarray, rng: np.random.Generator) -> list[str]:
+    """Short captions of products (`(n, 4)` attribute indices): a prefix, then each of colour, pattern and
+    material with odds ½ in title wording, then the category — "a red dress", "photo of a striped linen shirt"."""
+    n = len(attributes)
+    prefix = rng.integers(0, len(CAPTION_PREFIXES), n).tolist()
+    named = (rng.random((n, 3)) < 0.5).tolist()
+    variant = rng.integers(0, 1 << 30, (n, 4)).tolist()
+    out = []
+    for values, start, keep, choice in zip(attributes.tolist(), prefix, named, variant, strict=True):
+        words = [CAPTION_PREFIXES[start]]
+        for slot, wanted in zip(QUERY_ORDER, [*keep, True], strict=True):  # colour, pattern, material, category
+            forms = words_for(SLOTS[slot], VALUES[SLOTS[slot]][values[slot]])
+            if wanted:
+                words.append(forms[choice[slot] % len(forms)])
+        out.append(" ".join(" ".join(words).split()))
+    return out
+
+
+def make_captions(attributes: np.ndarray, titles: Sequence[str], short_share: float,
+                  rng: np.random.Generator) -> list[str]:
+    """One caption per product: its title, or with odds `short_share` a short description
+    (`make_descriptions`). A title that reads as a query (case aside) gets the prefix "a", so that no
+    caption equals any query the vocabulary can form."""
+    queries = {query_text(c) for c in candidate_queries()}
+    short = (rng.random(len(titles)) < short_share).tolist()
+    descriptions = make_descriptions(attributes, rng)
+    return [description if is_short else (f"A {title}" if title.lower() in queries else title)
+            for title, description, is_short in zip(titles, descriptions, short, strict=True)]
