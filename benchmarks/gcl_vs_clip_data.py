@@ -65,6 +65,29 @@ def list_composition(data: SynthData) -> dict[str, Any]:
     return {"exact_share": float(exact.mean()), "exact_share_by_position": bands, "by_query_size": by_size}
 
 
+def list_order(data: SynthData) -> dict[str, float]:
+    """How much of the lists' order content explains. Over every pair of positions i < j of a list:
+    the share where the higher-placed product matches more of the query's attributes (content orders
+    them), the same number (the order is noise), or fewer (noise overturned content). Only the first
+    share can be learnt for queries or products never trained on."""
+    lists = data.lists
+    counts = np.zeros(3)
+    for start, stop in zip(*_list_bounds(lists.query), strict=True):
+        matches = lists.matches[start:stop].astype(np.int8)  # in position order
+        upper = np.triu(np.ones((len(matches), len(matches)), dtype=bool), k=1)
+        diff = (matches[:, None] - matches[None, :])[upper]
+        counts += [(diff > 0).sum(), (diff == 0).sum(), (diff < 0).sum()]
+    total = float(counts.sum()) or 1.0
+    return {"ordered_by_content": float(counts[0]) / total, "tied_order_is_noise": float(counts[1]) / total,
+            "inverted_by_noise": float(counts[2]) / total}
+
+
+def _list_bounds(query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and stop rows of each query's list (the lists are stored query after query)."""
+    starts = np.flatnonzero(np.r_[True, query[1:] != query[:-1]])
+    return starts, np.r_[starts[1:], len(query)]
+
+
 def _matching(attributes: np.ndarray, query: np.ndarray) -> np.ndarray:
     named = query != NO_VALUE
     return (attributes[:, named] == query[named]).all(axis=1)

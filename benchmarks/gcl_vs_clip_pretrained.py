@@ -150,6 +150,10 @@ def markdown(document: dict[str, Any]) -> str:
               "listed products first, in random order.\n", by_size_table(with_start, runs, document["data"]),
               "\n## What the grades encode (in-domain training pairs; whole lists for the position bands)\n",
               data_tables(document["data"]),
+              "\nOrder within the lists (every pair of positions i < j of a list): the higher-placed product "
+              "matches more query attributes in {ordered_by_content:.1%} of pairs (content orders them, learnable "
+              "for new queries and products), as many in {tied_order_is_noise:.1%} (the order is the generator's "
+              "noise) and fewer in {inverted_by_noise:.1%}.\n".format(**document["data"]["order"]),
               "\n## All metrics, paired against the CLIP fine-tune\n", markdown_table(result),
               f"\n![NDCG@10 per split]({document['chart']})\n"]
     return "\n".join(lines)
@@ -172,7 +176,8 @@ def data_info(settings: dict[str, Any], root: Path, arms) -> dict[str, Any]:
     data = synthdata.synth_data(*settings["data"])
     rows = data.split_rows(get_split("in-domain"))
     transforms = {arm.name: load_config(None, overrides=list(arm.overrides)).loss.weight_transform() for arm in arms}
-    return {"lists": synthdata.list_composition(data), "training_weights": synthdata.weight_shares(data, rows, transforms),
+    return {"lists": synthdata.list_composition(data), "order": synthdata.list_order(data),
+            "training_weights": synthdata.weight_shares(data, rows, transforms),
             "reference_rankings": synthdata.oracle_scores(data, root, SPLIT_NAMES)}
 
 

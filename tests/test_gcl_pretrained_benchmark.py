@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from benchmarks.gcl_finetune import cached_run, parse_arm, validation_curve
+from benchmarks.gcl_vs_clip_data import list_order
 from benchmarks.gcl_vs_clip_pretrained import goal
 from benchmarks.gcl_vs_clip_report import aggregate
 from benchmarks.gcl_weight_study import compare_peaks, curves, peaks
@@ -85,3 +88,10 @@ def test_goal_needs_the_mean_and_four_of_five_seeds() -> None:
     assert checks["in-domain"]["agree"] == 4 and checks["in-domain"]["met"]  # +11.2 % mean, 4 seeds ≥ +10 %
     assert checks["in-domain"]["per_seed"][4] == pytest.approx(0.08)
     assert checks["zero-shot"]["agree"] == 3 and not checks["zero-shot"]["met"]  # +0.4 % mean, only 3/5 ≥ 0
+
+
+def test_list_order_shares_count_position_pairs() -> None:
+    # List 0 (matches by position 3, 3, 2): one tie, two pairs ordered by content; list 1 (1, 2): inverted.
+    lists = SimpleNamespace(query=np.array([0, 0, 0, 1, 1]), matches=np.array([3, 3, 2, 1, 2], dtype=np.int8))
+    assert list_order(SimpleNamespace(lists=lists)) == {
+        "ordered_by_content": 0.5, "tied_order_is_noise": 0.25, "inverted_by_noise": 0.25}
