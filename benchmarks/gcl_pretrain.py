@@ -15,8 +15,8 @@ resumes from its last checkpoint. One command makes it:
 
     python benchmarks/gcl_pretrain.py [--quick] [--work gcl-vdb-work/gcl_vs_clip_pretrained]
 
-Full size: 20,000 captioned products (64 px, seed 1001; half captioned by a short description), 5 epochs
-of batch 64 (1,560 steps), lr 5e-4, 100 warm-up steps, cosine schedule. --quick: 300 products, 12 steps of batch 16 (proves it runs).
+Full size: 20,000 captioned products (64 px, seed 1001; half captioned by a short description), 6 epochs
+of batch 64 (1,872 steps), lr 5e-4, 100 warm-up steps, cosine schedule. --quick: 300 products, 12 steps of batch 16 (proves it runs).
 """
 
 from __future__ import annotations
@@ -31,11 +31,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gcl_vectordb.data import open_dataset  # noqa: E402
+from gcl_vectordb.data.synth.text import DESCRIPTION_ODDS  # noqa: E402
 from gcl_vectordb.errors import DataError  # noqa: E402
 from gcl_vectordb.files import write_json_atomic  # noqa: E402
 
-FULL: dict[str, Any] = {"captions": 20000, "caption_seed": 1001, "short_captions": 0.5, "image_size": 64, "model": "gcl-tiny",
-                        "epochs": 5, "batch_size": 64, "lr": 5e-4, "warmup_steps": 100, "max_steps": None}
+FULL: dict[str, Any] = {"captions": 20000, "caption_seed": 1001, "short_captions": 0.5,
+                        "description_odds": DESCRIPTION_ODDS, "image_size": 64, "model": "gcl-tiny",
+                        "epochs": 6, "batch_size": 64, "lr": 5e-4, "warmup_steps": 100, "max_steps": None}
 QUICK: dict[str, Any] = {**FULL, "captions": 300, "epochs": 1, "batch_size": 16, "warmup_steps": 2, "max_steps": 12}
 
 
@@ -45,7 +47,7 @@ def caption_collection(work: Path, settings: dict[str, Any]) -> Path:
     from gcl_vectordb.data.synth import CaptionConfig, synthesize_captions
 
     root = work / (f"captions-{settings['captions']}-{settings['caption_seed']}-short{settings['short_captions']}-"
-                   f"{settings['image_size']}px")
+                   f"odds{DESCRIPTION_ODDS:.2f}-{settings['image_size']}px")
     return generated_once(root, lambda: synthesize_captions(CaptionConfig(
         out=root, products=settings["captions"], seed=settings["caption_seed"], image_size=settings["image_size"],
         short_captions=settings["short_captions"], overwrite=True)))
