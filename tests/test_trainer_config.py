@@ -147,19 +147,12 @@ def test_weight_floor_and_normalisation_settings() -> None:
         load_config(overrides=["loss.normalize=mean"])
 
 
-CAPTIONS = ["data.pairs=captions", "loss.kind=clip", "loss.terms=[('query', 'image', 1.0)]", "eval.holdout_fraction=0"]
+CAPTIONS = ["data.pairs=captions", "loss.kind=clip", "eval.holdout_fraction=0"]
 
 
 def test_caption_pairs_settings_are_checked() -> None:
-    assert load_config(overrides=CAPTIONS).data.pairs == "captions"
-    for bad, match in [
-        ("loss.terms=[('query', 'fused', 1.0)]", "match the caption with itself"),
-        ("loss.terms=[('query', 'image', 1.0), ('title', 'image', 1.0)]", "match the caption with itself"),
-        ("loss.kind=gcl", "no grades"),
-        ("eval.holdout_fraction=0.2", "no queries to hold out"),
-    ]:
+    config = load_config(overrides=CAPTIONS)
+    assert config.data.pairs == "captions" and config.data.caption_field == "caption"
+    for bad, match in [("loss.kind=gcl", "no grades"), ("eval.holdout_fraction=0.2", "no queries to hold out")]:
         with pytest.raises(ConfigError, match=match):
             load_config(overrides=[*CAPTIONS, bad])
-    image_only = load_config(overrides=[*CAPTIONS[:2], "loss.terms=[('query', 'fused', 1.0)]",
-                                        "loss.field_weights={'image': 1.0}", "eval.holdout_fraction=0"])
-    assert image_only.loss.field_weights.title == 0  # a fused vector without the title is the image alone

@@ -70,13 +70,14 @@ class DataConfig:
     take cores from the model, else min(8, CPUs per process)). augment: random resized crop + flip.
 
     pairs: "queries" — (query, product) pairs of `split`, graded by `weight_column`; "captions" — one
-    (title, image) pair per product of every corpus at `root` (image–caption pretraining with the plain
-    CLIP loss: no split, no grades; the title is the text side, so the loss must compare it with the
-    image only, `loss.terms = [["query", "image", 1.0]]`).
+    (caption, product) pair per product of every corpus at `root` whose corpus entry has a
+    `caption_field` text other than its title (image–caption pretraining with the plain CLIP loss: no
+    split, no grades; the product is the document as in fine-tuning, image and title).
     """
 
     root: Path | None = None
     pairs: Literal["queries", "captions"] = "queries"
+    caption_field: str = "caption"
     split: str = "in-domain"
     weight_column: str = "score_linear"
     images_dir: Path | None = None
@@ -247,14 +248,8 @@ def _check(ok: bool, message: str) -> None:
 
 
 def _check_caption_pretraining(config: TrainConfig) -> None:
-    """data.pairs = "captions": the text side is the product's own title and there are no grades or queries."""
-    loss = config.loss
-    fields = {side for term in loss.terms for side in term[:2]}
-    if "title" in fields or ("fused" in fields and loss.field_weights.title > 0):
-        raise ConfigError("data.pairs=captions pairs each title with its own product: a loss term on the title "
-                          "(or on a fused vector that holds it) would match the caption with itself",
-                          'set loss.terms=[["query", "image", 1.0]]')
-    _check(loss.kind == "clip", "data.pairs=captions has no grades: pretrain with loss.kind=clip")
+    """data.pairs = "captions": there are no grades and no queries to hold out."""
+    _check(config.loss.kind == "clip", "data.pairs=captions has no grades: pretrain with loss.kind=clip")
     _check(not config.eval.enabled, "data.pairs=captions has no queries to hold out: set eval.holdout_fraction=0")
 
 

@@ -13,8 +13,9 @@ truth), then:
 Pairs whose product the corpus lacks or rejected (missing image file, empty title, ...) are dropped and
 counted; the reader has already reported the products themselves to the `RejectLog`.
 
-With `data.pairs = "captions"` (`load_caption_pairs`) there is no split: every product with an image,
-in every corpus at the root, is one (title, image) pair of weight 1 — image–caption pretraining data.
+With `data.pairs = "captions"` (`load_caption_pairs`) there is no split: every product with an image and
+a caption (the corpus field `data.caption_field`, other than its title), in every corpus at the root, is
+one (caption, product) pair of weight 1 — image–caption pretraining data.
 """
 
 from __future__ import annotations
@@ -143,9 +144,10 @@ def load_training_data(
 
 
 def load_caption_pairs(data: DataConfig, *, seed: int, rejects: RejectLog) -> TrainingData:
-    """(title, image) pairs, weight 1: one per product with an image in every corpus at `data.root` (first
-    occurrence of a product id), at most `data.max_pairs` (a seeded subset). Products whose titles are
-    equal share a query code, so the batch sampler never puts the same caption twice in a batch."""
+    """(caption, product) pairs, weight 1: one per product with an image and a caption in every corpus at
+    `data.root` (first occurrence of a product id), at most `data.max_pairs` (a seeded subset). A caption
+    equal to its product's title would let the title side of the document match it verbatim, so such a
+    product is skipped. Equal captions share a query code: the batch sampler never batches them together."""
     import pandas as pd
 
     dataset = open_dataset(data.root, images_dir=data.images_dir)
@@ -153,17 +155,21 @@ def load_caption_pairs(data: DataConfig, *, seed: int, rejects: RejectLog) -> Tr
     for corpus in dataset.corpora:
         for batch in dataset.iter_products(corpus, rejects=rejects):
             for product in batch:
-                if product.image_path is not None or product.image_bytes is not None:
+                caption = product.extra.get(data.caption_field, "").strip()
+                has_image = product.image_path is not None or product.image_bytes is not None
+                if has_image and caption and caption != product.title.strip():
                     products.setdefault(product.product_id, product)
     kept = list(products.values())
     if data.max_pairs is not None and len(kept) > data.max_pairs:
         chosen = np.sort(np.random.default_rng([seed, 1]).choice(len(kept), size=data.max_pairs, replace=False))
         kept = [kept[i] for i in chosen.tolist()]
     if not kept:
-        raise DataError(f"{data.root} holds no product with an image to pair with its title",
-                        "point data.root at an image–caption collection (gcl_vectordb.data.synth.synthesize_captions)")
-    query_index, captions = pd.factorize(pd.Series([product.title for product in kept]))
-    pairs = PairTable(queries=tuple(captions.tolist()), products=tuple(kept),
+        raise DataError(f"no product at {data.root} has an image and a {data.caption_field!r} field other than "
+                        "its title", "point data.root at an image–caption collection "
+                        "(gcl_vectordb.data.synth.synthesize_captions) or set data.caption_field")
+    captions = pd.Series([p.extra[data.caption_field].strip() for p in kept])
+    query_index, texts = pd.factorize(captions)
+    pairs = PairTable(queries=tuple(texts.tolist()), products=tuple(kept),
                       query_index=query_index.astype(np.int64), product_index=np.arange(len(kept), dtype=np.int64),
                       weights=np.ones(len(kept), dtype=np.float32))
     summary = DataSummary(

@@ -8,18 +8,17 @@ decided in `catalogue` (independent of images and format); `drawing` draws, `wri
 The corpora hold the products that appear in at least one result list (as Marqo-GS, whose corpora are
 built from its query–product pairs), so `--products` is the catalogue drawn from, an upper bound.
 
-`synthesize_captions` writes an image–caption collection for pretraining instead: products drawn the
-same way from their own seed, every one in corpus_1.json with its JPEG and a caption as its title — the
-product title, or (with odds `short_captions`) a short description such as "photo of a red dress"; no
-caption equals a query the vocabulary can form — and no queries, result lists or splits (the trainer's
-`data.pairs = "captions"` reads it as (caption, image) pairs):
+`synthesize_captions` writes an image–caption collection for pretraining instead: products drawn and
+titled the same way from their own seed, every one in corpus_1.json with its JPEG and a `caption` field —
+a short description such as "photo of a red dress", never equal to a title or to a query the vocabulary
+can form — and no queries, result lists or splits (the trainer's `data.pairs = "captions"` reads it as
+(caption, product) pairs):
 
     synthesize_captions(CaptionConfig(out=Path("/tmp/captions"), products=20000, seed=1001))
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import time
@@ -32,7 +31,7 @@ import numpy as np
 from gcl_vectordb.data.info import DatasetInfo, dataset_info
 from gcl_vectordb.data.synth.catalogue import STREAM_CAPTIONS, Catalogue, make_catalogue, make_data
 from gcl_vectordb.data.synth.drawing import product_image_jpeg
-from gcl_vectordb.data.synth.text import make_captions, max_queries
+from gcl_vectordb.data.synth.text import make_descriptions, max_queries
 from gcl_vectordb.data.synth.writers import (
     IMAGES_FOLDER,
     image_relpath,
@@ -99,21 +98,18 @@ class SynthReport:
 
 @dataclass(frozen=True)
 class CaptionConfig:
-    """An image–caption collection: `products` drawn from `seed` (use a seed no benchmark uses); a share
-    `short_captions` of them captioned by a short description instead of the title."""
+    """An image–caption collection: `products` drawn from `seed` (use a seed no benchmark uses)."""
 
     out: Path
     products: int = 20000
     image_size: int = 64
     seed: int = 1001
-    short_captions: float = 0.5
     overwrite: bool = False
     format: ClassVar[str] = "official"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
-        _check_settings(*_catalogue_checks(self.products, self.image_size, self.seed),
-                        (0 <= self.short_captions <= 1, f"short_captions must lie in [0, 1] (got {self.short_captions})"))
+        _check_settings(*_catalogue_checks(self.products, self.image_size, self.seed))
 
 
 @dataclass(frozen=True)
@@ -129,14 +125,12 @@ def synthesize_captions(config: CaptionConfig, progress: Progress = NULL_PROGRES
     started = time.perf_counter()
     _prepare(config)
     catalogue = make_catalogue(config.products, config.seed)
-    captions = make_captions(catalogue.attributes, catalogue.titles, config.short_captions,
-                             np.random.default_rng((config.seed, STREAM_CAPTIONS)))
-    catalogue = dataclasses.replace(catalogue, titles=tuple(captions))
+    captions = make_descriptions(catalogue.attributes, np.random.default_rng((config.seed, STREAM_CAPTIONS)))
     indices = list(range(config.products))
     _draw_images(config, catalogue, indices, progress)
-    write_products_json(config.out / "corpus_1.json", catalogue, indices, with_images=True)
+    write_products_json(config.out / "corpus_1.json", catalogue, indices, with_images=True, captions=captions)
     manifest = {"generator": "gcl-vdb synthesize_captions", "kind": "captions", "products": config.products,
-                "image_size": config.image_size, "seed": config.seed, "short_captions": config.short_captions}
+                "image_size": config.image_size, "seed": config.seed}
     (config.out / MANIFEST).write_text(json.dumps(manifest, indent=2))
     info = dataset_info(config.out, check_images=True)
     return CaptionReport(config=config, products=config.products, seconds=time.perf_counter() - started, info=info)

@@ -7,7 +7,6 @@ names 1–3 of them in natural English order — colour, pattern, material/style
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -116,19 +115,15 @@ def make_queries(count: int, rng: np.random.Generator) -> QuerySet:
 
 
 CAPTION_PREFIXES: tuple[str, ...] = ("a", "photo of a", "the", "this", "my new", "close-up of a")
-"""Short captions start with one of these; no query does, so a caption never equals a query."""
-DESCRIPTION_ODDS = 1 / 3
-"""Odds that a short caption names each of colour, pattern and material (the category is always named).
-Low on purpose: a caption naming few attributes can only be told from the other products of a batch by
-the category — the silhouette — which titles (naming all four) let a model ignore: pretrained on titles
-and captions naming each attribute with odds ½, gcl-tiny's images sorted colours (95 %) but not
-categories (8 %, chance) after 3 epochs."""
+"""Captions start with one of these; no query does, so a caption never equals a query."""
+DESCRIPTION_ODDS = 0.5
+"""Odds that a caption names each of colour, pattern and material (the category is always named)."""
 
 
 def make_descriptions(attributes: np.ndarray, rng: np.random.Generator) -> list[str]:
     """Short captions of products (`(n, 4)` attribute indices): a prefix, then each of colour, pattern and
     material with odds DESCRIPTION_ODDS in title wording, then the category — "a red dress", "photo of a
-    striped linen shirt"."""
+    striped linen shirt". Never equal to a query (the prefix) nor to a title (which never starts so)."""
     n = len(attributes)
     prefix = rng.integers(0, len(CAPTION_PREFIXES), n).tolist()
     named = (rng.random((n, 3)) < DESCRIPTION_ODDS).tolist()
@@ -142,15 +137,3 @@ def make_descriptions(attributes: np.ndarray, rng: np.random.Generator) -> list[
                 words.append(forms[choice[slot] % len(forms)])
         out.append(" ".join(" ".join(words).split()))
     return out
-
-
-def make_captions(attributes: np.ndarray, titles: Sequence[str], short_share: float,
-                  rng: np.random.Generator) -> list[str]:
-    """One caption per product: its title, or with odds `short_share` a short description
-    (`make_descriptions`). A title that reads as a query (case aside) gets the prefix "a", so that no
-    caption equals any query the vocabulary can form."""
-    queries = {query_text(c) for c in candidate_queries()}
-    short = (rng.random(len(titles)) < short_share).tolist()
-    descriptions = make_descriptions(attributes, rng)
-    return [description if is_short else (f"A {title}" if title.lower() in queries else title)
-            for title, description, is_short in zip(titles, descriptions, short, strict=True)]

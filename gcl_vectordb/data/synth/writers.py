@@ -13,6 +13,7 @@ test; each is `{query text: {product_id: score_linear}}` in list order.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -87,8 +88,11 @@ def _write_json(path: Path, value: object) -> None:
     path.write_text(json.dumps(value, ensure_ascii=False), encoding="utf-8")
 
 
-def _corpus_entry(catalogue: Catalogue, index: int, with_images: bool) -> dict[str, str]:
+def _corpus_entry(catalogue: Catalogue, index: int, with_images: bool,
+                  captions: Sequence[str] | None = None) -> dict[str, str]:
     entry = {"title": catalogue.titles[index]}
+    if captions is not None:
+        entry["caption"] = captions[index]
     if with_images:
         entry["image_local"] = image_local(index, catalogue.product_ids[index])
     for slot, value in zip(SLOTS, catalogue.attributes[index].tolist(), strict=True):
@@ -102,14 +106,16 @@ def write_corpus_json(path: Path, data: SynthData, corpus: int, with_images: boo
     return write_products_json(path, data.catalogue, data.referenced_products(corpus).tolist(), with_images)
 
 
-def write_products_json(path: Path, catalogue: Catalogue, indices: list[int], with_images: bool) -> int:
-    """Stream `{product_id: {...}}` for the catalogue's products `indices`, in that order; returns how many."""
+def write_products_json(path: Path, catalogue: Catalogue, indices: list[int], with_images: bool,
+                        captions: Sequence[str] | None = None) -> int:
+    """Stream `{product_id: {...}}` for the catalogue's products `indices`, in that order (with a "caption"
+    field from `captions`, by catalogue index, when given); returns how many."""
     with path.open("w", encoding="utf-8") as handle:
         handle.write("{")
         for start in range(0, len(indices), 10_000):
             handle.write(("" if start == 0 else ", ") + ", ".join(
                 f"{json.dumps(catalogue.product_ids[i])}: "
-                f"{json.dumps(_corpus_entry(catalogue, i, with_images), ensure_ascii=False)}"
+                f"{json.dumps(_corpus_entry(catalogue, i, with_images, captions), ensure_ascii=False)}"
                 for i in indices[start : start + 10_000]
             ))
         handle.write("}")
