@@ -1,4 +1,5 @@
-"""`gcl-vdb data synth --out DIR`: write the synthetic Marqo-GS benchmark (GCL-PROTOCOL.md §2)."""
+"""`gcl-vdb data synth --out DIR`: write the synthetic Marqo-GS benchmark (docs/protocol.md,
+"The synthetic benchmark")."""
 
 from __future__ import annotations
 
