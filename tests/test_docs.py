@@ -92,15 +92,31 @@ def test_the_specification_documents_exist_and_are_linked_from_the_readme() -> N
         assert f"docs/{name}" in readme
 
 
+def _type_checking_only(node: ast.AST) -> bool:
+    test = node.test if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or \
+        (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
 def _imports(tree: ast.AST, *, in_function: bool = False) -> Iterator[tuple[str, int, bool]]:
-    """(top-level package, line, inside a function body) of every import in `tree`."""
+    """(top-level package, line, inside a function body) of every import in `tree` that runs (imports under
+    `if TYPE_CHECKING:` do not)."""
     for node in ast.iter_child_nodes(tree):
+        if _type_checking_only(node):
+            yield from (found for child in node.orelse for found in _imports_of(child, in_function))
+            continue
         nested = in_function or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
         if isinstance(node, ast.Import):
             yield from ((alias.name.split(".")[0], node.lineno, in_function) for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             yield node.module.split(".")[0], node.lineno, in_function
         yield from _imports(node, in_function=nested)
+
+
+def _imports_of(node: ast.AST, in_function: bool) -> Iterator[tuple[str, int, bool]]:
+    """`_imports` of a single statement, the statement itself included."""
+    wrapper = ast.Module(body=[node], type_ignores=[])
+    return _imports(wrapper, in_function=in_function)
 
 
 def test_gcl_vectordb_imports_trainer_and_exporters_only_lazily_in_the_cli() -> None:
