@@ -259,4 +259,6 @@ def test_shutdown_refuses_new_work(tmp_path: Path) -> None:
     assert client.get("/readyz").status_code == 503
     refused = client.post("/search", json={"query": "anything"})
     assert refused.status_code == 503 and "shutting down" in refused.text and refused.headers["retry-after"]
+    page = client.get("/", params={"q": "anything"})
+    assert page.status_code == 503 and "try again" in page.text and page.headers["retry-after"]
     assert os.path.isdir(store)

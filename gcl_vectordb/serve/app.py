@@ -62,8 +62,9 @@ def create_app(service: SearchService, config: ServeConfig) -> FastAPI:
     if config.cors_origins:  # outermost: a browser's preflight carries no key
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["authorization", "x-api-key", "content-type"])
-    _add_error_handlers(app, config)
-    _add_search_routes(app, service)
+    retry = {"Retry-After": str(config.retry_after_s)}
+    _add_error_handlers(app, retry)
+    _add_search_routes(app, service, retry)
     _add_product_routes(app, service)
     _add_operations_routes(app, service)
     return app
@@ -74,9 +75,7 @@ def _json(data: api.BaseModel | dict[str, Any]) -> Response:
     return Response(body, media_type="application/json")
 
 
-def _add_error_handlers(app: FastAPI, config: ServeConfig) -> None:
-    retry = {"Retry-After": str(config.retry_after_s)}
-
+def _add_error_handlers(app: FastAPI, retry: dict[str, str]) -> None:
     @app.exception_handler(QueueFull)
     async def queue_full(request: Request, exc: QueueFull) -> Response:
         return JSONResponse({"detail": f"busy: {exc}; retry later"}, status_code=503, headers=retry)
@@ -95,7 +94,7 @@ def _queries(bodies: list[api.SearchBody]) -> list[TextQuery]:
             from None
 
 
-def _add_search_routes(app: FastAPI, service: SearchService) -> None:
+def _add_search_routes(app: FastAPI, service: SearchService, retry: dict[str, str]) -> None:
     @app.post("/search", response_model=api.SearchOut, tags=["search"])
     async def search(body: api.SearchBody, request: Request) -> Response:
         """Embed the query with the collection's model and return the ranked hits."""
@@ -120,7 +119,8 @@ def _add_search_routes(app: FastAPI, service: SearchService) -> None:
             except QueueFull:
                 message, status = "The service is busy; please try again in a moment.", 503
         html = search_page(service.collection, q, mode, result, _page_image, message)
-        return HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": PAGE_POLICY})
+        headers = {"Content-Security-Policy": PAGE_POLICY, **(retry if status == 503 else {})}
+        return HTMLResponse(html, status_code=status, headers=headers)
 
 
 def _page_image(hit: QueryHit) -> str | None:
@@ -140,7 +140,8 @@ def _add_product_routes(app: FastAPI, service: SearchService) -> None:
     @app.get("/images/{product_id}", response_class=FileResponse, responses={404: {"model": api.ErrorOut}},
              tags=["products"])
     def image(product_id: str) -> Response:
-        """The product's image file, as ingested (only files inside the collection's images folder)."""
+        """The product's image file, as ingested: only a file inside the collection's images folder. A
+        product whose image exists only inside a parquet file gets 404 (the store keeps no image bytes)."""
         found = service.product(product_id)
         file = service.image_file(found) if found is not None else None
         if file is None:

@@ -146,7 +146,7 @@ class MicroBatcher(Generic[Item, Result]):
             for entry in batch:
                 self._run_one(*entry)
             return
-        self.on_batch(len(batch), time.perf_counter() - started)
+        self._observe(len(batch), time.perf_counter() - started)
         for (_, future), result in zip(batch, results, strict=True):
             future.set_result(result)
 
@@ -157,5 +157,11 @@ class MicroBatcher(Generic[Item, Result]):
         except Exception as exc:  # noqa: BLE001 - delivered to the caller
             future.set_exception(exc)
             return
-        self.on_batch(1, time.perf_counter() - started)
+        self._observe(1, time.perf_counter() - started)
         future.set_result(result)
+
+    def _observe(self, size: int, seconds: float) -> None:
+        try:
+            self.on_batch(size, seconds)
+        except Exception:  # noqa: BLE001 - metrics must never stop the worker
+            log.exception("recording a batch of %d failed", size)
