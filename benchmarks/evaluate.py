@@ -223,7 +223,7 @@ def end_to_end(quick: bool) -> dict[str, Any]:
     from gcl_vectordb.data.synth import SynthConfig, synthesize
     from gcl_vectordb.evaluation.runner import EvalConfig, evaluate
     from gcl_vectordb.ingest import IngestConfig
-    from gcl_vectordb.ingest import ingest as run_ingest
+    from gcl_vectordb.ingest import ingest_dataset as run_ingest
 
     size = {"products": 300, "queries": 60, "image_size": 32} if quick else {"products": 3000, "queries": 400}
     model = "gcl-micro" if quick else "gcl-tiny"

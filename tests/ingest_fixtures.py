@@ -25,11 +25,11 @@ def ingest_gs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def ingested(tmp_path_factory: pytest.TempPathFactory, tiny_gs: Path, micro_bundle: Path) -> Path:
     """An embedded store holding collection `gs` = tiny_gs embedded by the micro bundle (read-only)."""
-    from gcl_vectordb.ingest import IngestConfig, ingest
+    from gcl_vectordb.ingest import IngestConfig, ingest_dataset
 
     store = tmp_path_factory.mktemp("ingested") / "store"
-    ingest(IngestConfig(collection="gs", data=tiny_gs, model_ref=str(micro_bundle), store=str(store),
-                        batch_size=16, workers=0))
+    ingest_dataset(IngestConfig(collection="gs", data=tiny_gs, model_ref=str(micro_bundle), store=str(store),
+                                batch_size=16, workers=0))
     return store
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from gcl_vectordb.encoders import load_encoder
 from gcl_vectordb.errors import ConfigError, ModelMismatch
-from gcl_vectordb.ingest import IngestConfig, ingest
+from gcl_vectordb.ingest import IngestConfig, ingest_dataset
 from gcl_vectordb.search import QueryConfig, query, results_page, search_products, write_results_page
 from gcl_vectordb.store import open_store
 from tests.ingest_fixtures import copy_dataset, edit_corpus
@@ -66,7 +66,7 @@ def hostile_store(tmp_path_factory: pytest.TempPathFactory, tiny_gs: Path, micro
 
     edit_corpus(root, 1, edit)
     store = root.parent / "store"
-    ingest(IngestConfig(collection="gs", data=root, model_ref=str(micro_bundle), store=str(store), workers=0))
+    ingest_dataset(IngestConfig(collection="gs", data=root, model_ref=str(micro_bundle), store=str(store), workers=0))
     return store
 
 

@@ -57,7 +57,7 @@ def ingest_command(
 
     Example: [bold]gcl-vdb ingest --collection gs10m --data gcl-vdb-work/data --model gcl-vdb-work/model[/bold]
     """
-    from gcl_vectordb.ingest import IngestConfig, ingest
+    from gcl_vectordb.ingest import IngestConfig, ingest_dataset
     from gcl_vectordb.settings import resolve_settings
 
     weights = parse_weights(fields, "--fields") if fields is not None else None
@@ -69,7 +69,7 @@ def ingest_command(
         **({"field_weights": weights} if weights is not None else {}),
     )
     with render.rich_progress() as progress:
-        report = ingest(config, progress)
+        report = ingest_dataset(config, progress)
     if json_output:
         render.print_json(report)
     else:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gcl_vectordb.errors import GclVdbError
@@ -99,7 +100,7 @@ def confirm(question: str) -> bool:
 
 def error(exc: GclVdbError | str) -> None:
     """One line on stderr: what went wrong — what to do."""
-    error_console.print(f"[bold red]error:[/bold red] {exc}", markup=True, soft_wrap=True)
+    error_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", markup=True, soft_wrap=True)
 
 
 # --- gcl-vdb export ---------------------------------------------------------------------------------
