@@ -179,10 +179,10 @@ def test_cli_novel_doc_table(store_dir):
         assert column in result.output
 
 
-def test_cli_json_file_csv_and_stdout(store_dir, tmp_path):
+def test_cli_report_file_csv_and_json_on_stdout(store_dir, tmp_path):
     out, table = tmp_path / "report.json", tmp_path / "report.csv"
     result = runner.invoke(app, ["evaluate", "--split", "zero-shot", "--qdrant", str(store_dir), "--k", str(K),
-                                 "--json", str(out), "--csv", str(table), "--check-bruteforce"])
+                                 "--report", str(out), "--csv", str(table), "--check-bruteforce"])
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     split = report["splits"]["zero-shot"]
@@ -193,7 +193,7 @@ def test_cli_json_file_csv_and_stdout(store_dir, tmp_path):
     header, row = table.read_text().splitlines()[:2]
     assert header.startswith("split,search,queries") and row.startswith("zero-shot,exact,")
     printed = runner.invoke(app, ["evaluate", "--split", "zero-shot", "--qdrant", str(store_dir), "--k", str(K),
-                                  "--json", "-"])
+                                  "--json"])
     assert printed.exit_code == 0
     assert json.loads(printed.stdout)["splits"]["zero-shot"]["metrics"] == split["metrics"]
 
@@ -203,7 +203,7 @@ def test_cli_errors(store_dir, tmp_path):
     assert result.exit_code == 1 and "collection 'nope' not found" in result.output
     result = runner.invoke(app, ["evaluate", "--split", "train", "--qdrant", str(store_dir)])
     assert result.exit_code == 2
-    result = runner.invoke(app, ["evaluate", "--qdrant", str(store_dir), "--json", str(tmp_path / "no" / "r.json")])
+    result = runner.invoke(app, ["evaluate", "--qdrant", str(store_dir), "--report", str(tmp_path / "no" / "r.json")])
     assert result.exit_code == 1 and "folder does not exist" in result.output
     result = runner.invoke(app, ["evaluate", "--qdrant", str(store_dir), "--data", str(tmp_path / "missing")])
     assert result.exit_code == 1 and "does not exist" in result.output

@@ -31,7 +31,7 @@ HARNESS = textwrap.dedent("""
 
     def main():
         signum, threshold = int(sys.argv[1]), int(sys.argv[2])
-        from gcl_vectordb.cli import render
+        from gcl_vectordb.cli import output
 
         class Task:
             done, sent = 0, False
@@ -59,7 +59,7 @@ HARNESS = textwrap.dedent("""
             def task(self, description, total=None, unit="it"):
                 return Task()
 
-        render.rich_progress = Progress
+        output.ProgressBars = Progress
         sys.argv = ["gcl-vdb", "ingest", *sys.argv[3:]]
         from gcl_vectordb.cli.app import main as app_main
         app_main()

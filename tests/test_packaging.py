@@ -54,7 +54,7 @@ def test_the_base_install_synthesises_ingests_queries_and_evaluates_without_torc
          ["ingest", "--collection", "gs", "--data", data, "--model", str(micro_bundle), "--qdrant", store,
           "--workers", "0", "--json"],
          ["query", "red summer dress", "--collection", "gs", "--qdrant", store, "--limit", "5", "--json"],
-         ["evaluate", "--split", "in-domain", "--collection", "gs", "--qdrant", store, "--json", "-"]],
+         ["evaluate", "--split", "in-domain", "--collection", "gs", "--qdrant", store, "--json"]],
         subprocess_env,
     )
     assert [r["code"] for r in runs] == [0, 0, 0, 0], runs
