@@ -84,7 +84,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """GCL-PROTOCOL.md §3: L = Σ_terms λ · GCL(left, right), pair weights w = g(score).
+    """docs/protocol.md, "The GCL loss": L = Σ_terms λ · GCL(left, right), pair weights w = g(score).
 
     kind: "gcl" (weights from the `weights` transform with `weight_params`) or "clip" (w = 1).
     field_weights: α of the fused document. logit_scale_init: t at the start for a model that starts from

@@ -29,7 +29,8 @@ def corpus_path(root: Path, corpus: int) -> Path:
 
 
 class OfficialDataset(Dataset):
-    """`corpus_1.json`, `corpus_2.json` and `<stem>.csv` per split (GCL-PROTOCOL.md §1)."""
+    """`corpus_1.json`, `corpus_2.json` and `<stem>.csv` per split (docs/protocol.md,
+    "The official layout")."""
 
     layout = "official"
 

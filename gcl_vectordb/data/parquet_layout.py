@@ -1,8 +1,9 @@
 """The Hugging Face parquet layout of Marqo-GS-10M: one table per split, image bytes in every row.
 
 There is no separate corpus: corpus 1 is the distinct products of `in_domain` + `novel_query`, corpus 2 of
-`novel_document` + `zero_shot` (DESIGN.md split table). A product's first row supplies its title and image.
-The `image` column is the HF Image feature (struct {bytes, path}) or plain binary.
+`novel_document` + `zero_shot` (docs/protocol.md, "The Hugging Face parquet layout"). A product's first
+row supplies its title and image. The `image` column is the HF Image feature (struct {bytes, path}) or
+plain binary.
 """
 
 from __future__ import annotations

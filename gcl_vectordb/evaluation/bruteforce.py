@@ -1,5 +1,5 @@
-"""Brute-force check: Qdrant's exact top-k against numpy over the stored vectors (DESIGN: "Qdrant search =
-numpy brute force").
+"""Brute-force check: Qdrant's exact top-k against numpy over the stored vectors (docs/architecture.md,
+"Testing conventions": Qdrant search = numpy brute force).
 
 The corpus's stored vectors (`store.retrieve(..., with_vectors=True)`, unit length: the engine normalises
 cosine vectors) are scored against the query vectors with one float32 matrix product per block of

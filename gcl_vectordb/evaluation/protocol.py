@@ -1,4 +1,5 @@
-"""The GCL evaluation protocol (GCL-PROTOCOL.md §4.1–4.3): relevance, test queries, ground truth.
+"""The GCL evaluation protocol (docs/protocol.md, "The evaluation protocol"): relevance, test queries,
+ground truth.
 
 Written to give exactly what Marqo's official evaluation (github.com/marqo-ai/GCL, `evals/eval_gs_v1.py`:
 the rescale in `run_eval`, `get_test_queries`, the ground-truth loop) gives on the same split CSV:
@@ -13,7 +14,7 @@ the rescale in `run_eval`, `get_test_queries`, the ground-truth loop) gives on t
    replace=False, random_state=seed)` — with pandas < 3's semantics, which pandas 3 keeps but refuses
    where n · max(p) > 1 (`_weighted_sample`) — then `sort_values(by=rel, ascending=False)` — pandas' default
    (non-stable) quicksort, so queries with equal summed rel come in the order pandas gives.
-   top_q is capped at the number of distinct queries (the official code would raise).
+   top_q is capped at the number of distinct queries, as the official code does since commit c463c83.
 3. Ground truth of a query: its rows in file order, `sort_values(by=rel, ascending=False)` (again the
    default quicksort), first top_k, `{product_id: rel}` built in that order (a product listed twice
    keeps the later row's rel). Where the order cannot matter (≤ top_k rows, no repeated product) the
@@ -55,7 +56,8 @@ _WHITESPACE = re.compile(r"\s")
 
 
 def rescale_relevance(scores: pd.Series) -> pd.Series:
-    """Graded relevance 1..100 (int64) from a weight column, over the whole table (§4.1).
+    """Graded relevance 1..100 (int64) from a weight column, over the whole table (docs/protocol.md,
+    "Relevance").
 
     rel = int(((w − min w) / (max w − min w)) · 99 + 1), evaluated in that order in float64 as the
     official code does (so float rounding matches too); 1 everywhere when w takes one value.
@@ -96,7 +98,8 @@ def _grouped_relevance(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def sample_queries(frame: pd.DataFrame, top_q: int = DEFAULT_TOP_Q, seed: int = DEFAULT_SEED) -> list[str]:
-    """The test queries of a split (§4.2): min(top_q, #queries) query texts, highest summed rel first.
+    """The test queries of a split (docs/protocol.md, "Test queries"): min(top_q, #queries) query texts,
+    highest summed rel first.
 
     `frame` needs query and rel (see `relevance_frame`). Sampling is pandas' own
     `DataFrame.sample(n, weights=summed rel, replace=False, random_state=seed)` on the grouped table
@@ -123,7 +126,8 @@ def _weighted_sample(summed: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
 
 
 def build_qrels(frame: pd.DataFrame, queries: Sequence[str], top_k: int = DEFAULT_TOP_K) -> dict[str, dict[str, int]]:
-    """Ground truth (§4.3): {query text: {product_id: rel}} for `queries`, each cut at its top_k rels.
+    """Ground truth (docs/protocol.md, "Ground truth"): {query text: {product_id: rel}} for `queries`, each
+    cut at its top_k rels.
 
     `frame` needs query, product_id and rel. Every query must occur in `frame`. Cost: one stable sort
     of the queries' rows; pandas sorts only the queries where the official order decides the result.
