@@ -16,14 +16,14 @@ from typer.testing import CliRunner
 
 from gcl_vectordb.cli.app import app
 from gcl_vectordb.data import SPLITS, open_dataset
-from gcl_vectordb.encoders import load_encoder
+from gcl_vectordb.encoders import l2_normalize, load_encoder
 from gcl_vectordb.errors import CollectionNotFound, ConfigError, DataError
 from gcl_vectordb.evaluation import DEFAULT_KS, DEFAULT_RBP_PS
-from gcl_vectordb.evaluation.bruteforce import compare_runs, numpy_top_k
-from gcl_vectordb.evaluation.coded import RetrievedRun
+from gcl_vectordb.evaluation.bruteforce import compare_runs
 from gcl_vectordb.evaluation.protocol import prepare_split
 from gcl_vectordb.evaluation.runner import EvalConfig, evaluate
 from gcl_vectordb.store import open_store
+from gcl_vectordb.topk import exact_run
 
 runner = CliRunner()
 K = 12  # tiny_gs lists 10 results per query; corpora hold ~30 products
@@ -104,10 +104,10 @@ def test_bruteforce_check_agrees_and_detects_a_wrong_ranking(store_dir, tiny_gs)
     prepared = prepare_split(dataset, "in-domain", top_k=K)
     ids, matrix = _stored_corpus(store_dir, dataset, 1, "fused")
     vectors = np.random.default_rng(0).normal(size=(len(prepared.queries), matrix.shape[1])).astype(np.float32)
-    truth = numpy_top_k(prepared.queries, vectors, ids, matrix, K)
-    swapped = [list(row) for row in truth.doc_ids]
-    swapped[0][0], swapped[0][5] = swapped[0][5], swapped[0][0]
-    tampered = RetrievedRun(truth.queries, tuple(swapped), truth.scores, truth.lengths)
+    truth = exact_run(prepared.queries, l2_normalize(vectors), ids, matrix, K)
+    first = prepared.queries[0]
+    (a, score_a), (b, score_b) = truth[first][0], truth[first][5]
+    tampered = truth | {first: [(b, score_a), *truth[first][1:5], (a, score_b), *truth[first][6:]]}
     check = compare_runs(prepared, tampered, truth, vectors, ids, matrix)
     assert not check.rankings_identical and check.mismatched_queries == (prepared.queries[0],)
     assert compare_runs(prepared, truth, truth, vectors, ids, matrix).passed

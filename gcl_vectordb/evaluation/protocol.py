@@ -31,20 +31,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
-from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
+from gcl_vectordb.data.dataset import Dataset
 from gcl_vectordb.data.records import RejectLog, Split
 from gcl_vectordb.data.tables import DEFAULT_WEIGHT_COLUMN
-from gcl_vectordb.evaluation.coded import CodedQrels
 from gcl_vectordb.evaluation.judging import Qrels
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from gcl_vectordb.data.dataset import Dataset
 
 QUERY_KEY_SUFFIX = "_{!@#~}_"
 """What the official code appends to the query text to form its group key (the order of groups)."""
@@ -62,8 +56,6 @@ def rescale_relevance(scores: pd.Series) -> pd.Series:
     rel = int(((w − min w) / (max w − min w)) · 99 + 1), evaluated in that order in float64 as the
     official code does (so float rounding matches too); 1 everywhere when w takes one value.
     """
-    import pandas as pd
-
     if not pd.api.types.is_numeric_dtype(scores.dtype) or pd.api.types.is_bool_dtype(scores.dtype):
         raise ValueError(f"the weight column must be numeric, got dtype {scores.dtype}")
     if scores.isna().any():
@@ -77,8 +69,6 @@ def rescale_relevance(scores: pd.Series) -> pd.Series:
 def relevance_frame(split_frame: pd.DataFrame, weight_column: str = DEFAULT_WEIGHT_COLUMN) -> pd.DataFrame:
     """The columns the protocol needs: query, product_id, rel (rescaled `weight_column`), and query_id
     where the table has one. Rows stay in file order."""
-    import pandas as pd
-
     missing = [c for c in ("query", "product_id", weight_column) if c not in split_frame.columns]
     if missing:
         raise ValueError(f"the split table lacks column(s) {', '.join(missing)}")
@@ -91,8 +81,6 @@ def relevance_frame(split_frame: pd.DataFrame, weight_column: str = DEFAULT_WEIG
 
 def _grouped_relevance(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per distinct query, indexed by the official query key (sorted), column rel = Σ rel."""
-    import pandas as pd
-
     keys = frame["query"].astype(str) + QUERY_KEY_SUFFIX
     return pd.DataFrame({"query_key": keys, REL: frame[REL]}).groupby("query_key").sum()
 
@@ -132,8 +120,6 @@ def build_qrels(frame: pd.DataFrame, queries: Sequence[str], top_k: int = DEFAUL
     `frame` needs query, product_id and rel. Every query must occur in `frame`. Cost: one stable sort
     of the queries' rows; pandas sorts only the queries where the official order decides the result.
     """
-    import pandas as pd
-
     if top_k < 1:
         raise ValueError(f"top_k must be ≥ 1, got {top_k}")
     wanted = pd.Index(list(queries))
@@ -202,11 +188,6 @@ class PreparedSplit:
     @property
     def corpus(self) -> int:
         return self.split.corpus
-
-    @cached_property
-    def coded(self) -> CodedQrels:
-        """The ground truth as arrays, for `judge_codes` (built on first use)."""
-        return CodedQrels.from_qrels(self.qrels, self.queries)
 
     def trec_qrels(self) -> dict[str, dict[str, int]]:
         """The ground truth keyed by TREC query id."""

@@ -23,7 +23,7 @@ class SplitTimings:
 
     prepare_s: float  # read the split table, rel, sampling, ground truth
     embed_s: float  # query embedding
-    search_s: float  # retrieval through the store (the evaluated run), hits → arrays and codes
+    search_s: float  # retrieval through the store (the evaluated run), hits → (product, score) pairs
     metrics_s: float  # judging and metrics
     exact_search_s: float | None = None
 
