@@ -43,7 +43,7 @@ from gcl_vectordb.evaluation.bruteforce import corpus_vectors  # noqa: E402
 from gcl_vectordb.evaluation.protocol import prepare_split  # noqa: E402
 from gcl_vectordb.evaluation.runner import EvalConfig, embed_queries, evaluate, retrieve, score_run  # noqa: E402
 from gcl_vectordb.ingest import IngestConfig  # noqa: E402
-from gcl_vectordb.ingest import ingest as run_ingest  # noqa: E402
+from gcl_vectordb.ingest import ingest_dataset as run_ingest  # noqa: E402
 from gcl_vectordb.progress import NULL_PROGRESS  # noqa: E402
 from gcl_vectordb.store import open_store  # noqa: E402
 from gcl_vectordb.topk import exact_run  # noqa: E402

@@ -125,7 +125,7 @@ def run_arm(root: Path, arm: str, spec: str | None, seed: int, settings: dict[st
     """Train → export → ingest → evaluate one arm with one seed, in a scratch folder; its figures."""
     from exporters import ExportConfig, export_bundle
     from gcl_vectordb.evaluation.runner import EvalConfig, evaluate
-    from gcl_vectordb.ingest import IngestConfig, ingest
+    from gcl_vectordb.ingest import IngestConfig, ingest_dataset
     from trainer.recipe import run_training
 
     seconds: dict[str, float] = {}
@@ -138,7 +138,7 @@ def run_arm(root: Path, arm: str, spec: str | None, seed: int, settings: dict[st
         export_bundle(ExportConfig(out=tmp / "model", checkpoint=tmp / "run"))
         seconds["export"], clock = time.perf_counter() - clock, time.perf_counter()
         store = str(tmp / "store")
-        ingest(IngestConfig(collection="gs", data=root, model_ref=str(tmp / "model"), store=store))
+        ingest_dataset(IngestConfig(collection="gs", data=root, model_ref=str(tmp / "model"), store=store))
         seconds["ingest"], clock = time.perf_counter() - clock, time.perf_counter()
         report = evaluate(EvalConfig(splits=SPLIT_NAMES, collection="gs", store=store, data=root))
         seconds["evaluate"] = time.perf_counter() - clock

@@ -1,10 +1,11 @@
-"""`gcl-vdb serve` as a real process: SIGTERM under load loses no accepted response, exits 0 and leaves
-the store reopenable; a second server on the same collection, a missing collection and a taken port
+"""`gcl-vdb serve` as a real process (without the `train` extra): SIGTERM under load loses no accepted
+response, exits 0 and leaves the store reopenable; a second server on the same collection, a missing collection and a taken port
 are one-line errors (exit 1) before anything listens."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -65,8 +66,20 @@ class ServerProcess:
         return code
 
 
+TRAIN_EXTRA_MODULES = ("torch", "torchvision", "open_clip", "onnx", "onnxscript", "safetensors")
+
+
 def _env(subprocess_env: dict[str, str], **extra: str) -> dict[str, str]:
     return {**subprocess_env, "COLUMNS": "250", **extra}
+
+
+def _without_train_extra(env: dict[str, str], folder: Path) -> dict[str, str]:
+    """`env` for a process in which the `train` extra's modules are not installed: what the base install
+    plus `cpu` (the Dockerfile's) serves with."""
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(
+        f"import sys\nfor name in {TRAIN_EXTRA_MODULES!r}:\n    sys.modules[name] = None\n")
+    return {**env, "PYTHONPATH": f"{folder}{os.pathsep}{env['PYTHONPATH']}"}
 
 
 def _expected(store: Path) -> tuple[dict[str, list[list]], int]:
@@ -80,8 +93,9 @@ def test_sigterm_under_load_answers_every_accepted_request_and_exits_cleanly(
         ingested: Path, tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     store = Path(shutil.copytree(ingested, tmp_path / "store"))
     expected, size = _expected(store)
-    server = ServerProcess(_env(subprocess_env, GCL_VDB_API_KEY=KEY), "--collection", "gs", "--qdrant", str(store),
-                           "--port", "0", "--max-wait-ms", "40", "--max-batch", "64", "--access-log")
+    env = _without_train_extra(_env(subprocess_env, GCL_VDB_API_KEY=KEY), tmp_path / "no-torch")
+    server = ServerProcess(env, "--collection", "gs", "--qdrant", str(store), "--port", "0", "--max-wait-ms", "40",
+                           "--max-batch", "64", "--access-log")
     url = server.url()
 
     busy = subprocess.run([sys.executable, "-m", "gcl_vectordb", "serve", "--collection", "gs", "--qdrant", str(store),

@@ -24,12 +24,11 @@ from gcl_vectordb.errors import CollectionInUse, ModelMismatch, StoreError, Stor
 from gcl_vectordb.store import (
     CollectionRecord,
     PointRecord,
-    ServerStore,
     check_model,
     open_store,
     product_payload,
 )
-from gcl_vectordb.store.server import redact_url
+from gcl_vectordb.store.server import ServerStore, redact_url
 
 DIM = 8
 SECRET = "s3cr3t-api-key-do-not-print"

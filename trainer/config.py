@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from gcl_vectordb.data import DataError, get_split
 from gcl_vectordb.domain import DEFAULT_FIELD_WEIGHTS, FieldWeights
 from gcl_vectordb.errors import ConfigError
 from trainer.config_parsing import apply_overrides as _apply_overrides
@@ -73,8 +74,6 @@ class DataConfig:
     augment: bool = False
 
     def __post_init__(self) -> None:
-        from gcl_vectordb.data import DataError, get_split  # light: no pandas, no torch
-
         try:
             get_split(self.split)
         except DataError as exc:

@@ -218,7 +218,7 @@ class DemoRunner:
 
     def ingest(self, loss: str, export_inputs: str) -> str:
         from gcl_vectordb.ingest import IngestConfig
-        from gcl_vectordb.ingest import ingest as run_ingest
+        from gcl_vectordb.ingest import ingest_dataset as run_ingest
         from gcl_vectordb.store import open_store
 
         c = self.config

@@ -17,7 +17,7 @@ from gcl_vectordb.cli.options import (
     QdrantOption,
     parse_weights,
 )
-from gcl_vectordb.ingest import IngestConfig, IngestReport, ingest
+from gcl_vectordb.ingest import IngestConfig, IngestReport, ingest_dataset
 from gcl_vectordb.settings import resolve_settings
 
 app = command_app()
@@ -69,7 +69,7 @@ def ingest_command(
         rejects=rejects, shards=shards, replicas=replicas, field_weights=weights,
     )
     with output.ProgressBars() as progress:
-        report = ingest(config, progress)
+        report = ingest_dataset(config, progress)
     if json_output:
         output.print_json(report)
     else:

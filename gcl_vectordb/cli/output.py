@@ -16,6 +16,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -111,7 +112,7 @@ def confirm(question: str) -> bool:
 
 def error(exc: GclVdbError | str) -> None:
     """One line on stderr: what went wrong — what to do."""
-    error_console.print(f"[bold red]error:[/bold red] {exc}", markup=True, soft_wrap=True)
+    error_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", markup=True, soft_wrap=True)
 
 
 # --- progress bars (a `gcl_vectordb.progress.Progress` drawn on stderr) -----------------------------------

@@ -12,16 +12,25 @@ import hashlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import open_clip
 import torch
 from open_clip.model import CLIP, CustomTextCLIP
+from open_clip.transform import PreprocessCfg
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 
 from gcl_vectordb.encoders.preprocess import OPENAI_MEAN, OPENAI_STD, ImagePreprocessor
-from gcl_vectordb.encoders.refs import PACKAGE_CONFIG_DIR, ModelSource, resolve_model_ref
+from gcl_vectordb.encoders.refs import (
+    CHECKPOINT_WEIGHTS,
+    PACKAGE_CONFIG_DIR,
+    ModelSource,
+    read_checkpoint_meta,
+    resolve_model_ref,
+)
 from gcl_vectordb.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -110,8 +119,6 @@ def create_clip_model(model_ref: str | ModelSource) -> LoadedClip:
         raise ModelError(f"{source.ref} is an ONNX bundle and holds no torch weights",
                          "use the ONNX backend, or pass the checkpoint the bundle was exported from")
     if source.kind == "checkpoint":
-        from gcl_vectordb.encoders.checkpoints import load_checkpoint_folder  # imports this module
-
         return load_checkpoint_folder(source.path)
     if source.kind == "hf-hub":
         return _from_hub(source)
@@ -209,3 +216,30 @@ def weights_sha256(model: torch.nn.Module) -> str:
         digest.update(flat.view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
+
+def load_checkpoint_folder(folder: str | Path) -> LoadedClip:
+    """Rebuild the model saved by `gcl_vectordb.encoders.checkpoints.save_checkpoint_folder` (eval mode, CPU)."""
+    folder = Path(folder).resolve()
+    meta = read_checkpoint_meta(folder)
+    weights = folder / CHECKPOINT_WEIGHTS
+    if not weights.is_file():
+        raise ModelError(f"checkpoint folder {folder} has no {CHECKPOINT_WEIGHTS}", "the checkpoint is incomplete")
+    config = meta["model_config"]
+    require_clip_tokenizer(config, str(folder))
+    model = instantiate_from_config(config)
+    try:
+        state = load_file(str(weights))
+        model.load_state_dict(state, strict=True)
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        raise ModelError(f"cannot load {weights}: {str(exc)[:300]}",
+                         "the checkpoint is damaged or does not match its model.json") from exc
+    preprocess = meta.get("preprocess_cfg") or {}
+    preprocess.setdefault("size", config["vision_cfg"].get("image_size", 224))
+    open_clip.model.set_model_preprocess_cfg(model, _complete_preprocess(preprocess))
+    model.eval()
+    source = ModelSource("checkpoint", str(folder), architecture=meta["architecture"], path=folder)
+    return LoadedClip(model, source, meta["architecture"], config, dict(open_clip.get_model_preprocess_cfg(model)))
+
+
+def _complete_preprocess(cfg: dict[str, Any]) -> dict[str, Any]:
+    return {**asdict(PreprocessCfg()), **cfg}

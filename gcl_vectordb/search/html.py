@@ -17,6 +17,8 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
+from PIL import Image, UnidentifiedImageError
+
 from gcl_vectordb.domain import SearchMode
 from gcl_vectordb.errors import ConfigError
 from gcl_vectordb.search.query import QueryHit, QueryResult
@@ -39,8 +41,6 @@ def image_file(hit: QueryHit, images_dir: str | None) -> Path | None:
 
 def thumbnail_data_uri(path: Path, size: int = THUMBNAIL_PX) -> str | None:
     """`data:image/jpeg;base64,…` of the image scaled to fit `size × size`; None if it cannot be read."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as image:
             image.draft("RGB", (size, size))  # JPEG: let the decoder downscale

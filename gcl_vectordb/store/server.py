@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from qdrant_client import QdrantClient
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
 from gcl_vectordb.errors import CollectionInUse, StoreError, StoreUnreachable
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.store import plans, schema
@@ -63,8 +66,6 @@ def redact_url(url: str) -> str:
 
 def is_transient(exc: BaseException) -> bool:
     """Worth retrying: no response at all (connection, timeout) or HTTP 429 / 5xx."""
-    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
-
     if isinstance(exc, ResponseHandlingException):
         return True
     return isinstance(exc, UnexpectedResponse) and exc.status_code in TRANSIENT_HTTP
@@ -84,8 +85,6 @@ class ServerStore(StoreBase):
     @classmethod
     def connect(cls, url: str, *, api_key: str | None = None, options: ServerOptions | None = None) -> ServerStore:
         """Connect to `http(s)://host:port` and check that the server answers."""
-        from qdrant_client import QdrantClient
-
         options = options or ServerOptions()
         client = QdrantClient(url=url, api_key=api_key, timeout=options.timeout_s, check_compatibility=False)
         store = cls(client, location=url, local=False, options=options)
@@ -100,8 +99,6 @@ class ServerStore(StoreBase):
     @classmethod
     def local_mode(cls, location: str, options: ServerOptions | None = None) -> ServerStore:
         """qdrant-client local mode: `:memory:` or `local:PATH` (pure Python; for tests and tiny data)."""
-        from qdrant_client import QdrantClient
-
         path = None if location == ":memory:" else location.removeprefix("local:")
         try:
             client = QdrantClient(location=":memory:") if path is None else QdrantClient(path=path)
@@ -255,8 +252,6 @@ class ServerStore(StoreBase):
     @contextlib.contextmanager
     def _translated(self, what: str, retrying: bool = False) -> Iterator[None]:
         """qdrant-client failures as one-line StoreErrors (never carrying the API key)."""
-        from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
-
         try:
             yield
         except (ResponseHandlingException, UnexpectedResponse) as exc:
@@ -280,8 +275,6 @@ class _Retry(Exception):
 
 
 def _reason(exc: BaseException) -> str:
-    from qdrant_client.http.exceptions import UnexpectedResponse
-
     if isinstance(exc, UnexpectedResponse):
         return f"HTTP {exc.status_code} {exc.reason_phrase}".strip()
     cause = exc.args[0] if exc.args else exc
