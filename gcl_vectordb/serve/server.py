@@ -11,6 +11,7 @@ drains the batcher and closes the store. A graceful stop returns normally (exit 
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import math
 import signal
@@ -64,6 +65,11 @@ def serve(config: ServeConfig, *, encoder: Encoder | None = None,
             log_level=logging.INFO,
         ))
         on_listening(f"http://{f'[{host}]' if ':' in host else host}:{port}")
+        # The model, the app and the libraries live as long as the process: out of the cyclic collector's
+        # reach, each full collection under load scans far less (measured with wrk on 2 cores: 10-20 % more
+        # requests/s at 32 and 128 connections).
+        gc.collect()
+        gc.freeze()
         with _stop_signals_handled_by(server):
             server.run(sockets=[sock])
     finally:
