@@ -19,6 +19,7 @@ from string import Template
 
 from PIL import Image, UnidentifiedImageError
 
+from gcl_vectordb.domain import SearchMode
 from gcl_vectordb.errors import ConfigError
 from gcl_vectordb.search.query import QueryHit, QueryResult
 
@@ -92,8 +93,9 @@ def _write(path: Path, text: str, hint: str) -> Path:
 
 def results_page(result: QueryResult) -> str:
     """The HTML text of the results page (one card per hit, in rank order)."""
-    summary = (f"{len(result.hits)} results · collection {result.collection} · mode {result.mode} · "
-               f"model {result.model_ref}")
+    model = "none (keyword search)" if result.mode is SearchMode.bm25 else result.model_ref
+    summary = (f"{len(result.hits)} results · collection {result.collection} · mode {result.describe_mode()} · "
+               f"model {model}")
     return _render(_TEMPLATE, query=html.escape(result.query), summary=html.escape(summary), cards=_cards(result))
 
 

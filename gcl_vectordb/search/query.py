@@ -6,7 +6,8 @@
         print(hit.rank, hit.score, hit.product_id, hit.title)
 
 The encoder comes from the collection record's `model_ref` (cached per process, so a service pays the
-model load once); an ONNX bundle runs without torch, which keeps a cold `gcl-vdb query` fast.
+model load once); an ONNX bundle runs without torch, which keeps a cold `gcl-vdb query` fast. The `bm25`
+mode needs no model at all (the query is embedded by the collection's BM25), `hybrid` needs both.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gcl_vectordb.domain import FieldWeights, SearchMode
+from gcl_vectordb.domain import FieldWeights, FusionMethod, SearchMode
 from gcl_vectordb.encoders import Encoder, load_encoder
 from gcl_vectordb.errors import ConfigError
 from gcl_vectordb.store import SearchRequest, VectorStore, check_model, open_store
@@ -29,8 +30,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class QueryHit:
-    """One result: 1-based rank, score (cosine for fused/image/title, RRF or weighted sum otherwise),
-    the product and its payload (title, image path, corpus, extra columns)."""
+    """One result: 1-based rank, score (cosine for fused/image/title, BM25 for bm25, the fused or weighted
+    score otherwise), the product and its payload (title, image path, corpus, extra columns)."""
 
     rank: int
     product_id: str
@@ -44,7 +45,8 @@ class QueryHit:
 @dataclass(frozen=True)
 class QueryResult:
     """Hits of one query and what produced them; `seconds`: model (load), embed, search, total.
-    `images_dir`: the folder relative image paths of the payloads start from (None if unknown)."""
+    `images_dir`: the folder relative image paths of the payloads start from (None if unknown).
+    `fusion`: how a `hybrid` search fused its rankings (None for the other modes)."""
 
     query: str
     collection: str
@@ -58,6 +60,11 @@ class QueryResult:
     corpus: int | None = None
     filters: Mapping[str, str | int] = field(default_factory=dict)
     weights: FieldWeights | None = None
+    fusion: FusionMethod | None = None
+
+    def describe_mode(self) -> str:
+        """`hybrid (rrf)`, `bm25`, `fused`: the mode, with the fusion of a hybrid search."""
+        return f"{self.mode} ({self.fusion})" if self.fusion is not None else str(self.mode)
 
 
 @functools.lru_cache(maxsize=4)
@@ -79,22 +86,29 @@ def search_products(
     filters: Mapping[str, str | int] | None = None,
     exact: bool = False,
     encoder: Encoder | None = None,
+    fusion: FusionMethod | str = FusionMethod.rrf,
 ) -> QueryResult:
     """Embed `text` with the collection's model (or `encoder`, which must have the collection's dim)
-    and search. Raises CollectionNotFound, ModelMismatch, ConfigError (bad mode, limit, weights)."""
+    and search; the `bm25` mode loads no model. `fusion` is how `hybrid` fuses the fused-vector and the
+    BM25 rankings. Raises CollectionNotFound, ModelMismatch, ConfigError (bad mode, limit, weights),
+    StoreError (a keyword mode on a collection without BM25, naming the fix)."""
     started = time.perf_counter()
     if not text.strip():
         raise ConfigError("the query text is empty", 'give some words to search for, e.g. "red summer dress"')
-    mode = SearchMode.parse(mode)
+    mode, fusion = SearchMode.parse(mode), FusionMethod.parse(fusion)
     record = store.get_record(collection)
-    clock = time.perf_counter()
-    encoder = encoder or cached_encoder(record.model_ref)
-    check_model(record, encoder.model_ref, encoder.dim)
-    loaded = time.perf_counter()
-    vector = encoder.encode_texts([text])[0]
+    if mode.lexical:
+        record.require_bm25(mode)  # before the model loads
+    clock = loaded = time.perf_counter()
+    vector = None
+    if mode.dense:
+        encoder = encoder or cached_encoder(record.model_ref)
+        check_model(record, encoder.model_ref, encoder.dim)
+        loaded = time.perf_counter()
+        vector = encoder.encode_texts([text])[0]
     embedded = time.perf_counter()
     request = SearchRequest(vector, mode=mode, limit=limit, corpus=corpus, filters=dict(filters or {}),
-                            exact=exact, weights=weights)
+                            exact=exact, weights=weights, text=text, fusion=fusion)
     found = store.search(collection, request)
     done = time.perf_counter()
     hits = tuple(_hit(rank, hit.product_id, hit.score, hit.payload or {}) for rank, hit in enumerate(found, 1))
@@ -102,6 +116,7 @@ def search_products(
         query=text, collection=collection, mode=mode, limit=limit, model_ref=record.model_ref, dim=record.dim,
         hits=hits, images_dir=_images_dir(record), corpus=corpus, filters=dict(filters or {}),
         weights=request.resolved_weights(record) if mode is SearchMode.weighted else None,
+        fusion=fusion if mode is SearchMode.hybrid else None,
         seconds={"model": loaded - clock, "embed": embedded - loaded, "search": done - embedded,
                  "total": done - started},
     )
@@ -133,6 +148,7 @@ class QueryConfig:
     corpus: int | None = None
     filters: Mapping[str, str | int] = field(default_factory=dict)
     exact: bool = False
+    fusion: FusionMethod | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", SearchMode.parse(self.mode))
@@ -140,6 +156,10 @@ class QueryConfig:
             raise ConfigError(f"limit must be a positive integer, got {self.limit!r}")
         if self.weights is not None and self.mode is not SearchMode.weighted:
             raise ConfigError(f"weights apply to the weighted mode, not {self.mode}", "add --mode weighted")
+        if self.fusion is not None:
+            object.__setattr__(self, "fusion", FusionMethod.parse(self.fusion))
+            if self.mode is not SearchMode.hybrid:
+                raise ConfigError(f"fusion applies to the hybrid mode, not {self.mode}", "add --mode hybrid")
 
 
 def query(config: QueryConfig) -> QueryResult:
@@ -148,4 +168,5 @@ def query(config: QueryConfig) -> QueryResult:
         return search_products(
             store, config.collection, config.text, mode=config.mode, limit=config.limit, weights=config.weights,
             corpus=config.corpus, filters=config.filters, exact=config.exact,
+            fusion=config.fusion or FusionMethod.rrf,
         )
