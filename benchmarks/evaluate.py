@@ -6,9 +6,8 @@ benchmarks/results/evaluate_<section>.json and .md (`.quick.` files under --quic
 Sections
   metrics     metric computation for Q queries × N results against pytrec_eval (NDCG/MAP/MRR/recall/P)
               + per-query ERR/RBP loops, on the same run; values must agree to 1e-9. Ours: the path
-              `evaluate` takes — the (Q, K) arrays retrieval hands over (float32 scores, product codes
-              looked up while hits are converted) → judge_codes → compute_metrics — and, for comparison,
-              the same including the product-id → code look-ups, and judge_run on (doc, score) pairs.
+              `evaluate` takes — (doc, score) pairs in retrieval order → judge_run → compute_metrics —
+              and, for comparison, the same on shuffled pairs and on ranked doc ids.
               Full size 2000 × 1000, --quick 200 × 1000.
   end_to_end  `evaluate --split all` on the demo-sized synthetic dataset (3000 products, 400 queries,
               gcl-tiny ONNX bundle, embedded store), time split into protocol, embedding, search and
@@ -29,13 +28,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytrec_eval
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # measure this checkout, not an installed copy
 
 from benchmarks._results import write_results  # noqa: E402
+from exporters import ExportConfig, export_bundle  # noqa: E402
+from gcl_vectordb.data import open_dataset  # noqa: E402
+from gcl_vectordb.data.synth import SynthConfig, synthesize  # noqa: E402
+from gcl_vectordb.encoders import l2_normalize, load_encoder  # noqa: E402
 from gcl_vectordb.evaluation import DEFAULT_KS, DEFAULT_RBP_PS, Run, compute_metrics, judge_run  # noqa: E402
-from gcl_vectordb.evaluation.coded import CodedQrels, RetrievedRun, judge_codes, lookup_codes  # noqa: E402
+from gcl_vectordb.evaluation.bruteforce import corpus_vectors  # noqa: E402
+from gcl_vectordb.evaluation.protocol import prepare_split  # noqa: E402
+from gcl_vectordb.evaluation.runner import EvalConfig, embed_queries, evaluate, retrieve, score_run  # noqa: E402
+from gcl_vectordb.ingest import IngestConfig  # noqa: E402
+from gcl_vectordb.ingest import ingest_dataset as run_ingest  # noqa: E402
+from gcl_vectordb.progress import NULL_PROGRESS  # noqa: E402
+from gcl_vectordb.store import open_store  # noqa: E402
+from gcl_vectordb.topk import exact_run  # noqa: E402
 from tests.metric_reference import (  # noqa: E402
     err_rbp_reference,
     pytrec_measures,
@@ -89,26 +100,12 @@ def as_pairs(retrieved: list[tuple[np.ndarray, np.ndarray]], shuffle_seed: int |
     return run
 
 
-def as_retrieved(queries: list[str], retrieved: list[tuple[np.ndarray, np.ndarray]]) -> tuple[list, list]:
-    """Per query the product ids (fresh strings, as a store returns them) and float32 scores."""
-    ids = [[f"p{d}" for d in docs] for docs, _ in retrieved]
-    return ids, [scores for _, scores in retrieved]
-
-
 def metric_speed(n_queries: int, n_results: int, repeats: int) -> dict[str, Any]:
     """Time our metrics against pytrec_eval + per-query ERR/RBP on the same run; check the values agree."""
-    import pytrec_eval
-
     retrieved, qrels = synthetic_case(n_queries, n_results)
     queries = list(qrels)
     run, shuffled = as_pairs(retrieved), as_pairs(retrieved, shuffle_seed=1)
     ranked = {qid: [f"{doc}" for doc in trec_sorted(pairs)] for qid, pairs in run.items()}
-    ids, scores = as_retrieved(queries, retrieved)
-    coded = CodedQrels.from_qrels(qrels, queries)  # evaluate builds it once per split (protocol step)
-    # What retrieval hands over: arrays, codes looked up while each query's hits were converted.
-    arrays = RetrievedRun.from_lists(queries, ids, scores, codes=[lookup_codes(coded, i, row) for i, row in
-                                                                   enumerate(ids)], codes_for=coded)
-    bare = RetrievedRun.from_lists(queries, ids, scores)  # no codes: judge_codes looks them up itself
 
     def ours(this_run: Any) -> Callable[[], Any]:
         return lambda: compute_metrics(judge_run(this_run, qrels, depth=n_results))
@@ -120,9 +117,6 @@ def metric_speed(n_queries: int, n_results: int, repeats: int) -> dict[str, Any]
         return pytrec_per_query(measured, queries, DEFAULT_KS)
 
     judged = judge_run(run, qrels, depth=n_results)
-    t_arrays, table_arrays = best_of(repeats, lambda: compute_metrics(judge_codes(coded, arrays, depth=n_results)))
-    t_lookups, table_lookups = best_of(repeats, lambda: compute_metrics(judge_codes(coded, bare, depth=n_results)))
-    t_coded_qrels, _ = best_of(repeats, lambda: CodedQrels.from_qrels(qrels, queries))
     t_ours, table = best_of(repeats, ours(run))
     t_shuffled, table_shuffled = best_of(repeats, ours(shuffled))
     t_ranked, _ = best_of(repeats, ours(ranked))
@@ -136,7 +130,7 @@ def metric_speed(n_queries: int, n_results: int, repeats: int) -> dict[str, Any]
     max_diff = max(
         float(np.max(np.abs(ours_table.per_query[name] - np.asarray(values))))
         for name, values in reference.items()
-        for ours_table in (table_arrays, table_lookups, table, table_shuffled)
+        for ours_table in (table, table_shuffled)
     )
     return {
         "queries": n_queries,
@@ -144,9 +138,6 @@ def metric_speed(n_queries: int, n_results: int, repeats: int) -> dict[str, Any]
         "metrics_compared": len(reference),
         "repeats": repeats,
         "seconds": {
-            "ours_retrieved_arrays": t_arrays,
-            "ours_retrieved_arrays_with_code_lookups": t_lookups,
-            "ours_coded_qrels_build": t_coded_qrels,
             "ours_scored_pairs": t_ours,
             "ours_scored_pairs_shuffled": t_shuffled,
             "ours_ranked_ids": t_ranked,
@@ -156,27 +147,21 @@ def metric_speed(n_queries: int, n_results: int, repeats: int) -> dict[str, Any]
             "baseline_err_rbp_loops": t_loops,
             "baseline_pytrec_eval_plus_err_rbp_loops": t_base,
         },
-        "speedup": t_base / t_arrays,
-        "speedup_with_code_lookups": t_base / t_lookups,
-        "speedup_with_code_lookups_and_qrels_build": t_base / (t_lookups + t_coded_qrels),
-        "speedup_scored_pairs": t_base / t_ours,
+        "speedup": t_base / t_ours,
         "speedup_shuffled_pairs": t_base / t_shuffled,
         "speedup_ranked_ids": t_base / t_ranked,
         "goal_speedup": GOAL_SPEEDUP,
         "max_abs_difference": max_diff,
         "values_equal": max_diff <= TOLERANCE,
-        "goal_met": t_base / t_arrays >= GOAL_SPEEDUP and max_diff <= TOLERANCE,
+        "goal_met": t_base / t_ours >= GOAL_SPEEDUP and max_diff <= TOLERANCE,
     }
 
 
 def metric_speed_markdown(result: dict[str, Any]) -> str:
     s = result["seconds"]
     rows = [
-        ("judge_codes + compute_metrics on the arrays retrieval hands over (evaluate's path)",
-         s["ours_retrieved_arrays"]),
-        ("  the same, looking the product ids up in judge_codes", s["ours_retrieved_arrays_with_code_lookups"]),
-        ("  CodedQrels.from_qrels (once per split)", s["ours_coded_qrels_build"]),
-        ("judge_run + compute_metrics, (doc, score) pairs in retrieval order", s["ours_scored_pairs"]),
+        ("judge_run + compute_metrics, (doc, score) pairs in retrieval order (evaluate's path)",
+         s["ours_scored_pairs"]),
         ("judge_run + compute_metrics, (doc, score) pairs shuffled", s["ours_scored_pairs_shuffled"]),
         ("judge_run + compute_metrics, ranked doc ids", s["ours_ranked_ids"]),
         ("  judge_run alone (pairs)", s["ours_judge_run_only"]),
@@ -195,12 +180,9 @@ def metric_speed_markdown(result: dict[str, Any]) -> str:
         "|---|---:|",
         *(f"| {name} | {seconds:.4f} |" for name, seconds in rows),
         "",
-        f"Speed-up on evaluate's path: **{result['speedup']:.1f}×**; with the product-id → code look-ups "
-        f"(one per retrieved document; `evaluate` does them while converting hits, inside its search time) "
-        f"{result['speedup_with_code_lookups']:.1f}×, and with the per-split CodedQrels too "
-        f"{result['speedup_with_code_lookups_and_qrels_build']:.1f}×; judge_run on pairs "
-        f"{result['speedup_scored_pairs']:.1f}× (shuffled {result['speedup_shuffled_pairs']:.1f}×, ranked ids "
-        f"{result['speedup_ranked_ids']:.1f}×). Goal ≥ {GOAL_SPEEDUP:g}×. Largest per-query difference: "
+        f"Speed-up on evaluate's path: **{result['speedup']:.1f}×** (shuffled pairs "
+        f"{result['speedup_shuffled_pairs']:.1f}×, ranked ids {result['speedup_ranked_ids']:.1f}×). "
+        f"Goal ≥ {GOAL_SPEEDUP:g}×. Largest per-query difference: "
         f"{result['max_abs_difference']:.2e} (goal ≤ {TOLERANCE:g}). Goal met: {'yes' if result['goal_met'] else 'no'}.",
     ]
     return "\n".join(lines) + "\n"
@@ -209,22 +191,15 @@ def metric_speed_markdown(result: dict[str, Any]) -> str:
 def run_metrics_section(quick: bool) -> tuple[dict[str, Any], str]:
     result = metric_speed(200 if quick else 2000, 1000, repeats=5)
     print(
-        f"metrics: ours {result['seconds']['ours_retrieved_arrays']:.3f} s vs baseline "
+        f"metrics: ours {result['seconds']['ours_scored_pairs']:.3f} s vs baseline "
         f"{result['seconds']['baseline_pytrec_eval_plus_err_rbp_loops']:.3f} s → {result['speedup']:.1f}× "
-        f"(goal {GOAL_SPEEDUP:g}×; {result['speedup_with_code_lookups']:.1f}× with the id → code look-ups), "
-        f"max |Δ| {result['max_abs_difference']:.1e}"
+        f"(goal {GOAL_SPEEDUP:g}×), max |Δ| {result['max_abs_difference']:.1e}"
     )
     return result, metric_speed_markdown(result)
 
 
 def end_to_end(quick: bool) -> dict[str, Any]:
     """Synthesise, export, ingest (the real pipeline), then `evaluate` every split; baselines on the same run."""
-    from exporters import ExportConfig, export_bundle
-    from gcl_vectordb.data.synth import SynthConfig, synthesize
-    from gcl_vectordb.evaluation.runner import EvalConfig, evaluate
-    from gcl_vectordb.ingest import IngestConfig
-    from gcl_vectordb.ingest import ingest as run_ingest
-
     size = {"products": 300, "queries": 60, "image_size": 32} if quick else {"products": 3000, "queries": 400}
     model = "gcl-micro" if quick else "gcl-tiny"
     with tempfile.TemporaryDirectory() as folder:
@@ -256,16 +231,6 @@ def end_to_end(quick: bool) -> dict[str, Any]:
 def split_baselines(config: Any, data: Path, split: str) -> dict[str, float]:
     """On one split's queries and vectors: numpy brute-force top-k over the stored vectors (in memory),
     and pytrec_eval + ERR/RBP loops against our judging + metrics on the store's run."""
-    import pytrec_eval
-
-    from gcl_vectordb.data import open_dataset
-    from gcl_vectordb.encoders import load_encoder
-    from gcl_vectordb.evaluation.bruteforce import corpus_vectors, numpy_top_k
-    from gcl_vectordb.evaluation.protocol import prepare_split
-    from gcl_vectordb.evaluation.runner import embed_queries, retrieve, score_run
-    from gcl_vectordb.progress import NULL_PROGRESS
-    from gcl_vectordb.store import open_store
-
     dataset = open_dataset(data)
     prepared = prepare_split(dataset, split, top_q=config.top_q, top_k=config.k)
     with open_store(config.store) as store:
@@ -273,15 +238,14 @@ def split_baselines(config: Any, data: Path, split: str) -> dict[str, float]:
         vectors = embed_queries(encoder, prepared.queries, config.batch_size, NULL_PROGRESS)
         ids, matrix = corpus_vectors(store, config.collection, dataset, prepared.corpus, config.vector)
         run = retrieve(store, config.collection, prepared, vectors, config, exact=True)
-    t_numpy, _ = best_of(3, lambda: numpy_top_k(prepared.queries, vectors, ids, matrix, config.k))
+    t_numpy, _ = best_of(3, lambda: exact_run(prepared.queries, l2_normalize(vectors), ids, matrix, config.k))
     t_ours, _ = best_of(3, lambda: score_run(prepared, run, config.k))
-    pairs = run.as_run()
     qrels = {q: dict(j) for q, j in prepared.qrels.items()}
 
     def baseline() -> None:
         evaluator = pytrec_eval.RelevanceEvaluator(qrels, pytrec_measures(DEFAULT_KS))
-        evaluator.evaluate({q: dict(p) for q, p in pairs.items()})
-        err_rbp_reference(pairs, qrels, list(prepared.queries), DEFAULT_RBP_PS, config.k)
+        evaluator.evaluate({q: dict(p) for q, p in run.items()})
+        err_rbp_reference(run, qrels, list(prepared.queries), DEFAULT_RBP_PS, config.k)
 
     t_base, _ = best_of(3, baseline)
     return {"numpy_search": t_numpy, "ours_metrics": t_ours, "pytrec_eval_plus_loops": t_base}
@@ -305,7 +269,7 @@ def end_to_end_markdown(result: dict[str, Any]) -> str:
     lines += [
         "",
         f"evaluate wall time {result['evaluate_seconds']:.2f} s (model load included): protocol {t['prepare']:.2f} s, "
-        f"embedding {t['embed']:.2f} s, search {t['search']:.2f} s (store round trips, hits → arrays and codes), "
+        f"embedding {t['embed']:.2f} s, search {t['search']:.2f} s (store round trips, hits → (product, score) pairs), "
         f"metrics {t['metrics']:.3f} s. Metrics vs pytrec_eval + ERR/RBP loops on the same runs: "
         f"{b['pytrec_eval_plus_loops'] / max(b['ours_metrics'], 1e-12):.1f}×. Store exact search vs numpy brute "
         f"force over in-memory vectors: {t['search'] / max(b['numpy_search'], 1e-12):.1f}× the time.",

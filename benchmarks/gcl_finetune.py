@@ -110,7 +110,7 @@ def run_once(root: Path, init: Path, arm: Arm, seed: int, *, lr: float, epochs: 
         seconds["train"] = time.perf_counter() - clock
         seconds["train_cpu"] = time.process_time() - cpu
         curve = validation_curve(run_dir) if holdout > 0 else []
-        splits = evaluate_checkpoint(run_dir, root, sizes, seconds) if test else {}
+        splits = evaluate_checkpoint(run_dir, root, sizes, seconds)[0] if test else {}
     train = {"steps": trained.steps, "epochs": trained.epochs_completed, "train_pairs": trained.data.train_pairs,
              "heldout_queries": trained.data.heldout_queries, "eval_queries": trained.data.eval_queries,
              "final_loss": trained.final_loss, "pairs_per_s": trained.pairs_per_second, "lr": lr,

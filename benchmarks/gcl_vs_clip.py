@@ -36,6 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import gcl_vs_clip_data as synthdata  # noqa: E402
 from benchmarks._results import RESULTS, write_results  # noqa: E402
+from benchmarks.gcl_vs_clip_lexical import LEXICAL_ARMS, lexical_table  # noqa: E402
 from benchmarks.gcl_vs_clip_report import (  # noqa: E402
     METRICS,
     aggregate,
@@ -126,14 +127,15 @@ def train_config(root: Path, out: Path, arm: str, spec: str | None, seed: int, s
     return load_config(None, updates=updates, overrides=overrides)
 
 
-def evaluate_checkpoint(checkpoint: Path, root: Path, sizes: dict[str, int],
-                        seconds: dict[str, float]) -> dict[str, Any]:
+def evaluate_checkpoint(checkpoint: Path, root: Path, sizes: dict[str, int], seconds: dict[str, float], *,
+                        with_lexical: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """Export `checkpoint` (a checkpoint or run folder) → ingest `root` → the protocol on all four splits,
-    in a scratch folder; per split the headline metrics and NDCG@10 by query size. Adds the seconds of
-    each stage to `seconds`."""
+    in a scratch folder: per split the headline metrics and NDCG@10 by query size, and (`with_lexical`)
+    the headline metrics of the keyword and hybrid modes on the same store. Adds the seconds of each
+    stage to `seconds`."""
     from exporters import ExportConfig, export_bundle
     from gcl_vectordb.evaluation.runner import EvalConfig, evaluate
-    from gcl_vectordb.ingest import IngestConfig, ingest
+    from gcl_vectordb.ingest import IngestConfig, ingest_dataset
 
     with tempfile.TemporaryDirectory(prefix="evaluate-") as scratch:
         tmp = Path(scratch)
@@ -141,15 +143,18 @@ def evaluate_checkpoint(checkpoint: Path, root: Path, sizes: dict[str, int],
         export_bundle(ExportConfig(out=tmp / "model", checkpoint=checkpoint))
         seconds["export"], clock = time.perf_counter() - clock, time.perf_counter()
         store = str(tmp / "store")
-        ingest(IngestConfig(collection="gs", data=root, model_ref=str(tmp / "model"), store=store))
+        ingest_dataset(IngestConfig(collection="gs", data=root, model_ref=str(tmp / "model"), store=store))
         seconds["ingest"], clock = time.perf_counter() - clock, time.perf_counter()
         report = evaluate(EvalConfig(splits=SPLIT_NAMES, collection="gs", store=store, data=root))
+        lexical = {mode: evaluate(EvalConfig(splits=SPLIT_NAMES, collection="gs", store=store, data=root, **options))
+                   for mode, options in (LEXICAL_ARMS.items() if with_lexical else ())}
         seconds["evaluate"] = time.perf_counter() - clock
-    return {
+    splits = {
         s.split: {**s.headline(), "n_queries": s.n_queries,
                   "ndcg@10_by_query_size": synthdata.by_query_size(s.metrics, sizes)}
         for s in report.splits
     }
+    return splits, {mode: {s.split: s.headline() for s in r.splits} for mode, r in lexical.items()}
 
 
 def run_arm(root: Path, arm: str, spec: str | None, seed: int, settings: dict[str, Any],
@@ -164,12 +169,13 @@ def run_arm(root: Path, arm: str, spec: str | None, seed: int, settings: dict[st
         clock = time.perf_counter()
         trained = run_training(config)
         seconds["train"] = time.perf_counter() - clock
-        splits = evaluate_checkpoint(tmp / "run", root, sizes, seconds)
+        splits, lexical = evaluate_checkpoint(tmp / "run", root, sizes, seconds, with_lexical=True)
     train = {"steps": trained.steps, "epochs": trained.epochs_completed, "train_pairs": trained.data.train_pairs,
              "final_loss": trained.final_loss, "pairs_per_s": trained.pairs_per_second,
              "loss": config.loss.kind, "weights": config.loss.weight_transform().name,
              "weight_params": dict(config.loss.weight_params) if arm != "clip" else {}}
-    return {"arm": arm, "seed": seed, "splits": splits, "train": train, "seconds": seconds}
+    return {"arm": arm, "seed": seed, "splits": splits, "train": train, "seconds": seconds,
+            "lexical": lexical}
 
 
 def cached_run(work: Path, root: Path, arm: str, spec: str | None, seed: int, settings: dict[str, Any],
@@ -354,7 +360,7 @@ def markdown(result: dict[str, Any], runs: list[dict[str, Any]], settings: dict[
         + by_size_table(result, runs, data_info)
         + "\n## What the grades encode (in-domain training pairs; whole lists for the position bands)\n\n"
         + data_tables(data_info)
-        + "\n## All metrics, paired against clip\n\n" + markdown_table(result)
+        + "\n## All metrics, paired against clip\n\n" + markdown_table(result) + lexical_table(runs)
         + f"\n![NDCG@10 per split]({chart})\n"
     )
 

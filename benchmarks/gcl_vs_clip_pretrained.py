@@ -55,7 +55,7 @@ def zero_shot(work: Path, root: Path, init: Path, key: dict[str, Any], sizes: di
     """The pretrained model as it is, on the four splits (cached like a run)."""
     def compute() -> dict[str, Any]:
         seconds: dict[str, float] = {}
-        return {"arm": "pretrained", "seed": 0, "splits": evaluate_checkpoint(init, root, sizes, seconds),
+        return {"arm": "pretrained", "seed": 0, "splits": evaluate_checkpoint(init, root, sizes, seconds)[0],
                 "seconds": seconds}
     return cached_run(work, {**key, "arm": "pretrained", "seed": 0}, compute)
 

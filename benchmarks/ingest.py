@@ -42,7 +42,7 @@ from _results import write_results  # noqa: E402
 from gcl_vectordb.data import open_dataset  # noqa: E402
 from gcl_vectordb.domain import DEFAULT_FIELD_WEIGHTS  # noqa: E402
 from gcl_vectordb.encoders import fused_document_vector, load_encoder  # noqa: E402
-from gcl_vectordb.ingest import IngestConfig, ingest  # noqa: E402
+from gcl_vectordb.ingest import IngestConfig, ingest_dataset  # noqa: E402
 
 GOAL_RATIO = 0.9
 GOAL_COLD_S = 2.0
@@ -87,7 +87,7 @@ def encoder_only(bundle: Path, data: Path) -> dict:
 
 
 def ingest_run(bundle: Path, data: Path, store: Path, workers: int, build_index: bool) -> dict:
-    report = ingest(IngestConfig(collection="bench", data=data, model_ref=str(bundle), store=str(store),
+    report = ingest_dataset(IngestConfig(collection="bench", data=data, model_ref=str(bundle), store=str(store),
                                  batch_size=BATCH, workers=workers, build_index=build_index))
     return {"workers": workers, "points": report.points_written, "points_per_s": round(report.points_per_s, 2),
             "seconds": report.seconds, "rejects": report.rejects}

@@ -11,6 +11,9 @@ import tempfile
 from pathlib import Path
 
 import onnx
+from onnxruntime.quantization import QuantType, quantize_dynamic
+from onnxruntime.quantization.shape_inference import quant_pre_process
+from onnxruntime.transformers.float16 import convert_float_to_float16
 
 from gcl_vectordb.encoders.models import quiet_root_warnings
 from gcl_vectordb.errors import ExportError
@@ -18,9 +21,6 @@ from gcl_vectordb.errors import ExportError
 
 def make_int8(src: Path, dst: Path) -> None:
     """Dynamic int8 quantisation of MatMul/Gemm/Conv weights (onnxruntime.quantization)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     try:
         with tempfile.TemporaryDirectory(dir=dst.parent) as tmp, quiet_root_warnings("pre-processing"):
             # Shape inference + graph optimisation first, as onnxruntime recommends before quantising.
@@ -34,8 +34,6 @@ def make_int8(src: Path, dst: Path) -> None:
 
 def make_fp16(src: Path, dst: Path) -> None:
     """Convert a float32 graph to float16, keeping float32 inputs and outputs."""
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
     try:
         converted = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
         onnx.save(converted, str(dst))

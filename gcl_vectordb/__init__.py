@@ -7,8 +7,8 @@ Python API — the functions the CLI calls, for embedding gcl-vdb in your own se
     import gcl_vectordb as gv
 
     if __name__ == "__main__":  # ingest decodes images in worker processes, which import this file
-        report = gv.ingest(gv.IngestConfig(collection="gs10m", data=Path("gcl-vdb-work/data"),
-                                           model_ref="gcl-vdb-work/model", store="gcl-vdb-store"))
+        report = gv.ingest_dataset(gv.IngestConfig(collection="gs10m", data=Path("gcl-vdb-work/data"),
+                                                   model_ref="gcl-vdb-work/model", store="gcl-vdb-store"))
         print(f"{report.points_written} points written, rejected: {report.rejects}")
 
         with gv.open_store("gcl-vdb-store") as store:  # keep it open: one process holds a collection
@@ -25,14 +25,17 @@ Names are imported on first use, so `import gcl_vectordb` stays light.
 
 from __future__ import annotations
 
-from gcl_vectordb._lazy import lazy_attributes
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-_LAZY = {
+# The CLI lives in this package, so this module runs before every `gcl-vdb` command: the API's names are
+# imported on first use (PEP 562), so that a cold `gcl-vdb query` never pays for pandas, qdrant_client or torch.
+_MODULES = {
     "IngestConfig": "gcl_vectordb.ingest.config",
     "IngestReport": "gcl_vectordb.ingest.config",
-    "ingest": "gcl_vectordb.ingest",  # the package, callable as the function (see its docstring)
+    "ingest_dataset": "gcl_vectordb.ingest.run",
     "QueryConfig": "gcl_vectordb.search.query",
     "QueryHit": "gcl_vectordb.search.query",
     "QueryResult": "gcl_vectordb.search.query",
@@ -49,5 +52,12 @@ _LAZY = {
     "open_dataset": "gcl_vectordb.data",
 }
 
-__all__ = ["__version__", *sorted(_LAZY)]
-__getattr__ = lazy_attributes(__name__, _LAZY)
+__all__ = ["__version__", *sorted(_MODULES)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = globals()[name] = getattr(importlib.import_module(module), name)
+    return value

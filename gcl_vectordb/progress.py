@@ -1,7 +1,7 @@
 """Progress reporting without printing: the library reports into a `Progress`, the CLI draws it.
 
 Long work (downloads, synthesis, ingest, training, evaluation) takes a `progress` argument; the default
-`NULL_PROGRESS` does nothing, and `gcl_vectordb.cli.render.rich_progress()` draws bars with rate and ETA.
+`NULL_PROGRESS` does nothing, and `gcl_vectordb.cli.output.ProgressBars` draws bars with rate and ETA.
 """
 
 from __future__ import annotations

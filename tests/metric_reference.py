@@ -1,6 +1,6 @@
 """Independent per-query references for the metric cross-checks (tests and benchmarks/evaluate.py).
 
-Written from the protocol text (GCL-PROTOCOL.md §4.5) and trec_eval's documented ranking, as plain
+Written from the protocol text (docs/protocol.md, "Metrics") and trec_eval's documented ranking, as plain
 Python loops, deliberately sharing no code with `gcl_vectordb.evaluation`.
 """
 

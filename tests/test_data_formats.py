@@ -15,48 +15,54 @@ from gcl_vectordb.errors import DataError
 TRICKY = {
     "a": {"title": "Comma, colon: and \"quotes\"", "n": 1},
     "b\u00e9": {"title": "{not an object}", "nested": {"x": [1, 2, {"y": "}"}]}},
-    "c": 12345678901234567890,
+    "c": 1234567890123456789,
     "d": [],
     "e": "\\u escape \u2603",
     "f": None,
+    "g": -0.25,
 }
 
 
-@pytest.mark.parametrize("chunk_chars", [1, 3, 7, 64, 1 << 20])
+@pytest.mark.parametrize("buffer_bytes", [1, 3, 7, 64, 1 << 16])
 @pytest.mark.parametrize("indent", [None, 2])
-def test_json_object_stream_matches_json_load(tmp_path: Path, chunk_chars: int, indent: int | None) -> None:
+def test_json_object_stream_matches_json_load(tmp_path: Path, buffer_bytes: int, indent: int | None) -> None:
     path = tmp_path / "corpus.json"
-    path.write_text(json.dumps(TRICKY, indent=indent, ensure_ascii=chunk_chars % 2 == 0), encoding="utf-8")
-    assert list(iter_json_object(path, chunk_chars=chunk_chars)) == list(json.load(path.open()).items())
+    path.write_text(json.dumps(TRICKY, indent=indent, ensure_ascii=buffer_bytes % 2 == 0), encoding="utf-8")
+    assert list(iter_json_object(path, buffer_bytes=buffer_bytes)) == list(json.load(path.open()).items())
 
 
 def test_json_object_stream_keeps_duplicate_keys_in_order(tmp_path: Path) -> None:
     path = tmp_path / "dup.json"
     path.write_text('{"x": 1, "y": 2, "x": 3}')
-    assert list(iter_json_object(path, chunk_chars=2)) == [("x", 1), ("y", 2), ("x", 3)]
+    assert list(iter_json_object(path, buffer_bytes=2)) == [("x", 1), ("y", 2), ("x", 3)]
 
 
-def test_json_object_stream_empty_object(tmp_path: Path) -> None:
+def test_json_object_stream_empty_object_and_byte_order_mark(tmp_path: Path) -> None:
     path = tmp_path / "empty.json"
     path.write_text("  { }  ")
     assert list(iter_json_object(path)) == []
+    path.write_bytes(b"\xef\xbb\xbf\n" + json.dumps(TRICKY).encode())  # what Windows editors write
+    assert list(iter_json_object(path)) == list(TRICKY.items())
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('[1, 2]', "is not a JSON object"),
-        ('{"a": 1, "b": {"t": "x"', "malformed JSON in entry 2"),
-        ('{"a": 1 "b": 2}', "expected ',' or '}' after entry 1"),
-        ('{"a": 1, 5: 2}', "entry 2 is not a"),
+        (b"[1, 2]", "is not a JSON object"),
+        (b"", "is not a JSON object"),
+        (b'{"a": 1, "b": {"t": "x"', r"malformed JSON \(1 entries read before it\): parse error: premature EOF"),
+        (b'{"a": 1 "b": 2}', "malformed JSON .*: parse error: .* expect ',' or '}'"),
+        (b'{"a": 1, 5: 2}', "malformed JSON .*: parse error: invalid object key"),
+        (b'{"a": {"t": "\xff"}}', "malformed JSON .*: lexical error: invalid bytes in UTF8"),
+        (b'{"a": 1} {', r"malformed JSON \(1 entries read before it\): parse error: trailing garbage"),
     ],
 )
-def test_json_object_stream_reports_bad_files(tmp_path: Path, text: str, message: str) -> None:
+def test_json_object_stream_reports_bad_files(tmp_path: Path, text: bytes, message: str) -> None:
     path = tmp_path / "bad.json"
-    path.write_text(text)
+    path.write_bytes(text)
     with pytest.raises(DataError, match=message) as caught:
-        list(iter_json_object(path, chunk_chars=4))
-    assert str(path) in str(caught.value)
+        list(iter_json_object(path, buffer_bytes=4))
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
 
 
 @pytest.mark.parametrize("size", [1, 100, 5000])

@@ -14,8 +14,8 @@ import torch
 from safetensors.torch import save_file
 
 from gcl_vectordb.encoders import resolve_model_ref
-from gcl_vectordb.encoders.checkpoints import load_checkpoint_folder, save_checkpoint_folder
-from gcl_vectordb.encoders.models import create_clip_model, weights_sha256
+from gcl_vectordb.encoders.checkpoints import save_checkpoint_folder
+from gcl_vectordb.encoders.models import create_clip_model, load_checkpoint_folder, weights_sha256
 from gcl_vectordb.errors import ModelError
 
 

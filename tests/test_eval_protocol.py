@@ -191,7 +191,6 @@ def test_prepare_frame_and_prepared_split(hand):
     assert prepared.queries == ("red dress", "red dress long") and prepared.query_ids == ("10", "11")
     assert prepared.corpus == 2 and prepared.n_rows == 12 and prepared.n_distinct_queries == 5
     assert prepared.trec_qrels() == {"10": {"p1": 100, "p2": 50}, "11": {"p5": 75, "p1": 25}}
-    assert prepared.coded.to_qrels() == prepared.qrels
 
 
 def test_prepare_split_reads_the_dataset_like_pandas_reads_the_csv(tiny_gs: Path):

@@ -13,7 +13,7 @@ from gcl_vectordb.data import open_dataset
 from gcl_vectordb.domain import DEFAULT_FIELD_WEIGHTS, FieldWeights
 from gcl_vectordb.encoders import load_encoder
 from gcl_vectordb.errors import ConfigError, DataError, ModelMismatch
-from gcl_vectordb.ingest import IngestConfig, ingest
+from gcl_vectordb.ingest import IngestConfig, ingest_dataset
 from gcl_vectordb.store import open_store
 from tests.ingest_fixtures import all_product_ids, copy_dataset, edit_corpus, reference_vectors, stored_points
 
@@ -31,7 +31,7 @@ def _vectors(store: Path, ids: list[str]) -> dict[str, dict[str, np.ndarray]]:
 @pytest.mark.parametrize("workers", [0, 2])
 def test_ingest_stores_every_product_with_the_reference_vectors(tmp_path: Path, tiny_gs: Path, micro_bundle: Path,
                                                                workers: int) -> None:
-    report = ingest(_config(tiny_gs, micro_bundle, tmp_path / "store", workers=workers))
+    report = ingest_dataset(_config(tiny_gs, micro_bundle, tmp_path / "store", workers=workers))
     dataset = open_dataset(tiny_gs)
     sizes = {c: dataset.count_products(c) for c in (1, 2)}
     assert report.created and report.points_written == report.points_total == sum(sizes.values())
@@ -60,19 +60,19 @@ def test_ingest_stores_every_product_with_the_reference_vectors(tmp_path: Path, 
 def test_a_second_run_changes_nothing_and_reports_everything_as_present(tmp_path: Path, tiny_gs: Path,
                                                                       micro_bundle: Path) -> None:
     config = _config(tiny_gs, micro_bundle, tmp_path / "store")
-    first = ingest(config)
+    first = ingest_dataset(config)
     ids = all_product_ids(tiny_gs)
     before = _vectors(tmp_path / "store", ids)
     state = first.state_file.read_text()
 
-    again = ingest(config)
+    again = ingest_dataset(config)
     assert (again.points_written, again.points_present, again.points_total) == (0, first.points_total,
                                                                                 first.points_total)
     assert not again.created and again.resumed_from == {1: 28, 2: 27} and again.new_rejects == 0
     assert again.state_file.read_text() == state
 
     shutil.rmtree(first.state_file.parent)  # state lost: the store itself says what is there
-    third = ingest(config)
+    third = ingest_dataset(config)
     assert (third.points_written, third.points_present, third.resumed_from) == (0, first.points_total, {})
     after = _vectors(tmp_path / "store", ids)
     for pid, vectors in before.items():
@@ -108,7 +108,7 @@ def test_rejected_products_go_to_the_rejects_file_and_the_rest_is_ingested(tmp_p
     root = copy_dataset(tiny_gs, tmp_path)
     damaged = _damage(root)
     ids = {v: k for k, v in damaged.items()}
-    report = ingest(_config(root, micro_bundle, tmp_path / "store", workers=2))
+    report = ingest_dataset(_config(root, micro_bundle, tmp_path / "store", workers=2))
     assert report.rejects == {"corrupt-image": 2, "missing-image": 1, "empty-title": 1, "duplicate-product-id": 1}
     assert report.new_rejects == 5 and report.points_total == 28 + 27 - 4
     lines = [json.loads(line) for line in report.rejects_file.read_text().splitlines()]
@@ -128,20 +128,20 @@ def test_rejected_products_go_to_the_rejects_file_and_the_rest_is_ingested(tmp_p
     assert set(title_only.vectors) == {"title", "fused"} and title_only.payload["image"] is None
     np.testing.assert_allclose(title_only.vectors["fused"], title_only.vectors["title"], atol=1e-6)
 
-    again = ingest(_config(root, micro_bundle, tmp_path / "store"))
+    again = ingest_dataset(_config(root, micro_bundle, tmp_path / "store"))
     assert again.new_rejects == 0 and again.rejects == report.rejects
     assert [json.loads(line) for line in report.rejects_file.read_text().splitlines()] == lines
 
 
 def test_an_existing_collection_refuses_another_dataset_weights_or_model(tmp_path: Path, tiny_gs: Path,
                                                                         micro_bundle: Path, tiny_bundle: Path) -> None:
-    ingest(_config(tiny_gs, micro_bundle, tmp_path / "store", build_index=False))
+    ingest_dataset(_config(tiny_gs, micro_bundle, tmp_path / "store", build_index=False))
     with pytest.raises(ConfigError, match="was built from .* not .*gcl-vdb collections drop gs"):
-        ingest(_config(copy_dataset(tiny_gs, tmp_path), micro_bundle, tmp_path / "store"))
+        ingest_dataset(_config(copy_dataset(tiny_gs, tmp_path), micro_bundle, tmp_path / "store"))
     with pytest.raises(ConfigError, match="field weights image=0.9,title=0.1, not image=0.5,title=0.5"):
-        ingest(_config(tiny_gs, micro_bundle, tmp_path / "store", field_weights=FieldWeights(image=0.5, title=0.5)))
+        ingest_dataset(_config(tiny_gs, micro_bundle, tmp_path / "store", field_weights=FieldWeights(image=0.5, title=0.5)))
     with pytest.raises(ModelMismatch, match="embeds in 128 dimensions but collection 'gs' holds 32-dim"):
-        ingest(_config(tiny_gs, tiny_bundle, tmp_path / "store"))
+        ingest_dataset(_config(tiny_gs, tiny_bundle, tmp_path / "store"))
 
 
 def test_config_errors_are_clear(tmp_path: Path, tiny_gs: Path) -> None:
@@ -150,12 +150,12 @@ def test_config_errors_are_clear(tmp_path: Path, tiny_gs: Path) -> None:
     with pytest.raises(ConfigError, match="invalid collection name"):
         IngestConfig(collection="../x", data=tiny_gs, model_ref="m")
     with pytest.raises(DataError, match="holds no Marqo-GS dataset"):
-        ingest(IngestConfig(collection="gs", data=tmp_path, model_ref="m", store=str(tmp_path / "s")))
+        ingest_dataset(IngestConfig(collection="gs", data=tmp_path, model_ref="m", store=str(tmp_path / "s")))
 
 
 def test_server_backend_through_local_mode(tmp_path: Path, tiny_gs: Path, micro_bundle: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from gcl_vectordb.store import ServerStore
+    from gcl_vectordb.store.server import ServerStore
 
     calls = []
     create, optimize = ServerStore.create_collection, ServerStore.optimize
@@ -165,12 +165,12 @@ def test_server_backend_through_local_mode(tmp_path: Path, tiny_gs: Path, micro_
                         lambda self, name, **kw: calls.append(("optimize", name)) or optimize(self, name, **kw))
     monkeypatch.chdir(tmp_path)  # the server's ingest state goes under ./gcl-vdb-work/ingest/<collection>
     location = f"local:{tmp_path / 'qdrant'}"
-    report = ingest(_config(tiny_gs, micro_bundle, location))
+    report = ingest_dataset(_config(tiny_gs, micro_bundle, location))
     assert report.points_written == report.points_total == 55
     # indexing deferred while loading, restored by optimize() at the end
     assert calls == [("create", {"shards": 1, "replicas": 1, "bulk_load": True}), ("optimize", "gs")]
     assert report.state_file == Path("gcl-vdb-work/ingest/gs/state.json") and report.state_file.is_file()
-    again = ingest(_config(tiny_gs, micro_bundle, location))
+    again = ingest_dataset(_config(tiny_gs, micro_bundle, location))
     assert (again.points_written, again.points_present) == (0, 55)
     expected = reference_vectors(tiny_gs, load_encoder(str(micro_bundle)), DEFAULT_FIELD_WEIGHTS)
     stored = stored_points(location, "gs", list(expected))
@@ -184,7 +184,7 @@ def test_parquet_layout_with_embedded_images(tmp_path: Path, micro_bundle: Path)
     root = tmp_path / "pq"
     synthesize(SynthConfig(out=root, products=60, queries=12, image_size=32, seed=7, results_per_query=10,
                            format="parquet"))
-    report = ingest(_config(root, micro_bundle, tmp_path / "store", workers=1))
+    report = ingest_dataset(_config(root, micro_bundle, tmp_path / "store", workers=1))
     dataset = open_dataset(root)
     assert report.points_total == dataset.count_products(1) + dataset.count_products(2) and report.rejects == {}
     expected = reference_vectors(root, load_encoder(str(micro_bundle)), DEFAULT_FIELD_WEIGHTS)

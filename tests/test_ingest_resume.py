@@ -22,7 +22,7 @@ import pytest
 
 from gcl_vectordb.data import open_dataset
 from gcl_vectordb.encoders import load_encoder
-from gcl_vectordb.ingest import IngestConfig, ingest
+from gcl_vectordb.ingest import IngestConfig, ingest_dataset
 from gcl_vectordb.store import SearchRequest, open_store
 from tests.ingest_fixtures import all_product_ids, copy_dataset, edit_corpus, stored_points
 
@@ -31,7 +31,7 @@ HARNESS = textwrap.dedent("""
 
     def main():
         signum, threshold = int(sys.argv[1]), int(sys.argv[2])
-        from gcl_vectordb.cli import render
+        from gcl_vectordb.cli import output
 
         class Task:
             done, sent = 0, False
@@ -59,7 +59,7 @@ HARNESS = textwrap.dedent("""
             def task(self, description, total=None, unit="it"):
                 return Task()
 
-        render.rich_progress = Progress
+        output.ProgressBars = Progress
         sys.argv = ["gcl-vdb", "ingest", *sys.argv[3:]]
         from gcl_vectordb.cli.app import main as app_main
         app_main()
@@ -100,7 +100,7 @@ def _setup(tmp_path: Path, source: Path, bundle: Path, batch_size: int, workers:
 
 def _assert_like_an_uninterrupted_run(setup: Setup, report: dict, bundle: Path, batch_size: int) -> None:
     """Same ids, payloads and vectors, same top-10s, same rejects file as one run without a stop."""
-    reference = ingest(IngestConfig(collection="gs", data=setup.root, model_ref=str(bundle),
+    reference = ingest_dataset(IngestConfig(collection="gs", data=setup.root, model_ref=str(bundle),
                                     store=str(setup.root.parent / "reference"), batch_size=batch_size, workers=0))
     assert report["points_total"] == reference.points_total == setup.n1 + setup.n2 - 2
     _assert_same_collection(setup.store, setup.root.parent / "reference", setup.root, bundle)

@@ -87,6 +87,16 @@ def test_ties_are_broken_as_trec_eval_breaks_them():
     assert judge_run({"q": mixed}, rels).gains.tolist() == [[4, 3, 2, 1]]
 
 
+def test_each_query_is_judged_by_its_own_judgments_and_unjudged_ties_keep_trec_order():
+    qrels = {"a": {"d1": 3, "d2": 0}, "b": {"d2": 5}, "c": {}}
+    run = {"a": [("d2", 0.9), ("d9", 0.5), ("d1", 0.1)], "b": [("d1", 0.7), ("d2", 0.6)], "c": [("d1", 0.3)]}
+    judged = judge_run(run, qrels)
+    assert judged.gains.tolist() == [[0, 0, 3], [0, 5, 0], [0, 0, 0]]
+    assert judged.retrieved.tolist() == [3, 2, 1] and judged.max_rel.tolist() == [3, 5, 0]
+    # x, y, z tie in float32; trec_eval order z, y, x puts y, the only judged one, at rank 2.
+    assert judge_run({"q": [("x", 0.5), ("y", 0.5 + 1e-9), ("z", 0.5)]}, {"q": {"y": 7}}).gains.tolist() == [[0, 7, 0]]
+
+
 def test_ranked_doc_ids_give_the_same_judgment_as_scored_pairs():
     run, qrels = random_case(4)
     ranked = {qid: trec_sorted(pairs) for qid, pairs in run.items()}

@@ -6,4 +6,9 @@
 
 `gcl-vdb train`, `python -m trainer train` and `torchrun -m trainer train` run the same recipe.
 `gcl_vectordb` never imports this package; the CLI's `train` command imports it lazily.
+Every module here needs torch (the `train` extra): importing the package without it is a clear error.
 """
+
+from gcl_vectordb.extras import require_torch
+
+require_torch("training")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from gcl_vectordb.data import DataError, get_split
 from gcl_vectordb.domain import DEFAULT_FIELD_WEIGHTS, FieldWeights
 from gcl_vectordb.errors import ConfigError
 from trainer.config_parsing import apply_overrides as _apply_overrides
@@ -86,8 +87,6 @@ class DataConfig:
     augment: bool = False
 
     def __post_init__(self) -> None:
-        from gcl_vectordb.data import DataError, get_split  # light: no pandas, no torch
-
         try:
             get_split(self.split)
         except DataError as exc:
@@ -98,7 +97,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """GCL-PROTOCOL.md §3: L = Σ_terms λ · GCL(left, right), pair weights w = g(score).
+    """docs/protocol.md, "The GCL loss": L = Σ_terms λ · GCL(left, right), pair weights w = g(score).
 
     kind: "gcl" (weights from the `weights` transform with `weight_params`) or "clip" (w = 1).
     field_weights: α of the fused document. logit_scale_init: t at the start for a model that starts from

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import copy
 import dataclasses
+import tomllib
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -127,7 +128,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}", "check the path") from None
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
-            import yaml
+            import yaml  # optional: of the install extras only `dev` brings PyYAML
         except ImportError:
             raise ConfigError(f"{path} is YAML, which needs pyyaml", "pip install pyyaml, or use TOML") from None
         try:
@@ -135,8 +136,6 @@ def read_config_file(path: Path) -> dict[str, Any]:
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML: {exc}", "fix the file") from None
     else:
-        import tomllib
-
         try:
             table = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:

@@ -15,19 +15,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from gcl_vectordb.data import ImageRejected, Product, decode_image
 from gcl_vectordb.encoders import ClipTokenizer, ImagePreprocessor
 from gcl_vectordb.errors import DataError
 from trainer.pairs import PairTable
-
-if TYPE_CHECKING:
-    from PIL import Image
 
 
 @dataclass(frozen=True)
@@ -39,8 +37,6 @@ class Augment:
     flip: float = 0.5
 
     def __call__(self, image: Image.Image, rng: np.random.Generator) -> Image.Image:
-        from PIL import Image
-
         width, height = image.size
         area = width * height * rng.uniform(*self.scale)
         aspect = math.exp(rng.uniform(math.log(self.ratio[0]), math.log(self.ratio[1])))

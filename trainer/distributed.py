@@ -27,6 +27,7 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+import torch.distributed.nn.functional as dist_fn  # the autograd-aware collectives
 
 from gcl_vectordb.errors import ConfigError
 
@@ -138,8 +139,6 @@ def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     """
     if world_size() == 1:
         return tensor
-    import torch.distributed.nn.functional as dist_fn  # the autograd-aware collectives
-
     return torch.cat(dist_fn.all_gather(tensor), dim=0)
 
 

@@ -23,19 +23,15 @@ from __future__ import annotations
 import logging
 import zlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from gcl_vectordb.data import Product, RejectLog, open_dataset
 from gcl_vectordb.errors import ConfigError, DataError
 from gcl_vectordb.evaluation.protocol import build_qrels, rescale_relevance, sample_queries
+from trainer.config import DataConfig, EvalConfig
 from trainer.losses import ScoreColumns, WeightTransform
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from trainer.config import DataConfig, EvalConfig
 
 log = logging.getLogger(__name__)
 OPTIONAL_SCORE_COLUMNS = ("position", "score_reciprocal")
@@ -244,8 +240,6 @@ def _subsample(train: pd.DataFrame, max_pairs: int | None, seed: int) -> pd.Data
 
 
 def _pair_table(train: pd.DataFrame, products: dict[str, Product]) -> PairTable:
-    import pandas as pd
-
     if train.empty:
         raise DataError("no training pairs are left after holding out queries and dropping rejected products",
                         "check the dataset (gcl-vdb data info) or lower eval.holdout_fraction")

@@ -28,17 +28,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
 from gcl_vectordb.data import RejectLog
+from gcl_vectordb.encoders.checkpoints import save_checkpoint_folder
+from gcl_vectordb.encoders.models import create_clip_model
+from gcl_vectordb.encoders.refs import CHECKPOINT_WEIGHTS
 from gcl_vectordb.encoders.tokenizer import ClipTokenizer, open_clip_vocab_path
 from gcl_vectordb.errors import ConfigError
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
-from trainer.checkpointing import RunFolder, TrainState
+from trainer.checkpointing import RunFolder, TrainState, load_train_state, restore_rng_state, save_train_state
 from trainer.config import LossConfig, TrainConfig
 from trainer.data import Augment, PairBatch, PairDataset, collate_pairs
 from trainer.distributed import cleanup_distributed, init_distributed
+from trainer.evaluation import TrainingModelEncoder, evaluate_retrieval
 from trainer.interrupt import StopFlag
+from trainer.losses import MultiFieldGCLLoss
+from trainer.model import ClipTowers
+from trainer.optim import create_optimizer, create_scheduler
 from trainer.pairs import load_training_data
 from trainer.records import StepMetrics, TrainResult, now_utc, versions, warn_on_changed_data_order
 from trainer.sampler import UniqueBatchSampler
@@ -94,8 +102,6 @@ class GCLRecipe:
                                        rejects=self.rejects)
         self._setup_model()
         self._setup_batches()
-        from trainer.optim import create_optimizer, create_scheduler
-
         self.optimizer = create_optimizer(self.clip, cfg.optim)
         self.scheduler = create_scheduler(self.optimizer, cfg.optim, self.total_steps)
         if self.resume:
@@ -114,10 +120,6 @@ class GCLRecipe:
                               "pass --resume to continue it, or choose another --out")
 
     def _setup_model(self) -> None:
-        from gcl_vectordb.encoders.models import create_clip_model
-        from trainer.losses import MultiFieldGCLLoss
-        from trainer.model import ClipTowers
-
         cfg = self.config
         device = self.ctx.device
         self.loaded = create_clip_model(cfg.model.ref)
@@ -150,11 +152,8 @@ class GCLRecipe:
         self.dataset = PairDataset(pairs, tokenizer, preprocessor, augment=augment, seed=cfg.seed)
         self.encoder = None
         if self.ctx.is_main and self.data.eval_set is not None:
-            from trainer.evaluation import ModelEmbedder
-
-            self.encoder = ModelEmbedder(self.clip, tokenizer, preprocessor, dim=self.loaded.embed_dim,
-                                         device=self.ctx.device,
-                                         batch_size=cfg.eval.batch_size, autocast_dtype=self.autocast_dtype)
+            self.encoder = TrainingModelEncoder(self.loaded, device=self.ctx.device, batch_size=cfg.eval.batch_size,
+                                                autocast_dtype=self.autocast_dtype)
         self.sampler = UniqueBatchSampler(pairs.query_index, pairs.product_index, cfg.batch_size, seed=cfg.seed,
                                           rank=self.ctx.rank, world_size=self.ctx.world_size)
         accumulation, limit = cfg.optim.accumulation, cfg.max_steps or math.inf
@@ -172,11 +171,6 @@ class GCLRecipe:
         self.total_steps = int(min(sum(self.epoch_steps), limit))
 
     def _restore(self) -> None:
-        from safetensors.torch import load_file
-
-        from gcl_vectordb.encoders.refs import CHECKPOINT_WEIGHTS
-        from trainer.checkpointing import load_train_state, restore_rng_state
-
         folder = self.run.latest_checkpoint()
         assert folder is not None  # checked in _check_run_folder
         document = load_train_state(folder)
@@ -351,13 +345,10 @@ class GCLRecipe:
         """Headline metrics of the held-out queries (main rank; None elsewhere and without held-out queries)."""
         if self.encoder is None or self.data.eval_set is None:
             return None
-        from trainer.evaluation import evaluate_retrieval
-
         cfg = self.config
         table = evaluate_retrieval(self.encoder, self.data.eval_set, cfg.loss.field_weights, k=cfg.eval.k,
-                                   workers=self.workers, rejects=self.rejects, progress=self.progress,
-                                   description=f"evaluating at step {self.state.step}")
-        self.clip.train()
+                                   batch_size=cfg.eval.batch_size, workers=self.workers, rejects=self.rejects,
+                                   progress=self.progress, description=f"evaluating at step {self.state.step}")
         means = table.mean()
         metrics = {**table.headline(), **{f"ndcg@{k}": means[f"ndcg@{k}"] for k in table.ks}}
         self._last_eval = (self.state.step, metrics)
@@ -370,9 +361,6 @@ class GCLRecipe:
         if not self.ctx.is_main:
             return None
         if self._saved_step != self.state.step:
-            from gcl_vectordb.encoders.checkpoints import save_checkpoint_folder
-            from trainer.checkpointing import save_train_state
-
             folder = self.run.checkpoint_folder(self.state.step)
             evaluation = self._last_eval[1] if self._eval_step() == self.state.step else None
             save_checkpoint_folder(self.clip, self.loaded.architecture, folder, model_config=self.loaded.model_config,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import open_clip
 import torch
 
 import gcl_vectordb
@@ -54,8 +55,6 @@ class TrainResult:
 
 
 def versions() -> dict[str, str]:
-    import open_clip
-
     return {"gcl-vdb": gcl_vectordb.__version__, "torch": torch.__version__,
             "open_clip": open_clip.__version__, "python": platform.python_version()}
 

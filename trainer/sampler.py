@@ -1,6 +1,7 @@
 """UniqueBatchSampler: batches in which no query and no product repeats, across all ranks together.
 
-A repeated query or product in a batch is a false negative for the contrastive loss (GCL-PROTOCOL.md §3).
+A repeated query or product in a batch is a false negative for the contrastive loss (docs/protocol.md,
+"False negatives").
 The sampler plans *global* batches of `batch_size * world_size` rows (the batch `GCLLoss` sees after
 gathering) and hands rank r the slice `[r * batch_size, (r + 1) * batch_size)` of each, so every rank
 yields the same number of equally sized batches and the global negatives are clean.

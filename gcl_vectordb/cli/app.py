@@ -1,39 +1,75 @@
-"""The `gcl-vdb` Typer application: command groups and the error boundary.
+"""The `gcl-vdb` Typer application: the command table and the error boundary.
 
-Command modules stay light to import (heavy libraries are imported inside the commands), so that
-`gcl-vdb --help` and a cold `gcl-vdb query` start fast.
+Each command lives in its own module with its options and its output. A command's module is imported
+only when that command runs: a cold `gcl-vdb query` must not pay for pandas, qdrant-client or torch
+(tests/test_query.py measures what it imports), so the modules may import the library at their top.
 """
 
 from __future__ import annotations
 
+import importlib
+from difflib import get_close_matches
+
+import click
 import typer
 from typer.core import TyperGroup
 
 from gcl_vectordb import __version__
-from gcl_vectordb.cli import render
+from gcl_vectordb.cli import output
 from gcl_vectordb.errors import GclVdbError
 
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
 
+COMMANDS: dict[str, str] = {  # name → module with a Typer `app`; pipeline order is `--help` order
+    "data": "gcl_vectordb.cli.data",
+    "train": "gcl_vectordb.cli.train",
+    "export": "gcl_vectordb.cli.export",
+    "ingest": "gcl_vectordb.cli.ingest",
+    "query": "gcl_vectordb.cli.query",
+    "evaluate": "gcl_vectordb.cli.evaluate",
+    "serve": "gcl_vectordb.cli.serve",
+    "collections": "gcl_vectordb.cli.collections",
+    "demo": "gcl_vectordb.cli.demo",
+}
 
-class ErrorBoundaryGroup(TyperGroup):
-    """Turns expected errors into one line and exit code 1, and Ctrl-C into a resumable exit 130."""
 
-    def invoke(self, ctx: typer.Context):  # type: ignore[override]
+class Commands(TyperGroup):
+    """Loads commands from `COMMANDS` on demand; turns expected errors into one line and exit code 1,
+    and Ctrl-C into a resumable exit 130."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMANDS.get(cmd_name)
+        if module is None:
+            return None
+        command = typer.main.get_command(importlib.import_module(module).app)
+        command.name = cmd_name
+        return command
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):  # type: ignore[override]
+        if args and args[0] not in COMMANDS and not args[0].startswith("-"):
+            matches = get_close_matches(args[0], list(COMMANDS))
+            hint = f" Did you mean {', '.join(map(repr, matches))}?" if matches else ""
+            ctx.fail(f"No such command {args[0]!r}.{hint}")
+        return super().resolve_command(ctx, args)
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except GclVdbError as exc:
-            render.error(exc)
+            output.error(exc)
             raise typer.Exit(EXIT_FAILURE) from None
         except KeyboardInterrupt:
-            render.error("interrupted — run the same command again to resume where it stopped")
+            output.error("interrupted — run the same command again to resume where it stopped")
             raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 app = typer.Typer(
     name="gcl-vdb",
-    cls=ErrorBoundaryGroup,
+    cls=Commands,
     help="Train, export, ingest, query and evaluate ranking-aware multimodal product search (GCL + Qdrant).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -42,9 +78,14 @@ app = typer.Typer(
 )
 
 
+def command_app(**settings: object) -> typer.Typer:
+    """The Typer app of one command module, with the root's settings (the root adds no completion)."""
+    return typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode="rich", **settings)
+
+
 def _version_callback(value: bool) -> None:
     if value:
-        render.info(f"gcl-vdb {__version__}")
+        output.info(f"gcl-vdb {__version__}")
         raise typer.Exit()
 
 
@@ -55,33 +96,6 @@ def _root(
     ),
 ) -> None:
     """gcl-vdb: GCL fine-tuning, ONNX export and Qdrant search for product search."""
-
-
-def _register_commands() -> None:
-    # Imported here so that each command module can import `app`-free helpers without cycles.
-    # Registered in pipeline order, which is the order `gcl-vdb --help` lists them in.
-    from gcl_vectordb.cli import collections as collections_cli
-    from gcl_vectordb.cli import data as data_cli
-    from gcl_vectordb.cli.demo import demo_command
-    from gcl_vectordb.cli.evaluate import evaluate_command
-    from gcl_vectordb.cli.export import export_command
-    from gcl_vectordb.cli.ingest import ingest_command
-    from gcl_vectordb.cli.query import query_command
-    from gcl_vectordb.cli.train import train_command
-
-    app.add_typer(data_cli.app, name="data", help="Create, download and inspect Marqo-GS datasets.")
-    app.command("train")(train_command)
-    app.command("export")(export_command)
-    app.command("ingest")(ingest_command)
-    app.command("query")(query_command)
-    app.command("evaluate")(evaluate_command)
-    app.add_typer(
-        collections_cli.app, name="collections", help="List, inspect and drop the collections in the store."
-    )
-    app.command("demo")(demo_command)
-
-
-_register_commands()
 
 
 def main() -> None:

@@ -1,37 +1,32 @@
-"""`gcl-vdb collections list|info|drop`: what the store holds, and removing a collection.
-
-The store (and with it qdrant) is imported inside the commands, so `gcl-vdb --help` stays fast.
-"""
+"""`gcl-vdb collections list|info|drop|add-bm25`: what the store holds, removing a collection, and giving
+an older one the BM25 vector of keyword search."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from gcl_vectordb.cli import render
+from gcl_vectordb.cli import output
+from gcl_vectordb.cli.app import command_app
+from gcl_vectordb.cli.options import JsonOption, QdrantOption
+from gcl_vectordb.settings import resolve_settings
+from gcl_vectordb.store.bm25 import Bm25Settings
+from gcl_vectordb.store.catalog import (
+    CollectionInfo,
+    StoreTarget,
+    add_bm25,
+    describe_collection,
+    describe_collections,
+    drop_collection,
+)
 
-if TYPE_CHECKING:
-    from gcl_vectordb.store.catalog import CollectionInfo, StoreTarget
+app = command_app(no_args_is_help=True, help="List, inspect, drop and upgrade the collections in the store.")
 
-app = typer.Typer(no_args_is_help=True)
-
-QdrantOption = Annotated[
-    str | None,
-    typer.Option(
-        "--qdrant", metavar="PATH|URL",
-        help="Store folder (embedded engine) or http(s):// URL of a Qdrant server; default: the `store` "
-             "setting (GCL_VDB_STORE, gcl-vdb.toml). The server API key comes from $QDRANT_API_KEY.",
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (for machines) instead of a table.")]
 NameArgument = Annotated[str, typer.Argument(help="Collection name.", show_default=False)]
 
 
 def _target(qdrant: str | None) -> StoreTarget:
-    from gcl_vectordb.settings import resolve_settings
-    from gcl_vectordb.store.catalog import StoreTarget
-
     settings = resolve_settings(store=qdrant)
     return StoreTarget(settings.store, settings.api_key)
 
@@ -42,27 +37,34 @@ def list_collections(qdrant: QdrantOption = None, json_output: JsonOption = Fals
 
     Example: gcl-vdb collections list --qdrant gcl-vdb-store
     """
-    from gcl_vectordb.store.catalog import describe_collections
-
     target = _target(qdrant)
     infos = describe_collections(target)
     if json_output:
-        render.print_json(infos)
+        output.print_json(infos)
         return
     if not infos:
-        render.info(f"no collections in {target.location} — create one with `gcl-vdb ingest --collection NAME`")
+        output.info(f"no collections in {target.location} — create one with `gcl-vdb ingest --collection NAME`")
         return
-    render.print_table(
+    output.print_table(
         f"collections in {target.location}", ["name", "points", "dim", "model", "fields", "created"],
         [_row(info) for info in infos], right_align=["points", "dim"],
     )
 
 
+def _weights(info: CollectionInfo) -> str:
+    return ", ".join(f"{k} {v:g}" for k, v in info.record.field_weights.as_dict().items())
+
+
 def _row(info: CollectionInfo) -> list[object]:
     record = info.record
-    weights = ", ".join(f"{k} {v:g}" for k, v in record.field_weights.as_dict().items())
     points = info.points if info.points is not None else info.note
-    return [info.name, points, record.dim, record.model_ref, weights, record.created_at[:16].replace("T", " ")]
+    return [info.name, points, record.dim, record.model_ref, _weights(info), record.created_at[:16].replace("T", " ")]
+
+
+def _bm25(settings: Bm25Settings | None) -> str:
+    if settings is None:
+        return "none (made before keyword search: `gcl-vdb collections add-bm25 NAME`)"
+    return f"k {settings.k:g}, b {settings.b:g}, avg_len {settings.avg_len:g}, {settings.language}"
 
 
 @app.command("info")
@@ -71,11 +73,9 @@ def info(name: NameArgument, qdrant: QdrantOption = None, json_output: JsonOptio
 
     Example: gcl-vdb collections info gs10m --json
     """
-    from gcl_vectordb.store.catalog import describe_collection
-
     described = describe_collection(_target(qdrant), name)
     if json_output:
-        render.print_json(described)
+        output.print_json(described)
         return
     record = described.record
     rows = [
@@ -83,13 +83,14 @@ def info(name: NameArgument, qdrant: QdrantOption = None, json_output: JsonOptio
         ("points", described.points if described.points is not None else described.note),
         *((f"corpus {c} points", n) for c, n in described.corpus_points.items()),
         ("dim", record.dim), ("model", record.model_ref), ("vectors", ", ".join(record.vectors)),
-        ("distance", record.distance), ("field weights", _row(described)[4]),
+        ("distance", record.distance), ("field weights", _weights(described)),
+        ("bm25", _bm25(record.bm25)),
         ("dataset root", record.dataset_root), ("created at", record.created_at),
         ("created by", f"gcl-vdb {record.created_by}"),
         *((f"ingest {k}", v) for k, v in record.ingest.items()),
         *((f"extra {k}", v) for k, v in record.extra.items()),
     ]
-    render.print_table(f"collection {name}", ["property", "value"], rows)
+    output.print_table(f"collection {name}", ["property", "value"], rows)
 
 
 @app.command("drop")
@@ -97,20 +98,42 @@ def drop(
     name: NameArgument,
     qdrant: QdrantOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Drop without asking for confirmation.")] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Delete a collection and everything in it (asks first unless --yes).
 
     Example: gcl-vdb collections drop gs10m --yes
     """
-    from gcl_vectordb.store.catalog import describe_collection, drop_collection
-
     target = _target(qdrant)
     if not yes:
         described = describe_collection(target, name)
         size = f"{described.points:,} points" if described.points is not None else "in use"
-        if not render.confirm(f"drop collection {name} ({size}) from {target.location}?"):
-            render.info(f"kept collection {name}")
+        if not output.confirm(f"drop collection {name} ({size}) from {target.location}?"):
+            output.note(f"kept collection {name}")
             raise typer.Exit(1)
     dropped = drop_collection(target, name)
+    if json_output:
+        output.print_json(dropped)
+        return
     points = f"{dropped.points:,} points" if dropped.points is not None else "its points"
-    render.info(f"dropped collection {name} ({points}) from {target.location}")
+    output.info(f"dropped collection {name} ({points}) from {target.location}")
+
+
+@app.command("add-bm25")
+def add_bm25_command(name: NameArgument, qdrant: QdrantOption = None, json_output: JsonOption = False) -> None:
+    """Add the BM25 sparse vector of keyword search (`query --mode bm25|hybrid`) to a collection made
+    before gcl-vdb had it: reads the stored titles, needs no model and no dataset. Safe to stop and
+    run again.
+
+    Example: gcl-vdb collections add-bm25 gs10m
+    """
+    with output.ProgressBars() as progress:
+        described, added = add_bm25(_target(qdrant), name, progress)
+    if json_output:
+        output.print_json({"collection": described, "added": added})
+        return
+    if not added:
+        output.info(f"collection {name} has BM25 already ({_bm25(described.record.bm25)})")
+        return
+    points = f"{described.points:,} points" if described.points is not None else "its points"
+    output.info(f"added BM25 to collection {name} ({points}): `gcl-vdb query --mode bm25|hybrid` works now")

@@ -7,23 +7,27 @@ from typing import Annotated
 
 import typer
 
-from gcl_vectordb.cli import render
-from gcl_vectordb.cli.collections import JsonOption, QdrantOption
-from gcl_vectordb.cli.pairs import parse_weights
+from gcl_vectordb.cli import output
+from gcl_vectordb.cli.app import command_app
+from gcl_vectordb.cli.options import (
+    CollectionOption,
+    DataOption,
+    JsonOption,
+    ModelOption,
+    QdrantOption,
+    parse_weights,
+)
+from gcl_vectordb.ingest import IngestConfig, IngestReport, ingest_dataset
+from gcl_vectordb.settings import resolve_settings
+
+app = command_app()
 
 
+@app.command("ingest")
 def ingest_command(
-    collection: Annotated[
-        str | None, typer.Option("--collection", help="Collection to fill; default: the `collection` setting.")
-    ] = None,
-    data: Annotated[
-        Path | None, typer.Option("--data", help="Dataset folder (Marqo-GS official or parquet layout); "
-                                                 "default: the `data` setting.")
-    ] = None,
-    model: Annotated[
-        str | None, typer.Option("--model", help="ONNX bundle folder, checkpoint or architecture; default: "
-                                                 "the `model` setting.")
-    ] = None,
+    collection: CollectionOption = None,
+    data: DataOption = None,
+    model: ModelOption = None,
     qdrant: QdrantOption = None,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Products per batch (upsert and resume unit).")
@@ -35,7 +39,7 @@ def ingest_command(
     fields: Annotated[
         str | None, typer.Option("--fields", metavar="image=A,title=B",
                                  help="GCL field weights of the fused vector; default: the existing "
-                                                      "collection's, else image=0.9,title=0.1.")
+                                      "collection's, else image=0.9,title=0.1.")
     ] = None,
     no_index: Annotated[
         bool, typer.Option("--no-index", help="Skip building the search index at the end.")
@@ -57,20 +61,49 @@ def ingest_command(
 
     Example: [bold]gcl-vdb ingest --collection gs10m --data gcl-vdb-work/data --model gcl-vdb-work/model[/bold]
     """
-    from gcl_vectordb.ingest import IngestConfig, ingest
-    from gcl_vectordb.settings import resolve_settings
-
     weights = parse_weights(fields, "--fields") if fields is not None else None
     settings = resolve_settings(store=qdrant, data=data, collection=collection, model=model)
     config = IngestConfig(
         collection=settings.collection, data=settings.data, model_ref=settings.model, store=settings.store,
         api_key=settings.api_key, batch_size=batch_size, workers=workers, build_index=not no_index,
-        rejects=rejects, shards=shards, replicas=replicas,
-        **({"field_weights": weights} if weights is not None else {}),
+        rejects=rejects, shards=shards, replicas=replicas, field_weights=weights,
     )
-    with render.rich_progress() as progress:
-        report = ingest(config, progress)
+    with output.ProgressBars() as progress:
+        report = ingest_dataset(config, progress)
     if json_output:
-        render.print_json(report)
+        output.print_json(report)
     else:
-        render.ingest_summary(report)
+        print_summary(report)
+
+
+def print_summary(report: IngestReport) -> None:
+    """Points per corpus, rejects by reason, where the files are, timings."""
+    rows = [(c.corpus, c.written, c.present, c.rejected, c.done, "yes" if c.complete else "no")
+            for c in report.corpora]
+    rows.append(("all", report.points_written, report.points_present, report.new_rejects,
+                 sum(c.done for c in report.corpora), "yes" if all(c.complete for c in report.corpora) else "no"))
+    resumed = ", ".join(f"corpus {c} at {n:,}" for c, n in report.resumed_from.items())
+    output.print_table(
+        f"ingest into {report.collection} ({report.store}; model {report.model_ref}, dim {report.dim})"
+        + (f" — resumed: {resumed}" if resumed else ""),
+        ["corpus", "written", "already stored", "rejected", "products done", "complete"], rows,
+        right_align=["written", "already stored", "rejected", "products done"],
+    )
+    seconds = report.seconds
+    stages = ", ".join(f"{k} {seconds[k]:.1f}" for k in ("read", "decode", "wait", "encode", "upsert", "checkpoint")
+                       if k in seconds)
+    rejected = ", ".join(f"{reason} {n:,}" for reason, n in report.rejects.items()) or "none"
+    index = (f"built in {seconds.get('index', 0.0):.1f} s" if report.index_built
+             else "not built (--no-index): run `gcl-vdb ingest` again without it")
+    output.print_table(None, ["", "value"], [
+        ("points in collection", report.points_total),
+        ("throughput", f"{report.points_per_s:,.1f} points/s ({report.workers} decode workers)"),
+        ("seconds", f"total {seconds.get('total', 0.0):.1f}, pipeline {seconds.get('pipeline', 0.0):.1f}; "
+                    f"stages: {stages}"),
+        ("rejected (all runs)", rejected),
+        ("rejects file", str(report.rejects_file)),
+        ("resume state", str(report.state_file)),
+        ("index", index),
+    ])
+    if report.missing_corpora:
+        output.warn(f"the dataset has no corpus {', '.join(map(str, report.missing_corpora))}")

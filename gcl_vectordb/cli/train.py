@@ -9,13 +9,19 @@ from __future__ import annotations
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gcl_vectordb.cli import render
+from gcl_vectordb.cli import output
+from gcl_vectordb.cli.app import EXIT_INTERRUPTED, command_app
+from gcl_vectordb.cli.options import DataOption, JsonOption
+from gcl_vectordb.settings import resolve_settings
 
-EXIT_INTERRUPTED = 130
+if TYPE_CHECKING:
+    from trainer.records import TrainResult
+
+app = command_app()
 
 
 class LossKind(StrEnum):
@@ -23,11 +29,10 @@ class LossKind(StrEnum):
     clip = "clip"
 
 
+@app.command("train")
 def train_command(
     out: Annotated[Path | None, typer.Option("--out", help="Run folder: checkpoints, metrics.jsonl, run.json.")] = None,
-    data: Annotated[
-        Path | None, typer.Option("--data", help="Dataset folder; default: the `data` setting (GCL_VDB_DATA).")
-    ] = None,
+    data: DataOption = None,
     config_file: Annotated[
         Path | None, typer.Option("--config", help="TOML (or YAML) file of training settings.", exists=True)
     ] = None,
@@ -46,7 +51,7 @@ def train_command(
         list[str] | None,
         typer.Option("--set", "-o", metavar="KEY=VALUE", help="Override a setting, e.g. -o optim.lr=1e-3 (repeatable)."),
     ] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Fine-tune with the GCL loss: checkpoints every epoch and on Ctrl-C, evaluation on held-out queries.
 
@@ -62,8 +67,7 @@ def train_command(
 
       torchrun --nproc_per_node=2 -m trainer train --data DIR --out RUN_DIR
     """
-    from gcl_vectordb.settings import resolve_settings
-    from trainer.config import load_config  # heavy (torch): imported only when training
+    from trainer.config import load_config  # cold start: torch, only when training
     from trainer.recipe import run_training
 
     updates = {
@@ -73,13 +77,41 @@ def train_command(
     config = load_config(config_file, updates=updates, overrides=overrides or ())
     if config.data.root is None:  # neither flag, file nor override: the `data` setting
         config = replace(config, data=replace(config.data, root=resolve_settings().data))
-    with render.rich_progress() as progress:
+    with output.ProgressBars() as progress:
         result = run_training(config, resume=resume, progress=progress)
     if not result.is_main:
         return
     if json_output:
-        render.print_json(result)
+        output.print_json(result)
     else:
-        render.train_summary(result)
+        print_run(result)
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def print_run(result: TrainResult) -> None:
+    """The run just trained: steps, loss, evaluation before → after."""
+    before, after = result.eval_before or {}, result.eval_after or {}
+    rows = [
+        ["steps", f"{result.steps:,} of {result.total_steps:,}"],
+        ["epochs completed", result.epochs_completed],
+        ["training pairs", f"{result.data.train_pairs:,} ({result.data.train_queries:,} queries)"],
+        ["final loss", result.final_loss],
+    ]
+    for metric in ("ndcg@10", "err"):
+        if metric in after:
+            shown = f"{after[metric]:.4f}"
+            if metric in before:
+                shown = f"{before[metric]:.4f} → {shown}"
+            rows.append([f"eval {metric} ({result.data.eval_queries} held-out queries)", shown])
+    rows += [
+        ["checkpoint", str(result.checkpoint) if result.checkpoint else None],
+        ["seconds", f"{result.seconds:.1f}"],
+        ["pairs/s", f"{result.pairs_per_second:.1f}"],
+    ]
+    if result.rejected:
+        rows.append(["rejected rows", ", ".join(f"{k} {v:,}" for k, v in sorted(result.rejected.items()))])
+    output.print_table(f"training run {result.run_dir}", ["", "value"], rows)
+    if result.interrupted:
+        output.warn(f"stopped at step {result.steps} — the checkpoint is saved; "
+             f"continue with the same command and --resume")

@@ -9,8 +9,9 @@
 The generator (`gcl_vectordb.data.synth`) and `dataset_info` are imported from their modules.
 """
 
-from gcl_vectordb.data.dataset import Dataset, Layout, open_dataset
+from gcl_vectordb.data.dataset import Dataset, Layout
 from gcl_vectordb.data.images import ImageRejected, ImageRerooter, decode_image, reroot_image_path
+from gcl_vectordb.data.layouts import open_dataset
 from gcl_vectordb.data.records import (
     CORPORA,
     REJECT_REASONS,

@@ -1,4 +1,4 @@
-"""One reader interface over both Marqo-GS layouts: `open_dataset(root)` → `Dataset`.
+"""One reader interface over both Marqo-GS layouts: `Dataset` (`gcl_vectordb.data.layouts.open_dataset` opens one).
 
 - official layout: `corpus_1.json`, `corpus_2.json`, `<stem>.csv` (+ `_gt_dev/_gt_test/_queries.json`);
 - Hugging Face parquet layout (`Marqo/marqo-GS-10M`): `<hf_split>-NNNNN-of-NNNNN.parquet`, in the folder
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple
 
 import numpy as np
 
-from gcl_vectordb.data.records import CORPORA, SPLITS, Judgment, Product, RejectLog, Split, get_split
+from gcl_vectordb.data.records import CORPORA, Judgment, Product, RejectLog, Split, get_split
 from gcl_vectordb.data.tables import (
     DEFAULT_WEIGHT_COLUMN,
     JUDGMENT_COLUMNS,
@@ -193,7 +193,7 @@ class Dataset(ABC):
         `columns`: the optional columns to read besides query, product_id and `weight_column`
         (None: all; the parquet `image` column only when named). Rows in file order.
         """
-        import pandas as pd
+        import pandas as pd  # 0.6 s: imported when a whole table is read, not by `import gcl_vectordb.data`
 
         frames = list(self.iter_split_frames(
             split, columns=columns, chunk_rows=1 << 18, rejects=rejects, weight_column=weight_column
@@ -228,34 +228,4 @@ class Dataset(ABC):
         return found
 
 
-def _parquet_files(root: Path) -> list[Path]:
-    for folder in (root, root / "data"):
-        files = sorted(folder.glob("*.parquet"))
-        if files:
-            return files
-    return []
-
-
-def open_dataset(root: Path | str, *, images_dir: Path | None = None) -> Dataset:
-    """Open a Marqo-GS folder, detecting its layout; `images_dir`: see `default_images_dir`."""
-    from gcl_vectordb.data.official import OfficialDataset
-    from gcl_vectordb.data.parquet_layout import ParquetDataset
-
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"dataset folder {root} does not exist", DATA_HINT)
-    if any((root / f"corpus_{corpus}.json").is_file() for corpus in CORPORA):
-        return OfficialDataset(root, images_dir)
-    files = _parquet_files(root)
-    if files:
-        return ParquetDataset(root, files, images_dir)
-    nested = sorted(p.parent.name for p in root.glob("*/corpus_1.json"))
-    where = f"; datasets found in sub-folders: {', '.join(nested)}" if nested else ""
-    raise DataError(
-        f"{root} holds no Marqo-GS dataset: expected corpus_1.json (official layout) or "
-        f"<split>-*.parquet files (Hugging Face layout){where}",
-        DATA_HINT,
-    )
-
-
-__all__ = ["Dataset", "Layout", "SPLITS", "open_dataset"]
+__all__ = ["DATA_HINT", "Candidate", "Dataset", "Layout", "RawChunk", "default_images_dir"]

@@ -1,4 +1,5 @@
-"""Download a Marqo-GS sub-dataset from the public archives (GCL-PROTOCOL.md §1), resumably and safely.
+"""Download a Marqo-GS sub-dataset from the public archives (docs/protocol.md, "The official layout"),
+resumably and safely.
 
 The dataset tar holds the three sub-dataset folders; only the chosen one is extracted. The images
 archive of the subset is extracted next to it, giving the layout the official evaluation code expects:

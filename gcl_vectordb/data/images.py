@@ -11,13 +11,11 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from PIL import Image, UnidentifiedImageError
 
 from gcl_vectordb.data.records import Product
 from gcl_vectordb.errors import DataError
-
-if TYPE_CHECKING:
-    from PIL import Image
 
 
 class ImageRejected(DataError):
@@ -37,8 +35,6 @@ def decode_image(product: Product) -> Image.Image:
 
     Safe to call in worker processes (no shared state). Truncated files fail here, not later in a transform.
     """
-    from PIL import Image, UnidentifiedImageError
-
     try:
         data = product.read_image_bytes()
     except OSError as exc:

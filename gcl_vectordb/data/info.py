@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gcl_vectordb.data.dataset import Dataset, open_dataset
+from gcl_vectordb.data.dataset import Dataset
 from gcl_vectordb.data.idset import hash_ids
+from gcl_vectordb.data.layouts import open_dataset
 from gcl_vectordb.data.records import SPLITS, RejectLog
 
 EXAMPLE_REJECTS = 5

@@ -29,7 +29,8 @@ def corpus_path(root: Path, corpus: int) -> Path:
 
 
 class OfficialDataset(Dataset):
-    """`corpus_1.json`, `corpus_2.json` and `<stem>.csv` per split (GCL-PROTOCOL.md §1)."""
+    """`corpus_1.json`, `corpus_2.json` and `<stem>.csv` per split (docs/protocol.md,
+    "The official layout")."""
 
     layout = "official"
 
@@ -89,7 +90,7 @@ class OfficialDataset(Dataset):
         weight_column: str | None,
         rejects: RejectLog | None,
     ) -> Iterator[RawChunk]:
-        import pandas as pd
+        import pandas as pd  # 0.6 s: imported when a split is read, not by `import gcl_vectordb.data`
 
         path = self.split_path(split)
         try:
@@ -150,7 +151,7 @@ def _product(product_id: str, fields: dict, corpus: int, reroot: ImageRerooter) 
 
 def _next_chunk(reader, source: str, skipped: list[int], rejects: RejectLog | None):
     """The reader's next chunk (None at the end); malformed lines it skipped are reported as rejects."""
-    import pandas as pd
+    import pandas as pd  # 0.6 s: imported when a split is read (already there: _raw_split_chunks)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", pd.errors.ParserWarning)

@@ -1,8 +1,9 @@
 """The Hugging Face parquet layout of Marqo-GS-10M: one table per split, image bytes in every row.
 
 There is no separate corpus: corpus 1 is the distinct products of `in_domain` + `novel_query`, corpus 2 of
-`novel_document` + `zero_shot` (DESIGN.md split table). A product's first row supplies its title and image.
-The `image` column is the HF Image feature (struct {bytes, path}) or plain binary.
+`novel_document` + `zero_shot` (docs/protocol.md, "The Hugging Face parquet layout"). A product's first
+row supplies its title and image. The `image` column is the HF Image feature (struct {bytes, path}) or
+plain binary.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from gcl_vectordb.data.dataset import Candidate, Dataset, RawChunk
 from gcl_vectordb.data.idset import CompactIdSet, hash_ids
@@ -22,11 +26,17 @@ from gcl_vectordb.errors import DataError
 IMAGE_COLUMN = "image"
 
 
-def open_parquet(path: Path):
-    """`pyarrow.parquet.ParquetFile`, or DataError naming the file when it is not readable parquet."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+def parquet_files(root: Path) -> list[Path]:
+    """The `*.parquet` files of `root`, else of `root/data` (where the Hugging Face repository keeps them)."""
+    for folder in (root, root / "data"):
+        files = sorted(folder.glob("*.parquet"))
+        if files:
+            return files
+    return []
 
+
+def open_parquet(path: Path) -> pq.ParquetFile:
+    """`pyarrow.parquet.ParquetFile`, or DataError naming the file when it is not readable parquet."""
     try:
         return pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as exc:
@@ -131,9 +141,6 @@ class ParquetDataset(Dataset):
 
 def _image_cells(column, rows: np.ndarray) -> list[tuple[bytes | None, str | None]]:
     """`(bytes, path)` of the chosen rows of an HF Image struct column or a binary column."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     taken = column.take(pa.array(rows))
     if pa.types.is_struct(taken.type):
         names = [taken.type.field(i).name for i in range(taken.type.num_fields)]

@@ -18,7 +18,7 @@ QueryKind = Literal["train", "unseen"]
 
 @dataclass(frozen=True, slots=True)
 class Split:
-    """One of the four Marqo-GS evaluation splits (GCL-PROTOCOL.md §1, DESIGN.md split table)."""
+    """One of the four Marqo-GS evaluation splits (docs/protocol.md, "The four splits")."""
 
     name: str  # CLI name, e.g. "novel-doc"
     stem: str  # file stem of the official layout, e.g. "query_0_product_id_1"

@@ -1,4 +1,5 @@
-"""Checkpoint folders: the one format the trainer writes and every model loader reads.
+"""Checkpoint folders: the one format the trainer writes (here) and every model loader reads
+(`gcl_vectordb.encoders.models.load_checkpoint_folder`).
 
     <folder>/model.safetensors   open_clip model state dict
     <folder>/model.json          {"architecture": "gcl-tiny", "model_config": {...}, "preprocess_cfg": {...},
@@ -11,23 +12,15 @@ relative to the run folder>"`; `resolve_model_ref` follows that pointer.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import open_clip
 import torch
-from open_clip.transform import PreprocessCfg
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors.torch import save
 
-from gcl_vectordb.encoders.models import LoadedClip, instantiate_from_config, require_clip_tokenizer
-from gcl_vectordb.encoders.refs import (
-    CHECKPOINT_CONFIG,
-    CHECKPOINT_WEIGHTS,
-    ModelSource,
-    read_checkpoint_meta,
-)
+from gcl_vectordb.encoders.models import register_package_configs
+from gcl_vectordb.encoders.refs import CHECKPOINT_CONFIG, CHECKPOINT_WEIGHTS
 from gcl_vectordb.errors import ModelError
 from gcl_vectordb.files import write_bytes_atomic, write_text_atomic
 
@@ -56,8 +49,6 @@ def save_checkpoint_folder(
     `model_config` defaults to open_clip's config of `architecture`; `meta` must be JSON-serialisable.
     Example: `save_checkpoint_folder(model, "gcl-tiny", run / "checkpoints" / "step-000200", step=200)`.
     """
-    from gcl_vectordb.encoders.models import register_package_configs
-
     register_package_configs()
     model = _unwrap(model)
     config = model_config if model_config is not None else open_clip.get_model_config(architecture)
@@ -83,31 +74,3 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-
-
-def load_checkpoint_folder(folder: str | Path) -> LoadedClip:
-    """Rebuild the model saved by `save_checkpoint_folder` (eval mode, CPU)."""
-    folder = Path(folder).resolve()
-    meta = read_checkpoint_meta(folder)
-    weights = folder / CHECKPOINT_WEIGHTS
-    if not weights.is_file():
-        raise ModelError(f"checkpoint folder {folder} has no {CHECKPOINT_WEIGHTS}", "the checkpoint is incomplete")
-    config = meta["model_config"]
-    require_clip_tokenizer(config, str(folder))
-    model = instantiate_from_config(config)
-    try:
-        state = load_file(str(weights))
-        model.load_state_dict(state, strict=True)
-    except (SafetensorError, OSError, RuntimeError) as exc:
-        raise ModelError(f"cannot load {weights}: {str(exc)[:300]}",
-                         "the checkpoint is damaged or does not match its model.json") from exc
-    preprocess = meta.get("preprocess_cfg") or {}
-    preprocess.setdefault("size", config["vision_cfg"].get("image_size", 224))
-    open_clip.model.set_model_preprocess_cfg(model, _complete_preprocess(preprocess))
-    model.eval()
-    source = ModelSource("checkpoint", str(folder), architecture=meta["architecture"], path=folder)
-    return LoadedClip(model, source, meta["architecture"], config, dict(open_clip.get_model_preprocess_cfg(model)))
-
-
-def _complete_preprocess(cfg: dict[str, Any]) -> dict[str, Any]:
-    return {**asdict(PreprocessCfg()), **cfg}

@@ -1,7 +1,8 @@
 """`load_encoder`: one model reference → the right backend.
 
 A bundle folder runs on ONNX Runtime; every other reference (architecture, weights file, checkpoint or
-run folder, pretrained tag, hf-hub id) runs on torch. torch is imported only when a torch model is asked for.
+run folder, pretrained tag, hf-hub id) runs on torch. Each backend is imported only when a model asks for
+it (cold start: a query loads ONNX Runtime, never torch), after checking that its install extra is there.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from gcl_vectordb.encoders.manifest import VARIANTS
 from gcl_vectordb.encoders.protocol import Encoder
 from gcl_vectordb.encoders.refs import resolve_model_ref
 from gcl_vectordb.errors import ModelError
+from gcl_vectordb.extras import require_onnxruntime, require_torch
 
 Backend = Literal["auto", "torch", "onnx"]
 Variant = Literal["fp32", "int8", "fp16"]
@@ -40,7 +42,8 @@ def load_encoder(
         if backend == "torch":
             raise ModelError(f"{source.ref} is an ONNX bundle; it cannot run on the torch backend",
                              "use backend auto/onnx, or pass the checkpoint it was exported from")
-        from gcl_vectordb.encoders.onnx_encoder import OnnxEncoder
+        require_onnxruntime(f"the ONNX bundle {source.ref}")
+        from gcl_vectordb.encoders.onnx_encoder import OnnxEncoder  # ONNX Runtime: imported for a bundle only
 
         return OnnxEncoder(source.path, variant=variant, device=device, batch_size=batch_size, towers=towers)
     if backend == "onnx":
@@ -49,6 +52,7 @@ def load_encoder(
     if variant != "fp32":
         raise ModelError(f"variant {variant!r} applies to ONNX bundles only",
                          "export a bundle with that variant, or use fp32 with the torch backend")
-    from gcl_vectordb.encoders.torch_encoder import TorchEncoder
+    require_torch(f"the model {source.ref}")
+    from gcl_vectordb.encoders.torch_encoder import TorchEncoder  # torch: imported for a torch model only
 
     return TorchEncoder.from_ref(source.ref, device=device, batch_size=batch_size)

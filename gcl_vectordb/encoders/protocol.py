@@ -10,17 +10,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
+from PIL import Image
 
 from gcl_vectordb.domain import ModelIdentity, Preprocessing
 from gcl_vectordb.encoders.preprocess import ImagePreprocessor
 from gcl_vectordb.encoders.tokenizer import ClipTokenizer
 from gcl_vectordb.errors import ModelError
-
-if TYPE_CHECKING:
-    from PIL import Image
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,12 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
+import ftfy  # 70 ms to import; needed for exact parity with open_clip's cleaning
 import numpy as np
+import regex
 
 from gcl_vectordb.errors import ModelError
+from gcl_vectordb.extras import TRAIN_EXTRA
 
 VOCAB_FILE = "bpe_simple_vocab_16e6.txt.gz"
 TOKENIZER_NAME = "clip-bpe"
@@ -31,8 +34,7 @@ def open_clip_vocab_path() -> Path:
     """Where open_clip keeps the BPE vocabulary, found without importing open_clip (which imports torch)."""
     spec = importlib.util.find_spec("open_clip")
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError("open_clip is not installed, so the CLIP vocabulary cannot be found",
-                         "install the project's dependencies (pip install -e .)")
+        raise ModelError("open_clip is not installed, so the CLIP vocabulary cannot be found", TRAIN_EXTRA)
     return Path(next(iter(spec.submodule_search_locations))) / VOCAB_FILE
 
 
@@ -61,9 +63,6 @@ class ClipTokenizer:
     """
 
     def __init__(self, vocab_path: Path | str, context_length: int = 77) -> None:
-        import ftfy  # 70 ms to import; needed for exact parity with open_clip's cleaning
-        import regex
-
         if context_length < 2:
             raise ModelError(f"context length must be at least 2, got {context_length}")
         try:

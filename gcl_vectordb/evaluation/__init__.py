@@ -1,14 +1,13 @@
 """Evaluation: the GCL protocol, judging a retrieval run against graded ground truth, the metrics.
 
 `protocol`: `rescale_relevance`, `sample_queries`, `build_qrels`, `prepare_split` → `PreparedSplit`
-(test queries, ground truth, TREC ids). `judge_run(run, qrels)` → `JudgedRun` (dense arrays), or the
-string-free fast path `judge_codes(CodedQrels, RetrievedRun)`; `compute_metrics(judged)` → `MetricTable`
-(per-query values, means, the protocol's headline); `trec` reads and writes standard TREC files.
+(test queries, ground truth, TREC ids). `judge_run(run, qrels)` → `JudgedRun` (dense arrays);
+`compute_metrics(judged)` → `MetricTable` (per-query values, means, the protocol's headline); `trec`
+reads and writes standard TREC files.
 Through the vector store: `gcl_vectordb.evaluation.runner.evaluate(EvalConfig(...))` → `EvalReport`
 (imported from its module: it needs the store and the encoders).
 """
 
-from gcl_vectordb.evaluation.coded import CodedQrels, RetrievedRun, judge_codes, lookup_codes
 from gcl_vectordb.evaluation.judging import JudgedRun, Qrels, RankedRun, Run, judge_run, trec_rank_order
 from gcl_vectordb.evaluation.metrics import (
     DEFAULT_KS,
@@ -33,19 +32,15 @@ __all__ = [
     "DEFAULT_KS",
     "DEFAULT_RBP_PS",
     "HEADLINE",
-    "CodedQrels",
     "JudgedRun",
     "MetricTable",
     "PreparedSplit",
     "Qrels",
     "RankedRun",
-    "RetrievedRun",
     "Run",
     "build_qrels",
     "compute_metrics",
-    "judge_codes",
     "judge_run",
-    "lookup_codes",
     "metric_name",
     "prepare_frame",
     "prepare_split",

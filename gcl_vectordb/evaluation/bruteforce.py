@@ -1,9 +1,9 @@
-"""Brute-force check: Qdrant's exact top-k against numpy over the stored vectors (DESIGN: "Qdrant search =
-numpy brute force").
+"""Brute-force check: Qdrant's exact top-k against numpy over the stored vectors (docs/architecture.md,
+"Testing conventions": Qdrant search = numpy brute force).
 
 The corpus's stored vectors (`store.retrieve(..., with_vectors=True)`, unit length: the engine normalises
-cosine vectors) are scored against the query vectors with one float32 matrix product per block of
-queries: score(q, d) = q · d / |q| (= cosine). Qdrant's list must be a top-k of those scores, document by
+cosine vectors) are scored against the unit query vectors by `exact_run` (the project's one exact top-k):
+score(q, d) = q · d / |q| (= cosine). Qdrant's list must be a top-k of those scores, document by
 document, up to swaps among scores within `SCORE_TOLERANCE` (float32 dot products summed in another
 order differ by ~1e-7); the metrics of both runs, each ranked as trec_eval ranks it, must agree to 1e-9.
 """
@@ -16,18 +16,19 @@ from collections.abc import Sequence
 import numpy as np
 
 from gcl_vectordb.data.dataset import Dataset
-from gcl_vectordb.evaluation.coded import RetrievedRun, judge_codes
+from gcl_vectordb.encoders.protocol import l2_normalize
+from gcl_vectordb.evaluation.judging import Run, judge_run
 from gcl_vectordb.evaluation.metrics import compute_metrics
 from gcl_vectordb.evaluation.protocol import PreparedSplit
 from gcl_vectordb.evaluation.report import BruteForceCheck
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.store import VectorStore
+from gcl_vectordb.topk import exact_run
 
 log = logging.getLogger(__name__)
 
 SCORE_TOLERANCE = 1e-5
 FETCH_BATCH = 1024
-BLOCK_SCORES = 1 << 24  # floats per block of the (queries, documents) score matrix (64 MB)
 
 
 def corpus_vectors(
@@ -50,56 +51,33 @@ def corpus_vectors(
     return found, np.asarray(rows, dtype=np.float32).reshape(len(rows), dim)
 
 
-def unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """Rows divided by their length `(n, dim)` float32 (Qdrant normalises cosine queries the same way)."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-
-
-def numpy_top_k(
-    queries: Sequence[str], query_vectors: np.ndarray, doc_ids: Sequence[str], doc_vectors: np.ndarray, k: int
-) -> RetrievedRun:
-    """Exact cosine top-k of every query over `doc_vectors` `(n, dim)` (unit rows), best first."""
-    unit = unit_rows(query_vectors)
-    top = min(k, len(doc_ids))
-    block = max(1, BLOCK_SCORES // max(1, len(doc_ids)))
-    lists, scores = [], []
-    for start in range(0, len(unit), block):
-        for row in unit[start:start + block] @ doc_vectors.T:  # (block, n) float32
-            best = np.argpartition(-row, top - 1)[:top] if 0 < top < len(row) else np.arange(top)
-            best = best[np.argsort(-row[best], kind="stable")]
-            lists.append([doc_ids[i] for i in best])
-            scores.append(row[best])
-    return RetrievedRun.from_lists(queries, lists, scores)
-
-
 def compare_runs(
-    prepared: PreparedSplit, qdrant: RetrievedRun, numpy_run: RetrievedRun, query_vectors: np.ndarray,
-    doc_ids: Sequence[str], doc_vectors: np.ndarray,
+    prepared: PreparedSplit, qdrant: Run, numpy_run: Run, query_vectors: np.ndarray, doc_ids: Sequence[str],
+    doc_vectors: np.ndarray,
 ) -> BruteForceCheck:
-    """Rankings (document by document, ties within SCORE_TOLERANCE aside) and metrics of both runs."""
+    """Rankings (document by document, ties within SCORE_TOLERANCE aside) and metrics of both runs, each
+    listing the split's queries best first."""
     column = {doc: i for i, doc in enumerate(doc_ids)}
-    unit = unit_rows(query_vectors)
+    unit = l2_normalize(query_vectors)
     mismatched, max_score_diff = [], 0.0
-    for q, (ours, theirs, n) in enumerate(zip(qdrant.doc_ids, numpy_run.doc_ids, qdrant.lengths.tolist(),
-                                              strict=True)):
-        known = [column.get(doc, -1) for doc in ours]
-        same = n == len(theirs) and -1 not in known and len(set(ours)) == n
-        if same and n:
+    for q, query in enumerate(prepared.queries):
+        ours, theirs = qdrant.get(query, []), numpy_run.get(query, [])
+        known = [column.get(doc, -1) for doc, _ in ours]
+        same = len(ours) == len(theirs) and -1 not in known and len({doc for doc, _ in ours}) == len(ours)
+        if same and ours:
             truth = doc_vectors[known] @ unit[q]  # numpy's score of each document Qdrant returned
-            max_score_diff = max(max_score_diff, float(np.max(np.abs(truth - qdrant.scores[q, :n]))))
-            same = bool(np.all(np.abs(truth - numpy_run.scores[q, :n]) <= SCORE_TOLERANCE))
+            max_score_diff = max(max_score_diff, float(np.max(np.abs(truth - [s for _, s in ours]))))
+            same = bool(np.all(np.abs(truth - [s for _, s in theirs]) <= SCORE_TOLERANCE))
         if not same:
-            mismatched.append(qdrant.queries[q])
-    coded = prepared.coded
-    ours_table = compute_metrics(judge_codes(coded, qdrant, depth=prepared.top_k))
-    numpy_table = compute_metrics(judge_codes(coded, numpy_run, depth=prepared.top_k))
+            mismatched.append(query)
+    ours_table, numpy_table = (compute_metrics(judge_run(run, prepared.qrels, queries=prepared.queries,
+                                                         depth=prepared.top_k)) for run in (qdrant, numpy_run))
     metric_diff = max((float(np.max(np.abs(values - numpy_table.per_query[name]), initial=0.0))
                        for name, values in ours_table.per_query.items()), default=0.0)
     if mismatched:
         log.warning("brute-force check: %d queries rank differently, e.g. %r", len(mismatched), mismatched[0])
     return BruteForceCheck(
-        n_queries=len(qdrant.queries), n_documents=len(doc_ids), rankings_identical=not mismatched,
+        n_queries=len(prepared.queries), n_documents=len(doc_ids), rankings_identical=not mismatched,
         mismatched_queries=tuple(mismatched[:10]), max_score_difference=max_score_diff,
         max_metric_difference=metric_diff, score_tolerance=SCORE_TOLERANCE,
     )
@@ -107,9 +85,9 @@ def compare_runs(
 
 def bruteforce_check(
     store: VectorStore, collection: str, dataset: Dataset, prepared: PreparedSplit, query_vectors: np.ndarray,
-    qdrant: RetrievedRun, *, vector: str, k: int, progress: Progress = NULL_PROGRESS,
+    qdrant: Run, *, vector: str, k: int, progress: Progress = NULL_PROGRESS,
 ) -> BruteForceCheck:
     """Fetch the corpus's vectors, rank with numpy, compare with Qdrant's exact run `qdrant`."""
     doc_ids, doc_vectors = corpus_vectors(store, collection, dataset, prepared.corpus, vector, progress)
-    numpy_run = numpy_top_k(prepared.queries, query_vectors, doc_ids, doc_vectors, k)
+    numpy_run = exact_run(prepared.queries, l2_normalize(query_vectors), doc_ids, doc_vectors, k)
     return compare_runs(prepared, qdrant, numpy_run, query_vectors, doc_ids, doc_vectors)

@@ -64,15 +64,12 @@ class JudgedRun:
         return len(self.queries)
 
 
-def trec_rank_order(
-    scores: np.ndarray, lengths: np.ndarray, doc_id: Callable[[int, int], str] | Sequence[Sequence[str]]
-) -> np.ndarray:
+def trec_rank_order(scores: np.ndarray, lengths: np.ndarray, doc_id: Callable[[int, int], str]) -> np.ndarray:
     """Column order (Q, W) that ranks every row of `scores` as trec_eval does.
 
     scores (Q, W): row q holds the scores of query q's first lengths[q] documents, the rest is padding
-    (ranked last). Order: score descending compared as float32, then doc id descending. doc_id(q, j) —
-    or doc_id[q][j] when it is per-query lists of ids (no call per entry) — names the document behind
-    scores[q, j]; only tied entries are named, which are rare.
+    (ranked last). Order: score descending compared as float32, then doc id descending. doc_id(q, j)
+    names the document behind scores[q, j]; only tied entries are named, which are rare.
     """
     key = np.negative(scores, dtype=np.float32)
     if np.isnan(key).any():
@@ -100,8 +97,7 @@ def trec_rank_order(
     group = np.cumsum(starts)
     rows, positions = np.divmod(members, width)
     columns = order[rows, positions]
-    pairs = zip(rows.tolist(), columns.tolist(), strict=True)
-    names = [str(doc_id(r, c)) for r, c in pairs] if callable(doc_id) else [doc_id[r][c] for r, c in pairs]
+    names = [str(doc_id(r, c)) for r, c in zip(rows.tolist(), columns.tolist(), strict=True)]
     # Groups ascending, names descending within each: sort by (group, name) ascending, flip everything,
     # then put the groups back in ascending order with a stable sort. numpy compares str arrays by code
     # point, as Python and trec_eval's strcmp on UTF-8 do (ids hold no NUL characters).

@@ -1,4 +1,4 @@
-"""Ranking metrics of the GCL evaluation protocol (GCL-PROTOCOL.md §4.5), vectorised over all queries.
+"""Ranking metrics of the GCL evaluation protocol (docs/protocol.md, "Metrics"), vectorised over all queries.
 
 Input is a `JudgedRun` (see `judging.py`): gains g[q, r] = rel of the document at rank r + 1, the sorted
 judged rels I[q, :], n_relevant, max_rel. Ranks are 1-based in the formulas; "relevant" means rel ≥ 1.
@@ -52,7 +52,8 @@ class MetricTable:
         return {name: float(values.mean()) if values.size else 0.0 for name, values in self.per_query.items()}
 
     def headline(self) -> dict[str, float]:
-        """The protocol's report (§4.6): NDCG@10, mERR, mRBP7/8/9, MAP@1000, MRR@1000."""
+        """The protocol's report (docs/protocol.md, "The headline"): NDCG@10, mERR, mRBP7/8/9, MAP@1000,
+        MRR@1000."""
         missing = [name for name in HEADLINE if name not in self.per_query]
         if missing:
             raise ValueError(f"the headline needs {', '.join(missing)}: compute with ks ⊇ (10, 1000) "

@@ -1,4 +1,5 @@
-"""The GCL evaluation protocol (GCL-PROTOCOL.md §4.1–4.3): relevance, test queries, ground truth.
+"""The GCL evaluation protocol (docs/protocol.md, "The evaluation protocol"): relevance, test queries,
+ground truth.
 
 Written to give exactly what Marqo's official evaluation (github.com/marqo-ai/GCL, `evals/eval_gs_v1.py`:
 the rescale in `run_eval`, `get_test_queries`, the ground-truth loop) gives on the same split CSV:
@@ -13,7 +14,7 @@ the rescale in `run_eval`, `get_test_queries`, the ground-truth loop) gives on t
    replace=False, random_state=seed)` — with pandas < 3's semantics, which pandas 3 keeps but refuses
    where n · max(p) > 1 (`_weighted_sample`) — then `sort_values(by=rel, ascending=False)` — pandas' default
    (non-stable) quicksort, so queries with equal summed rel come in the order pandas gives.
-   top_q is capped at the number of distinct queries (the official code would raise).
+   top_q is capped at the number of distinct queries, as the official code does since commit c463c83.
 3. Ground truth of a query: its rows in file order, `sort_values(by=rel, ascending=False)` (again the
    default quicksort), first top_k, `{product_id: rel}` built in that order (a product listed twice
    keeps the later row's rel). Where the order cannot matter (≤ top_k rows, no repeated product) the
@@ -30,20 +31,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
-from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
+from gcl_vectordb.data.dataset import Dataset
 from gcl_vectordb.data.records import RejectLog, Split
 from gcl_vectordb.data.tables import DEFAULT_WEIGHT_COLUMN
-from gcl_vectordb.evaluation.coded import CodedQrels
 from gcl_vectordb.evaluation.judging import Qrels
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from gcl_vectordb.data.dataset import Dataset
 
 QUERY_KEY_SUFFIX = "_{!@#~}_"
 """What the official code appends to the query text to form its group key (the order of groups)."""
@@ -55,13 +50,12 @@ _WHITESPACE = re.compile(r"\s")
 
 
 def rescale_relevance(scores: pd.Series) -> pd.Series:
-    """Graded relevance 1..100 (int64) from a weight column, over the whole table (§4.1).
+    """Graded relevance 1..100 (int64) from a weight column, over the whole table (docs/protocol.md,
+    "Relevance").
 
     rel = int(((w − min w) / (max w − min w)) · 99 + 1), evaluated in that order in float64 as the
     official code does (so float rounding matches too); 1 everywhere when w takes one value.
     """
-    import pandas as pd
-
     if not pd.api.types.is_numeric_dtype(scores.dtype) or pd.api.types.is_bool_dtype(scores.dtype):
         raise ValueError(f"the weight column must be numeric, got dtype {scores.dtype}")
     if scores.isna().any():
@@ -75,8 +69,6 @@ def rescale_relevance(scores: pd.Series) -> pd.Series:
 def relevance_frame(split_frame: pd.DataFrame, weight_column: str = DEFAULT_WEIGHT_COLUMN) -> pd.DataFrame:
     """The columns the protocol needs: query, product_id, rel (rescaled `weight_column`), and query_id
     where the table has one. Rows stay in file order."""
-    import pandas as pd
-
     missing = [c for c in ("query", "product_id", weight_column) if c not in split_frame.columns]
     if missing:
         raise ValueError(f"the split table lacks column(s) {', '.join(missing)}")
@@ -89,14 +81,13 @@ def relevance_frame(split_frame: pd.DataFrame, weight_column: str = DEFAULT_WEIG
 
 def _grouped_relevance(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per distinct query, indexed by the official query key (sorted), column rel = Σ rel."""
-    import pandas as pd
-
     keys = frame["query"].astype(str) + QUERY_KEY_SUFFIX
     return pd.DataFrame({"query_key": keys, REL: frame[REL]}).groupby("query_key").sum()
 
 
 def sample_queries(frame: pd.DataFrame, top_q: int = DEFAULT_TOP_Q, seed: int = DEFAULT_SEED) -> list[str]:
-    """The test queries of a split (§4.2): min(top_q, #queries) query texts, highest summed rel first.
+    """The test queries of a split (docs/protocol.md, "Test queries"): min(top_q, #queries) query texts,
+    highest summed rel first.
 
     `frame` needs query and rel (see `relevance_frame`). Sampling is pandas' own
     `DataFrame.sample(n, weights=summed rel, replace=False, random_state=seed)` on the grouped table
@@ -123,13 +114,12 @@ def _weighted_sample(summed: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
 
 
 def build_qrels(frame: pd.DataFrame, queries: Sequence[str], top_k: int = DEFAULT_TOP_K) -> dict[str, dict[str, int]]:
-    """Ground truth (§4.3): {query text: {product_id: rel}} for `queries`, each cut at its top_k rels.
+    """Ground truth (docs/protocol.md, "Ground truth"): {query text: {product_id: rel}} for `queries`, each
+    cut at its top_k rels.
 
     `frame` needs query, product_id and rel. Every query must occur in `frame`. Cost: one stable sort
     of the queries' rows; pandas sorts only the queries where the official order decides the result.
     """
-    import pandas as pd
-
     if top_k < 1:
         raise ValueError(f"top_k must be ≥ 1, got {top_k}")
     wanted = pd.Index(list(queries))
@@ -198,11 +188,6 @@ class PreparedSplit:
     @property
     def corpus(self) -> int:
         return self.split.corpus
-
-    @cached_property
-    def coded(self) -> CodedQrels:
-        """The ground truth as arrays, for `judge_codes` (built on first use)."""
-        return CodedQrels.from_qrels(self.qrels, self.queries)
 
     def trec_qrels(self) -> dict[str, dict[str, int]]:
         """The ground truth keyed by TREC query id."""

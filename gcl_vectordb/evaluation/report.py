@@ -23,7 +23,7 @@ class SplitTimings:
 
     prepare_s: float  # read the split table, rel, sampling, ground truth
     embed_s: float  # query embedding
-    search_s: float  # retrieval through the store (the evaluated run), hits → arrays and codes
+    search_s: float  # retrieval through the store (the evaluated run), hits → (product, score) pairs
     metrics_s: float  # judging and metrics
     exact_search_s: float | None = None
 
@@ -121,6 +121,7 @@ class EvalSettings:
     seed: int
     weight_column: str
     versions: dict[str, str] = field(default_factory=dict)
+    fusion: str | None = None  # how vector "hybrid" fused its rankings
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
-"""`ingest(config)`: a Marqo-GS dataset's two corpora into one collection — resumable, idempotent.
+"""`ingest_dataset(config)`: a Marqo-GS dataset's two corpora into one collection — resumable, idempotent.
 
-    report = ingest(IngestConfig(collection="gs10m", data=Path("gcl-vdb-work/data"),
-                                 model_ref="gcl-vdb-work/model"))
+    report = ingest_dataset(IngestConfig(collection="gs10m", data=Path("gcl-vdb-work/data"),
+                                         model_ref="gcl-vdb-work/model"))
 
 Steps: open the dataset and the store; check an existing collection against this ingest (same dataset,
 same field weights, a model of the same dim) or create it (server: indexing deferred for the bulk load);
@@ -20,7 +20,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from gcl_vectordb.data.dataset import DATA_HINT, Dataset, open_dataset
+from gcl_vectordb.data.dataset import DATA_HINT, Dataset
+from gcl_vectordb.data.layouts import open_dataset
 from gcl_vectordb.domain import DEFAULT_FIELD_WEIGHTS, FieldWeights
 from gcl_vectordb.encoders import Encoder, load_encoder
 from gcl_vectordb.errors import CollectionNotFound, ConfigError, DataError
@@ -40,13 +41,13 @@ from gcl_vectordb.store import CollectionRecord, VectorStore, check_model, open_
 log = logging.getLogger(__name__)
 
 
-def ingest(config: IngestConfig, progress: Progress = NULL_PROGRESS) -> IngestReport:
+def ingest_dataset(config: IngestConfig, progress: Progress = NULL_PROGRESS) -> IngestReport:
     """Load the dataset's corpora into `config.collection` (see the module docstring); returns the report.
 
     Raises DataError (no dataset), ModelMismatch (a model of another dim than the collection's),
     ConfigError (another dataset or other field weights than the collection was built with),
     CollectionInUse / StoreUnreachable (store). Ctrl-C saves the state and re-raises KeyboardInterrupt.
-    Decode workers are spawned processes that import the main module: a script calling `ingest` with
+    Decode workers are spawned processes that import the main module: a script calling `ingest_dataset` with
     workers > 0 needs the usual `if __name__ == "__main__":` guard.
     """
     started = time.perf_counter()

@@ -1,7 +1,7 @@
 """The vector store: Qdrant collections of products (named vectors image / title / fused + payload).
 
 `open_store(location)` picks the backend from the location:
-- `http://…` / `https://…` → `ServerStore` on a Qdrant server or cluster (API key from the caller);
+- `http://…` / `https://…` → `ServerStore` (`gcl_vectordb.store.server`) on a Qdrant server or cluster (API key from the caller);
 - `:memory:` or `local:PATH` → `ServerStore` on qdrant-client's local mode (tests, tiny data);
 - anything else → `EmbeddedStore`, the Qdrant engine in-process, one folder per collection under it.
 
@@ -30,11 +30,10 @@ from gcl_vectordb.store.records import (
     product_payload,
 )
 from gcl_vectordb.store.schema import point_id
-from gcl_vectordb.store.server import ServerOptions, ServerStore
 
 __all__ = [
     "VECTOR_NAMES", "CollectionRecord", "EmbeddedOptions", "EmbeddedStore",
-    "Hit", "PointRecord", "SearchRequest", "ServerOptions", "ServerStore", "VectorStore",
+    "Hit", "PointRecord", "SearchRequest", "VectorStore",
     "check_model", "is_server_location", "open_store", "point_id", "product_payload",
 ]
 
@@ -52,10 +51,14 @@ def open_store(location: str | Path, *, api_key: str | None = None, **options: A
     Server options: `ServerOptions` fields (timeout, batch size, retries, backoff, green wait).
     """
     text = str(location)
-    if text.startswith(("http://", "https://")):
-        return ServerStore.connect(text, api_key=api_key, options=_options(ServerOptions, options))
-    if text == ":memory:" or text.startswith("local:"):
-        return ServerStore.local_mode(text, options=_options(ServerOptions, options))
+    if is_server_location(text):
+        # qdrant_client takes 1 s to import: only server locations load it (`gcl_vectordb.store.server`)
+        from gcl_vectordb.store.server import ServerOptions, ServerStore
+
+        server_options = _options(ServerOptions, options)
+        if text.startswith(("http://", "https://")):
+            return ServerStore.connect(text, api_key=api_key, options=server_options)
+        return ServerStore.local_mode(text, options=server_options)
     return EmbeddedStore(Path(text), _options(EmbeddedOptions, options))
 
 

@@ -1,4 +1,5 @@
-"""GCLLoss: the weighted symmetric InfoNCE of Generalized Contrastive Learning (GCL-PROTOCOL.md §3).
+"""GCLLoss: the weighted symmetric InfoNCE of Generalized Contrastive Learning (docs/protocol.md,
+"The GCL loss").
 
 For a batch of N (query, document) pairs with unit-norm features u_i, v_i and weights w_i ≥ 0:
 

@@ -1,6 +1,7 @@
 """Score-to-weight transforms g(s): graded relevance of a (query, product) pair → its loss weight w.
 
-GCL-PROTOCOL.md §3: w_i = g(s_i) weighs pair i in the weighted symmetric InfoNCE (`gcl.py`). The
+docs/protocol.md, "Score-to-weight transforms": w_i = g(s_i) weighs pair i in the weighted symmetric
+InfoNCE (`gcl.py`). The
 score columns of a split (`score_linear`, `position`, `score_reciprocal`) travel in `ScoreColumns`;
 a transform reads the column it needs and returns one float32 weight per pair, (batch,).
 

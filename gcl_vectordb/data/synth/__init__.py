@@ -1,4 +1,5 @@
-"""The synthetic Marqo-GS benchmark (GCL-PROTOCOL.md §2): drawn products, natural queries, graded lists.
+"""The synthetic Marqo-GS benchmark (docs/protocol.md, "The synthetic benchmark"): drawn products, natural
+queries, graded lists.
 
     from gcl_vectordb.data.synth import SynthConfig, synthesize
     report = synthesize(SynthConfig(out=Path("/tmp/gs"), products=2000, queries=300, seed=1))

@@ -16,7 +16,7 @@ from gcl_vectordb.data.synth.text import QuerySet, make_queries, make_titles
 from gcl_vectordb.data.synth.vocabulary import BRANDS, SLOTS, VALUES
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
 
-TRAIN_QUERY_SHARE = 0.8  # GCL-PROTOCOL.md §1: 80 % of queries train, 20 % unseen
+TRAIN_QUERY_SHARE = 0.8  # docs/protocol.md, "The four splits": 80 % of queries train, 20 % unseen
 CORPUS_1_SHARE = 0.5  # 50 % of products in corpus 1, the rest in corpus 2
 STREAM_CATALOGUE, STREAM_TITLES, STREAM_QUERIES, STREAM_SPLITS, STREAM_RANKING, STREAM_GT, STREAM_CAPTIONS = range(1, 8)
 

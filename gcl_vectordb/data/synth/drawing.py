@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 from gcl_vectordb.data.synth.vocabulary import CATEGORIES, COLOUR_RGB, COLOURS, MATERIALS, PATTERNS
 
@@ -87,8 +88,6 @@ class Pose(NamedTuple):
 
 def _mask(category: str, size: int, pose: Pose) -> np.ndarray:
     """Anti-aliased silhouette coverage in [0, 1], `(size, size)` (drawn at 2× and reduced)."""
-    from PIL import Image, ImageDraw
-
     scale, angle, dx, dy, flip = pose
     cos, sin = np.cos(angle), np.sin(angle)
     big = 2 * size
@@ -217,8 +216,6 @@ def draw_product(attributes: np.ndarray, size: int, rng: np.random.Generator) ->
 
 def encode_jpeg(pixels: np.ndarray, quality: int = 90) -> bytes:
     """JPEG bytes of an RGB array; chroma is not subsampled so thin coloured stripes survive at 64 px."""
-    from PIL import Image
-
     buffer = io.BytesIO()
     Image.fromarray(pixels, "RGB").save(buffer, "JPEG", quality=quality, subsampling=0)
     return buffer.getvalue()

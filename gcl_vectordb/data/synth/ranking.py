@@ -18,6 +18,7 @@ import numpy as np
 
 from gcl_vectordb.data.synth.text import NO_VALUE
 from gcl_vectordb.progress import ProgressTask
+from gcl_vectordb.topk import top_k
 
 NOISE = 0.75
 
@@ -77,12 +78,7 @@ def rank_query(
     matches = counts[candidates]
     for posting in postings:
         counts[posting] = 0
-    score = matches + rng.uniform(-NOISE, NOISE, len(candidates))
-    if len(candidates) > limit:
-        kept = np.argpartition(-score, limit - 1)[:limit]
-        best = kept[np.argsort(-score[kept], kind="stable")]
-    else:
-        best = np.argsort(-score, kind="stable")
+    best = top_k(matches + rng.uniform(-NOISE, NOISE, len(candidates)), limit)
     return candidates[best], matches[best]
 
 

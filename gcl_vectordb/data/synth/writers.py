@@ -15,16 +15,15 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from gcl_vectordb.data.records import SPLITS, Split
 from gcl_vectordb.data.synth.catalogue import STREAM_GT, Catalogue, SynthData
 from gcl_vectordb.data.synth.vocabulary import BRANDS, SLOTS, VALUES
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 IMAGES_FOLDER = "images"
 ARCHIVE_ROOT = "/archive/images_archive"
@@ -43,8 +42,6 @@ def image_local(index: int, product_id: str) -> str:
 
 def pair_frame(data: SynthData, rows: np.ndarray, with_images: bool) -> pd.DataFrame:
     """The split table of `rows` (indices into data.lists) in the official CSV column order."""
-    import pandas as pd
-
     lists, catalogue = data.lists, data.catalogue
     queries, products = lists.query[rows], lists.product[rows]
     position = lists.position[rows].astype(np.int64)
@@ -138,9 +135,7 @@ def write_official(root: Path, data: SynthData, seed: int, with_images: bool) ->
     return pairs
 
 
-def _parquet_table(data: SynthData, split: Split, rows: np.ndarray, images: dict[int, bytes] | None):
-    import pyarrow as pa
-
+def _parquet_table(data: SynthData, split: Split, rows: np.ndarray, images: dict[int, bytes] | None) -> pa.Table:
     frame = pair_frame(data, rows, with_images=False)
     image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
     if images is None:
@@ -169,8 +164,6 @@ def _parquet_table(data: SynthData, split: Split, rows: np.ndarray, images: dict
 
 def write_parquet(root: Path, data: SynthData, images: dict[int, bytes] | None) -> dict[str, int]:
     """One parquet file per split under `root/data`; rows per split."""
-    import pyarrow.parquet as pq
-
     folder = root / "data"
     folder.mkdir(parents=True, exist_ok=True)
     pairs = {}

@@ -1,0 +1,81 @@
+"""Options shared by several commands, declared once, and the parsers of typed option values.
+
+Settings resolve as flag > environment variable > `gcl-vdb.toml` > default (`gcl_vectordb.settings`);
+each setting's help names its environment variable. `key=value` values (`--fields`, `--weights`,
+`--filter`) are parsed without eval into domain types; a malformed value is a usage error (exit 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gcl_vectordb.domain import FieldWeights, parse_pairs
+from gcl_vectordb.errors import ConfigError
+from gcl_vectordb.settings import DEFAULTS, ENV_VARS
+
+
+def _setting_help(text: str, key: str) -> str:
+    return f"{text} (default: the `{key}` setting — env var {ENV_VARS[key]}, then gcl-vdb.toml, then {DEFAULTS[key]!r})"
+
+
+QdrantOption = Annotated[
+    str | None,
+    typer.Option(
+        "--qdrant", metavar="PATH|URL", show_default=False,
+        help=_setting_help("Store folder (embedded Qdrant engine) or http(s):// URL of a Qdrant server; the "
+                           "server's API key comes from $QDRANT_API_KEY.", "store"),
+    ),
+]
+CollectionOption = Annotated[
+    str | None,
+    typer.Option("--collection", show_default=False, help=_setting_help("Collection name.", "collection")),
+]
+DataOption = Annotated[
+    Path | None,
+    typer.Option("--data", metavar="DIR", show_default=False,
+                 help=_setting_help("Dataset folder (Marqo-GS official or parquet layout).", "data")),
+]
+ModelOption = Annotated[
+    str | None,
+    typer.Option("--model", show_default=False,
+                 help=_setting_help("ONNX bundle folder, checkpoint, run folder or architecture.", "model")),
+]
+ImagesDirOption = Annotated[
+    Path | None,
+    typer.Option("--images-dir", metavar="DIR", show_default=False,
+                 help="Folder the dataset's image paths are relative to; default: DIR/images, else a "
+                      "sibling images* folder."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document on stdout.")]
+
+
+def parse_weights(text: str, option: str) -> FieldWeights:
+    """`"image=0.9,title=0.1"` → `FieldWeights`; anything `FieldWeights.parse` refuses is a usage error."""
+    try:
+        return FieldWeights.parse(text, option)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
+
+
+def parse_filters(values: Iterable[str], option: str) -> tuple[int | None, dict[str, str]]:
+    """`--filter corpus=1 --filter brand=acme` (or `corpus=1,brand=acme`) → (corpus, other exact matches).
+
+    `corpus` is an integer (1 or 2); every other payload field is matched as a string.
+    """
+    filters: dict[str, str] = {}
+    try:
+        for text in values:
+            for key, value in parse_pairs(text, option).items():
+                if key in filters:
+                    raise ConfigError(f"{option}: {key} is given twice")
+                filters[key] = value
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
+    corpus = filters.pop("corpus", None)
+    if corpus is not None and corpus not in ("1", "2"):
+        raise typer.BadParameter(f"corpus={corpus}: the corpus is 1 or 2", param_hint=option)
+    return (int(corpus) if corpus is not None else None), filters
