@@ -181,20 +181,22 @@ HOLDER = textwrap.dedent("""
 
 
 @pytest.fixture
-def held(tmp_path: Path, ingested: Path, subprocess_env: dict[str, str]) -> Iterator[Path]:
-    """A copy of the ingested store whose collection another process holds open."""
+def held(tmp_path: Path, ingested: Path, subprocess_env: dict[str, str]) -> Iterator[tuple[Path, int]]:
+    """A copy of the ingested store whose collection another process holds open, and that process's pid."""
     store = shutil.copytree(ingested, tmp_path / "store")
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(store)], env=subprocess_env,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().startswith("holding 55")
-        yield store
+        yield store, holder.pid
     finally:
         holder.communicate("", timeout=60)
 
 
-def test_a_store_held_by_another_process(held: Path, tiny_gs: Path, micro_bundle: Path) -> None:
+def test_a_store_held_by_another_process(held: tuple[Path, int], tiny_gs: Path, micro_bundle: Path) -> None:
+    store, pid = held
     for args in (["query", "red dress", "--collection", "gs"],
                  ["ingest", "--collection", "gs", "--data", str(tiny_gs), "--model", str(micro_bundle)]):
-        line = _one_line_error(runner.invoke(app, [*args, "--qdrant", str(held)]))
-        assert "collection gs is in use by another process — stop it or wait" in line
+        line = _one_line_error(runner.invoke(app, [*args, "--qdrant", str(store)]))
+        assert f"collection gs is in use by pid {pid} (python -c {store}, since " in line
+        assert line.endswith("— wait for it to finish or stop it, then run the command again")

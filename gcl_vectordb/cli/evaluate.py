@@ -73,6 +73,10 @@ def evaluate_command(
     csv_file: Annotated[
         Path | None, typer.Option("--csv", metavar="FILE", help="Write the report as CSV: one row per split.")
     ] = None,
+    allow_partial: Annotated[
+        bool, typer.Option("--allow-partial", help="Evaluate a collection whose ingest has not completed (refused "
+                           "otherwise); the figures then cover only what it holds, and the report says so.")
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Evaluate ranking quality with the GCL protocol: sampled test queries, exact top-k through Qdrant,
@@ -94,7 +98,7 @@ def evaluate_command(
     config = EvalConfig(
         splits=(split.value,), collection=settings.collection, store=settings.store, api_key=settings.api_key,
         data=data, default_data=settings.data, top_q=top_q, k=k, vector=vector.value, approx=approx, seed=seed,
-        save_run=save_run, check_bruteforce=check_bruteforce, batch_size=batch_size,
+        save_run=save_run, check_bruteforce=check_bruteforce, batch_size=batch_size, allow_partial=allow_partial,
     )
     with output.ProgressBars() as progress:
         report = evaluate(config, progress)
@@ -106,6 +110,8 @@ def evaluate_command(
         output.print_json(report.to_dict())
     else:
         print_report(report)
+    for warning in report.warnings:  # after the table, where the eye lands
+        output.warn(f"PARTIAL COLLECTION — {warning}")
     for path in (report_file, csv_file):
         if path is not None:
             (output.note if json_output else output.info)(f"report written to {path}")

@@ -39,7 +39,14 @@ from gcl_vectordb.evaluation.protocol import (
 from gcl_vectordb.evaluation.report import EvalReport, EvalSettings, SplitReport, SplitTimings
 from gcl_vectordb.evaluation.trec import save_trec_files
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
-from gcl_vectordb.store import CollectionRecord, SearchRequest, VectorStore, check_model, open_store
+from gcl_vectordb.store import (
+    CollectionRecord,
+    SearchRequest,
+    VectorStore,
+    open_store,
+    require_complete,
+    require_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +62,9 @@ class EvalConfig:
     `data`: the dataset folder; None takes the collection record's `dataset_root`, then `default_data`.
     `k` is both the retrieval depth and the ground-truth cap (the official code uses one top_k for
     both). `approx` retrieves with the HNSW index (and also runs exact search, to report the cost).
-    `batch_size`: queries per embedding batch and per store round trip.
+    `batch_size`: queries per embedding batch and per store round trip. A collection whose ingest has not
+    completed is refused (`PartialCollection`) unless `allow_partial`, which evaluates it with a warning
+    kept in the report.
     """
 
     splits: tuple[str, ...] = ("all",)
@@ -74,6 +83,7 @@ class EvalConfig:
     check_bruteforce: bool = False
     batch_size: int = 256
     weight_column: str = DEFAULT_WEIGHT_COLUMN
+    allow_partial: bool = False
 
     def __post_init__(self) -> None:
         names = tuple(s.name for s in SPLITS) if "all" in self.splits else tuple(dict.fromkeys(self.splits))
@@ -100,11 +110,15 @@ def evaluate(config: EvalConfig, progress: Progress = NULL_PROGRESS) -> EvalRepo
     """Evaluate every split of `config` through the store; see the module docstring."""
     started = time.perf_counter()
     with open_store(config.store, api_key=config.api_key) as store:
+        store.hold(config.collection)
         record = store.get_record(config.collection)
+        partial = require_complete(record, allow_partial=config.allow_partial)
+        if partial is not None:
+            log.warning("%s", partial)
         dataset = open_dataset(_data_root(config, record))
         splits = [dataset.split(name) for name in config.splits]  # every split file checked before work
         encoder = load_encoder(record.model_ref, batch_size=config.batch_size)
-        check_model(record, encoder.model_ref, encoder.dim)
+        require_model(record, encoder.identity)
         reports = tuple(
             _evaluate_split(store, record, encoder, dataset, split.name, config, progress) for split in splits
         )
@@ -112,8 +126,9 @@ def evaluate(config: EvalConfig, progress: Progress = NULL_PROGRESS) -> EvalRepo
         model_ref=record.model_ref, collection=record.name, store=store.location, dataset=str(dataset.root),
         vector=config.vector, search="hnsw" if config.approx else "exact", top_q=config.top_q, k=config.k,
         seed=config.seed, weight_column=config.weight_column, versions=library_versions(),
+        collection_status=record.status(), allow_partial=config.allow_partial,
     )
-    return EvalReport(settings, reports, time.perf_counter() - started)
+    return EvalReport(settings, reports, time.perf_counter() - started, () if partial is None else (partial,))
 
 
 def _data_root(config: EvalConfig, record: CollectionRecord) -> Path:

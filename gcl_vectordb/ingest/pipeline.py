@@ -16,6 +16,7 @@ re-raises `KeyboardInterrupt`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import queue
 import threading
@@ -100,6 +101,7 @@ class PipelineSetup:
     checkpoint_s: float
     images_dir: str
     task: ProgressTask
+    sizes: dict[int, int | None] = field(default_factory=dict)  # products per corpus, for the progress
 
 
 class Pipeline:
@@ -243,12 +245,19 @@ class Pipeline:
             self.committed[source.corpus].set()
 
     def _checkpoint(self) -> None:
-        """Make the written points durable, then move the cursor (never the other way round)."""
+        """Make the written points durable, then move the cursor (never the other way round), then tell
+        the collection's record how far the ingest got."""
         started = time.perf_counter()
+        setup = self.setup
         with self.store_lock:
-            self.setup.store.flush(self.setup.collection)
-        self.setup.rejects.sync()
-        self.setup.state.save()
+            setup.store.flush(setup.collection)
+        setup.rejects.sync()
+        setup.state.save()
+        progress = setup.state.progress(setup.corpora, setup.sizes)
+        with self.store_lock:
+            record = setup.store.get_record(setup.collection)
+            if record.progress != progress:
+                setup.store.update_record(dataclasses.replace(record, progress=progress))
         self._last_checkpoint = time.monotonic()
         self.tally.seconds["checkpoint"] += time.perf_counter() - started
 

@@ -3,15 +3,19 @@
     report = ingest_dataset(IngestConfig(collection="gs10m", data=Path("gcl-vdb-work/data"),
                                          model_ref="gcl-vdb-work/model"))
 
-Steps: open the dataset and the store; check an existing collection against this ingest (same dataset,
-same field weights, a model of the same dim) or create it (server: indexing deferred for the bulk load);
-load the resume state; run the pipeline (`gcl_vectordb.ingest.pipeline`); build the index (`optimize`).
+Steps: open the dataset and the store; take the collection (embedded: its lock, before anything of it is
+read; server: the lock of the local ingest state), so that a second ingest, query or drop is refused at
+once; check an existing collection against this ingest (same dataset, same field weights, the same model:
+`require_model`) or create it with the model's identity (server: indexing deferred for the bulk load);
+load the resume state; run the pipeline (`gcl_vectordb.ingest.pipeline`), which saves the progress in the
+collection's record at every checkpoint; build the index (`optimize`).
 Durability: the embedded engine writes each upsert to its write-ahead log before returning, so points
 survive a SIGKILL even before `flush()`; the cursor still moves only after a flush (see `state`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import multiprocessing
@@ -36,7 +40,8 @@ from gcl_vectordb.ingest.decode import init_worker
 from gcl_vectordb.ingest.pipeline import Pipeline, PipelineSetup, Tally
 from gcl_vectordb.ingest.state import IngestState, RejectsFile, dataset_fingerprint
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
-from gcl_vectordb.store import CollectionRecord, VectorStore, check_model, open_store
+from gcl_vectordb.store import CollectionRecord, IngestProgress, VectorStore, open_store, require_model
+from gcl_vectordb.store.lock import Lock
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +49,10 @@ log = logging.getLogger(__name__)
 def ingest_dataset(config: IngestConfig, progress: Progress = NULL_PROGRESS) -> IngestReport:
     """Load the dataset's corpora into `config.collection` (see the module docstring); returns the report.
 
-    Raises DataError (no dataset), ModelMismatch (a model of another dim than the collection's),
+    Raises DataError (no dataset), ModelMismatch (another model than the collection's, named with it),
     ConfigError (another dataset or other field weights than the collection was built with),
-    CollectionInUse / StoreUnreachable (store). Ctrl-C saves the state and re-raises KeyboardInterrupt.
+    CollectionInUse (another process has the collection), OutOfSpace (the disk has no room for the next
+    step; what was written is kept), StoreUnreachable. Ctrl-C saves the state and re-raises KeyboardInterrupt.
     Decode workers are spawned processes that import the main module: a script calling `ingest_dataset` with
     workers > 0 needs the usual `if __name__ == "__main__":` guard.
     """
@@ -56,19 +62,22 @@ def ingest_dataset(config: IngestConfig, progress: Progress = NULL_PROGRESS) -> 
     corpora = tuple(c for c in config.corpora if c in dataset.corpora)
     if not corpora:
         raise DataError(f"{config.data} holds none of the corpora {config.corpora}", DATA_HINT)
-    with open_store(config.store, api_key=config.api_key) as store:
-        record, encoder, created, seconds = _collection(config, store, dataset)
+    with open_store(config.store, api_key=config.api_key) as store, _state_lock(config):
+        store.hold(config.collection, create=True)
+        record, encoder, created, seconds = _collection(config, store, dataset, corpora)
         state = IngestState.load(config.resolved_state_dir() / STATE_FILE, record.name, record.created_at,
                                  dataset_fingerprint(dataset.root))
         resumed_from = {c: state.cursor(c).done for c in corpora} if state.resumed else {}
         done_before = {c: state.cursor(c).done for c in corpora if state.cursor(c).complete}
         workers = available_cpus() if config.workers is None else config.workers
         rejects = RejectsFile(config.resolved_rejects(), resume=state.resumed)
+        pending = [c for c in corpora if not state.cursor(c).complete]
         setup = PipelineSetup(
             dataset=dataset, store=store, collection=record.name, encoder=encoder,
             field_weights=_field_weights(config, record), state=state, rejects=rejects,
             corpora=corpora, batch_size=config.batch_size, workers=max(workers, 1),
             checkpoint_s=config.checkpoint_s, images_dir=str(dataset.images_dir), task=NULL_PROGRESS.task(""),
+            sizes={c: dataset.count_products(c) if c in pending else state.cursor(c).done for c in corpora},
         )
         try:
             clock = time.perf_counter()
@@ -99,8 +108,17 @@ def ingest_dataset(config: IngestConfig, progress: Progress = NULL_PROGRESS) -> 
     )
 
 
+def _state_lock(config: IngestConfig) -> contextlib.AbstractContextManager[object]:
+    """A server collection's ingest state (cursor, rejects) is a local folder that two ingests must not
+    share; an embedded collection's lock covers its state already."""
+    if not config.server:
+        return contextlib.nullcontext()
+    state_dir = config.resolved_state_dir()
+    return Lock(state_dir / "ingest.lock", f"the ingest state of collection {config.collection} ({state_dir})")
+
+
 def _collection(
-    config: IngestConfig, store: VectorStore, dataset: Dataset
+    config: IngestConfig, store: VectorStore, dataset: Dataset, corpora: tuple[int, ...]
 ) -> tuple[CollectionRecord, Encoder, bool, dict[str, float]]:
     """The collection to fill — checked against this ingest, or created — the encoder, whether the
     collection is new, and the seconds the model took to load."""
@@ -108,16 +126,19 @@ def _collection(
     weights = _field_weights(config, existing)
     if existing is not None:
         _check_same_source(existing, dataset, weights)
-        store.count(config.collection)  # takes the collection now: "in use" before the slow work
     clock = time.perf_counter()
     encoder = load_encoder(config.model_ref, device=config.device, batch_size=config.encoder_batch_size)
     seconds = {"model": time.perf_counter() - clock}
-    record = existing or _new_record(config, dataset, encoder, weights)
-    check_model(record, encoder.model_ref, encoder.dim)
     if existing is None:
-        record = store.create_collection(record, shards=config.shards, replicas=config.replicas,
-                                         bulk_load=config.server)
-    return record, encoder, existing is None, seconds
+        record = store.create_collection(_new_record(config, dataset, encoder, weights, corpora),
+                                         shards=config.shards, replicas=config.replicas, bulk_load=config.server)
+        return record, encoder, True, seconds
+    require_model(existing, encoder.identity)
+    if existing.identity is None:  # created before identities were recorded, by this model_ref: record it
+        log.warning("recording the identity of %s in collection %s", encoder.identity.short(), existing.name)
+        existing = dataclasses.replace(existing, identity=encoder.identity)
+        store.update_record(existing)
+    return existing, encoder, False, seconds
 
 
 def _stored_record(store: VectorStore, name: str) -> CollectionRecord | None:
@@ -145,12 +166,14 @@ def _check_same_source(record: CollectionRecord, dataset: Dataset, weights: Fiel
                           f"not {weights}", drop)
 
 
-def _new_record(config: IngestConfig, dataset: Dataset, encoder: Encoder, weights: FieldWeights) -> CollectionRecord:
+def _new_record(config: IngestConfig, dataset: Dataset, encoder: Encoder, weights: FieldWeights,
+                corpora: tuple[int, ...]) -> CollectionRecord:
     return CollectionRecord(
         config.collection, model_ref=encoder.model_ref, dim=encoder.dim, field_weights=weights,
         dataset_root=str(dataset.root),
         ingest={"layout": dataset.layout, "images_dir": str(dataset.images_dir), "batch_size": config.batch_size,
                 "corpora": list(config.corpora), "image_size": encoder.image_size},
+        identity=encoder.identity, progress=IngestProgress(False, {c: (0, None) for c in corpora}),
     )
 
 
@@ -158,7 +181,7 @@ def _run_pipeline(setup: PipelineSetup, workers: int, progress: Progress) -> Tal
     """Run the pipeline with a progress bar (products of the corpora) and `workers` decode processes."""
     cursors = [setup.state.cursor(c) for c in setup.corpora]
     pending, done = not all(c.complete for c in cursors), sum(c.done for c in cursors)
-    total = sum(setup.dataset.count_products(c) for c in setup.corpora) if pending else done
+    total = sum(size or 0 for size in setup.sizes.values())
     task = progress.task(f"ingesting into {setup.collection}", total=total, unit="points")
     task.update(completed=done)
     pool = None

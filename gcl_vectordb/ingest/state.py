@@ -27,7 +27,8 @@ from typing import Any
 
 from gcl_vectordb.data.records import Reject
 from gcl_vectordb.errors import StoreError
-from gcl_vectordb.files import write_json_atomic
+from gcl_vectordb.files import out_of_space, write_json_atomic
+from gcl_vectordb.store.records import IngestProgress
 
 log = logging.getLogger(__name__)
 STATE_FORMAT = 1
@@ -81,6 +82,11 @@ class IngestState:
     def cursor(self, corpus: int) -> Cursor:
         return self.cursors.setdefault(corpus, Cursor())
 
+    def progress(self, corpora: tuple[int, ...], sizes: dict[int, int | None]) -> IngestProgress:
+        """The progress a collection's record shows: per corpus (done, size); complete once all are in."""
+        return IngestProgress(all(self.cursor(c).complete for c in corpora),
+                              {c: (self.cursor(c).done, sizes.get(c)) for c in corpora})
+
     def save(self) -> None:
         data = {
             "format": STATE_FORMAT, "collection": self.collection, "created_at": self.created_at,
@@ -89,6 +95,9 @@ class IngestState:
         try:
             write_json_atomic(self.path, data, indent=1)
         except OSError as exc:
+            full = out_of_space(exc, self.path.parent, f"save the ingest state {self.path}")
+            if full is not None:
+                raise full from exc
             raise StoreError(f"cannot write the ingest state {self.path}: {exc}",
                              "check that the folder is writable (or pick another with the state_dir setting)") from exc
 

@@ -21,7 +21,7 @@ from typing import Any
 from gcl_vectordb.domain import FieldWeights, SearchMode
 from gcl_vectordb.encoders import Encoder, load_encoder
 from gcl_vectordb.errors import ConfigError
-from gcl_vectordb.store import SearchRequest, VectorStore, check_model, open_store
+from gcl_vectordb.store import SearchRequest, VectorStore, open_store, require_model
 from gcl_vectordb.store.records import CollectionRecord
 
 log = logging.getLogger(__name__)
@@ -80,16 +80,18 @@ def search_products(
     exact: bool = False,
     encoder: Encoder | None = None,
 ) -> QueryResult:
-    """Embed `text` with the collection's model (or `encoder`, which must have the collection's dim)
-    and search. Raises CollectionNotFound, ModelMismatch, ConfigError (bad mode, limit, weights)."""
+    """Embed `text` with the collection's model (or `encoder`, which must be that model: `require_model`)
+    and search. Raises CollectionNotFound, CollectionInUse, ModelMismatch, ConfigError (bad mode, limit,
+    weights)."""
     started = time.perf_counter()
     if not text.strip():
         raise ConfigError("the query text is empty", 'give some words to search for, e.g. "red summer dress"')
     mode = SearchMode.parse(mode)
+    store.hold(collection)
     record = store.get_record(collection)
     clock = time.perf_counter()
     encoder = encoder or cached_encoder(record.model_ref)
-    check_model(record, encoder.model_ref, encoder.dim)
+    require_model(record, encoder.identity)
     loaded = time.perf_counter()
     vector = encoder.encode_texts([text])[0]
     embedded = time.perf_counter()

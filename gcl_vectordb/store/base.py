@@ -14,10 +14,16 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from gcl_vectordb.domain import SearchMode
-from gcl_vectordb.errors import CollectionNotFound, ConfigError, ModelMismatch, StoreError
+from gcl_vectordb.errors import CollectionInUse, CollectionNotFound, ConfigError, ModelMismatch, StoreError
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.store import plans
-from gcl_vectordb.store.records import VECTOR_NAMES, CollectionRecord, Hit, PointRecord, SearchRequest
+from gcl_vectordb.store.records import (
+    VECTOR_NAMES,
+    CollectionRecord,
+    Hit,
+    PointRecord,
+    SearchRequest,
+)
 from gcl_vectordb.store.schema import hits_from_wire, point_from_wire, point_id, wire_rows
 
 log = logging.getLogger(__name__)
@@ -33,6 +39,20 @@ class VectorStore(Protocol):
         self, record: CollectionRecord, *, exist_ok: bool = False, shards: int = 1, replicas: int = 1,
         bulk_load: bool = False,
     ) -> CollectionRecord: ...
+
+    def hold(self, name: str, *, create: bool = False) -> None:
+        """Take the collection for this store's lifetime, before anything of it is read or written (embedded:
+        an exclusive lock, `CollectionInUse` naming the holder; server: nothing, the server serialises)."""
+        ...
+
+    def in_use(self, name: str) -> CollectionInUse | None:
+        """Why the collection cannot be held now, or None (then this store holds it)."""
+        ...
+
+    def update_record(self, record: CollectionRecord) -> None:
+        """Replace an existing collection's record by `record` (same name, dim and creation): how ingest
+        saves its progress, and records the model identity of a collection created before there was one."""
+        ...
 
     def get_record(self, name: str) -> CollectionRecord: ...
 
@@ -238,15 +258,27 @@ def collection_not_found(name: str, location: str, existing: list[str]) -> Colle
     return CollectionNotFound(f"collection {name!r} not found in {location}", hint)
 
 
+def check_update(stored: CollectionRecord, new: CollectionRecord) -> None:
+    """`update_record` changes what a collection remembers, never what it is (dim, vectors, creation)."""
+    fixed = ("dim", "vectors", "distance", "created_at")
+    if any(getattr(stored, key) != getattr(new, key) for key in fixed):
+        raise ConfigError(f"collection {stored.name!r}: an update cannot change {', '.join(fixed)}")
+    if stored.identity is not None and new.identity != stored.identity:
+        raise ConfigError(f"collection {stored.name!r}: an update cannot change the model identity")
+
+
 def existing_record(
     stored: CollectionRecord, wanted: CollectionRecord, exist_ok: bool, location: str
 ) -> CollectionRecord:
-    """`create_collection` on an existing name: the stored record if `exist_ok` and the dims agree."""
+    """`create_collection` on an existing name: the stored record if `exist_ok` and the models agree
+    (the same identity where both record one, else the same dim)."""
     if not exist_ok:
         raise StoreError(
             f"collection {wanted.name!r} already exists in {location}",
             f"drop it first (`gcl-vdb collections drop {wanted.name}`) or choose another name",
         )
+    if stored.identity is not None and wanted.identity is not None:
+        stored.identity.require_same(wanted.identity, stored.name)
     if stored.dim != wanted.dim:
         raise ModelMismatch(
             f"collection {wanted.name!r} holds {stored.dim}-dim vectors built by {stored.model_ref}, "

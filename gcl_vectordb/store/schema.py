@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import qdrant_edge as edge
 
-from gcl_vectordb.domain import FieldWeights
+from gcl_vectordb.domain import FieldWeights, ModelIdentity
 from gcl_vectordb.errors import ConfigError, StoreError
 from gcl_vectordb.store.plans import Nearest, QueryPlan, RrfFusion, WeightedSum
-from gcl_vectordb.store.records import VECTOR_NAMES, CollectionRecord, Hit, PointRecord
+from gcl_vectordb.store.records import VECTOR_NAMES, CollectionRecord, Hit, IngestProgress, PointRecord
 
 PRODUCT_NAMESPACE = uuid.UUID("6f1c2a0e-5b7d-5c43-9e0a-3d4b8f2e7a91")
 """UUID5 namespace of point ids. Fixed forever: changing it would orphan every stored point."""
@@ -41,6 +41,8 @@ def record_to_json(record: CollectionRecord) -> dict[str, Any]:
     data = asdict(record)
     data["vectors"] = list(record.vectors)
     data["field_weights"] = record.field_weights.as_dict()
+    data["identity"] = record.identity.to_dict() if record.identity is not None else None
+    data["progress"] = record.progress.to_dict() if record.progress is not None else None
     return {"format": RECORD_FORMAT, **data}
 
 
@@ -55,6 +57,10 @@ def record_from_json(data: Mapping[str, Any], where: str) -> CollectionRecord:
         values["vectors"] = tuple(values.get("vectors", VECTOR_NAMES))
         if "field_weights" in values:
             values["field_weights"] = FieldWeights.from_mapping(values["field_weights"])
+        if values.get("identity") is not None:
+            values["identity"] = ModelIdentity.from_dict(values["identity"])
+        if values.get("progress") is not None:
+            values["progress"] = IngestProgress.from_dict(values["progress"])
         return CollectionRecord(**values)
     except (TypeError, ValueError, ConfigError) as exc:
         raise StoreError(f"the collection record in {where} is unreadable: {exc}",

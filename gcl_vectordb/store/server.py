@@ -24,7 +24,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 from gcl_vectordb.errors import CollectionInUse, StoreError, StoreUnreachable
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.store import plans, schema
-from gcl_vectordb.store.base import StoreBase, collection_not_found, existing_record
+from gcl_vectordb.store.base import StoreBase, check_update, collection_not_found, existing_record
 from gcl_vectordb.store.records import CollectionRecord, validate_collection_name
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,21 @@ class ServerStore(StoreBase):
         log.info("created collection %s on %s (dim %d, bulk load %s)", record.name, self.location,
                  record.dim, bulk_load)
         return record
+
+    def hold(self, name: str, *, create: bool = False) -> None:
+        """Nothing to take: the server serialises concurrent clients (and local mode locks its folder)."""
+        validate_collection_name(name)
+
+    def in_use(self, name: str) -> CollectionInUse | None:
+        return None
+
+    def update_record(self, record: CollectionRecord) -> None:
+        """Replace the record in the collection's metadata; see `VectorStore.update_record`."""
+        check_update(self.get_record(record.name), record)
+        metadata = {schema.RECORD_METADATA_KEY: schema.record_to_json(record)}
+        self._retrying(f"save the record of {record.name}",
+                       lambda: self._client.update_collection(record.name, metadata=metadata))
+        self._records[record.name] = record
 
     def get_record(self, name: str) -> CollectionRecord:
         if name in self._records:
