@@ -68,13 +68,15 @@ def test_a_second_holder_is_refused_with_the_first_ones_pid_command_and_start(tm
     assert path.is_file()  # never deleted: a dropped and re-created collection keeps one lock file
 
 
-def test_the_command_line_in_the_lock_file_carries_no_url_credentials(tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sys, "argv", ["/usr/bin/gcl-vdb", "ingest", "--qdrant", "https://me:s3cret@q.example:6333"])
+def test_the_command_line_in_the_lock_file_carries_no_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["/usr/bin/gcl-vdb", "serve", "--qdrant", "https://me:s3cret@q.example:6333",
+                                      "--api-key", "s3cret", "--token=s3cret", "--port", "80"])
     with hold(tmp_path / "x.lock", "collection x"):
+        assert "s3cret" not in (tmp_path / "x.lock").read_text()
         with pytest.raises(CollectionInUse) as raised:
             hold(tmp_path / "x.lock", "collection x")
-    assert "gcl-vdb ingest --qdrant https://q.example:6333" in str(raised.value) and "s3cret" not in str(raised.value)
+    assert ("gcl-vdb serve --qdrant https://q.example:6333 --api-key *** --token=*** --port 80"
+            in str(raised.value))
 
 
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path, subprocess_env: dict[str, str]) -> None:

@@ -121,6 +121,7 @@ class EvalSettings:
     seed: int
     weight_column: str
     versions: dict[str, str] = field(default_factory=dict)
+    fusion: str | None = None  # how vector "hybrid" fused its rankings
     collection_status: str = "complete"  # the collection's ingest progress (`CollectionRecord.status`)
     allow_partial: bool = False
 

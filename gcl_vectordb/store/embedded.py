@@ -27,7 +27,8 @@ from gcl_vectordb.errors import CollectionInUse, StoreError
 from gcl_vectordb.files import out_of_space, write_json_atomic
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.store import plans, schema, space
-from gcl_vectordb.store.base import StoreBase, check_update, collection_not_found, existing_record
+from gcl_vectordb.store.base import StoreBase, collection_not_found, existing_record
+from gcl_vectordb.store.bm25 import SparseVector
 from gcl_vectordb.store.lock import Lock, lock_path
 from gcl_vectordb.store.records import CollectionRecord, validate_collection_name
 
@@ -102,7 +103,8 @@ class EmbeddedStore(StoreBase):
         if (folder / RECORD_FILE).is_file():
             return existing_record(self.get_record(record.name), record, exist_ok, self.location)
         self._require_space(0, f"create collection {record.name}")
-        config = schema.edge_config(record.dim, self.options.hnsw(), self.options.indexing_threshold_kb)
+        config = schema.edge_config(record.dim, self.options.hnsw(), self.options.indexing_threshold_kb,
+                                    bm25=record.bm25 is not None)
         try:
             if (folder / SHARD_DIR).exists():  # a create that died before writing its record
                 shutil.rmtree(folder / SHARD_DIR)
@@ -111,7 +113,7 @@ class EmbeddedStore(StoreBase):
                 shard = edge.EdgeShard.create(str(folder / SHARD_DIR), config)
                 for operation in schema.edge_payload_indexes():
                     shard.update(operation)
-            self._write_record(record)
+            self._save_record(record)
         except StoreError:
             raise
         except Exception as exc:  # OSError, or qdrant-edge's plain Exception
@@ -140,21 +142,6 @@ class EmbeddedStore(StoreBase):
         except CollectionInUse as exc:
             return exc
         return None
-
-    def update_record(self, record: CollectionRecord) -> None:
-        """Replace the stored record of `record.name` (atomically); see `VectorStore.update_record`."""
-        self.hold(record.name)
-        check_update(self.get_record(record.name), record)
-        self._write_record(record)
-
-    def _write_record(self, record: CollectionRecord) -> None:
-        try:
-            write_json_atomic(self.root / record.name / RECORD_FILE, schema.record_to_json(record))
-        except OSError as exc:
-            raise out_of_space(exc, self.root, f"save the record of {record.name}") or StoreError(
-                f"cannot write the record of collection {record.name}: {exc}",
-                "check that the store folder is writable (--qdrant PATH)") from exc
-        self._records[record.name] = record
 
     def get_record(self, name: str) -> CollectionRecord:
         if name in self._records:
@@ -226,29 +213,60 @@ class EmbeddedStore(StoreBase):
 
     def close(self) -> None:
         """Flush and close every shard, then let go of the collections (also after a failed flush)."""
-        try:
-            for name, shard in list(self._shards.items()):
-                del self._shards[name]
+        failure: BaseException | None = None
+        for name, shard in list(self._shards.items()):
+            del self._shards[name]
+            try:
                 with self._engine(f"flush collection {name}"):
                     shard.flush()
+            except Exception as exc:  # close the rest all the same; the first failure is raised
+                failure = failure or exc
+            finally:
                 shard.close()
-        finally:
-            for lock in self._locks.values():
-                lock.release()
-            self._locks.clear()
-            self._records.clear()
+        for lock in self._locks.values():
+            lock.release()
+        self._locks.clear()
+        self._records.clear()
+        if failure is not None:
+            raise failure
 
     # ---- data
     def count(self, name: str, *, corpus: int | None = None) -> int:
         conditions = [("corpus", corpus)] if corpus is not None else []
         return self._shard(name).count(edge.CountRequest(exact=True, filter=schema.edge_filter(conditions)))
 
-    def _write(self, name: str, rows: list[tuple[str, dict[str, list[float]], dict[str, Any]]]) -> None:
+    def _write(self, name: str, rows: list[schema.WireRow]) -> None:
         shard = self._shard(name)
         what = f"write {len(rows):,} points into collection {name}"
         self._require_space(len(rows) * space.point_bytes(self.get_record(name).dim), what)
         with self._engine(what):
             shard.update(edge.UpdateOperation.upsert_points(schema.edge_points(iter(rows))))
+
+    def _add_sparse_vector(self, name: str) -> None:
+        self._shard(name).update(schema.edge_create_sparse_vector())
+
+    def _scroll_titles(self, name: str, offset: Any, limit: int) -> tuple[list[tuple[str, str | None]], Any]:
+        records, following = self._shard(name).scroll(edge.ScrollRequest(
+            offset=offset, limit=limit, with_payload=edge.PayloadSelector.Include(["title"]), with_vector=False))
+        return [(str(r.id), (r.payload or {}).get("title")) for r in records], following
+
+    def _write_sparse(self, name: str, updates: list[tuple[str, SparseVector]]) -> None:
+        shard = self._shard(name)
+        what = f"write {len(updates):,} BM25 vectors into collection {name}"
+        self._require_space(len(updates) * space.point_bytes(0), what)  # a point without dense vectors
+        with self._engine(what):
+            shard.update(schema.edge_sparse_updates(updates))
+
+    def _save_record(self, record: CollectionRecord) -> None:
+        """Write the record atomically, holding the collection."""
+        self.hold(record.name, create=True)
+        try:
+            write_json_atomic(self.root / record.name / RECORD_FILE, schema.record_to_json(record))
+        except OSError as exc:
+            raise out_of_space(exc, self.root, f"save the record of {record.name}") or StoreError(
+                f"cannot write the record of collection {record.name}: {exc}",
+                "check that the store folder is writable (--qdrant PATH)") from exc
+        self._records[record.name] = record
 
     def _query(self, name: str, query_plans: Sequence[plans.QueryPlan]) -> list[list[Any]]:
         shard = self._shard(name)

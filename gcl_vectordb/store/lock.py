@@ -31,6 +31,7 @@ LOCKS_DIR = ".locks"
 """Folder of an embedded store's lock files; collection names start with a letter or digit, so it is
 never a collection's folder."""
 _COMMAND_CHARS = 160
+_SECRET = re.compile(r"key|token|secret|password", re.IGNORECASE)  # options whose values never leave the process
 _READ_TRIES = 10  # the holder writes its details right after locking: a refused process may be early
 
 
@@ -42,7 +43,7 @@ def lock_path(root: Path, name: str) -> Path:
 
 @dataclass(frozen=True)
 class Holder:
-    """Who holds a lock: process id, command line (credentials in URLs removed) and start time (ISO)."""
+    """Who holds a lock: process id, command line (secrets removed: `this_command`) and start time (ISO)."""
 
     pid: int
     command: str
@@ -58,15 +59,23 @@ class Holder:
 
 
 def this_command() -> str:
-    """The command line of this process as a person typed it, `gcl-vdb …` for `python -m gcl_vectordb …`."""
+    """The command line of this process as a person typed it, `gcl-vdb …` for `python -m gcl_vectordb …`,
+    with the values of options named like a secret (`--api-key`, `--token`, …) and the credentials in URLs
+    removed: the lock file is readable by others, and refused commands print it."""
     argv = list(sys.argv) or ["python"]
     program = Path(argv[0]).name
     if program in ("__main__.py", "gcl-vdb", "gcl_vectordb"):
         program = "gcl-vdb"
     elif program in ("-c", "-m", ""):  # python -c CODE …: sys.argv[0] is "-c"
         program = f"python {program}".strip()
-    text = " ".join([program, *argv[1:]])
-    text = re.sub(r"(://)[^/@\s]+@", r"\1", text)  # user:password@ in a server URL
+    words = [program]
+    hide_next = False
+    for arg in argv[1:]:
+        name, sep, _ = arg.partition("=")
+        secret = arg.startswith("-") and _SECRET.search(name) is not None
+        words.append("***" if hide_next else f"{name}=***" if secret and sep else arg)
+        hide_next = secret and not sep
+    text = re.sub(r"(://)[^/@\s]+@", r"\1", " ".join(words))  # user:password@ in a server URL
     return text if len(text) <= _COMMAND_CHARS else text[: _COMMAND_CHARS - 1] + "…"
 
 
