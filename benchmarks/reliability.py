@@ -85,6 +85,7 @@ class Trial:
     detail: str
     exits: list[int] = field(default_factory=list)
     refusals: int = 0  # one clean line naming the holder, the model or the missing space
+    holder_named: int = 0  # answers (exit 0) that reported a held collection's holder instead of its size
     crashes: list[str] = field(default_factory=list)
     outcome: dict = field(default_factory=dict)
 
@@ -98,6 +99,8 @@ class Trial:
         lines = [line for line in result.stderr.splitlines() if line.strip() and "━" not in line]
         if killed and result.returncode == -signal.SIGKILL:
             return result
+        if result.returncode == 0 and "in use by pid" in result.stdout:
+            self.holder_named += 1
         if result.returncode == 1 and len(lines) == 1 and "Traceback" not in result.stderr \
                 and (expect_refusal is None or expect_refusal in lines[0]):
             self.refusals += 1
@@ -158,7 +161,8 @@ def sigkill(setup: Setup, store: Path, rng: random.Random) -> Trial:
 def alongside(command: list[str], loops: int) -> Callable[[Setup, Path, random.Random], Trial]:
     """A fault: `loops` loops of `command` (with --qdrant STORE) while an ingest runs."""
     def fault(setup: Setup, store: Path, rng: random.Random) -> Trial:
-        trial = Trial(f"{command[0]}-loop", f"{loops} loop(s) of `gcl-vdb {' '.join(command)}` during the ingest")
+        trial = Trial(f"{command[0]}-loop" if command[0] == "query" else "list-loop",
+                      f"{loops} loop(s) of `gcl-vdb {' '.join(command)}` during the ingest")
         ingest = subprocess.Popen(cli("ingest", *ingest_args(setup, store)), env=ENV, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
         lock = threading.Lock()
@@ -233,7 +237,7 @@ def other_model(setup: Setup, store: Path, rng: random.Random) -> Trial:
 FAULTS: dict[str, Callable[[Setup, Path, random.Random], Trial]] = {
     "sigkill": sigkill,
     "query-loop": alongside(["query", "red dress", "--collection", "gs"], loops=2),
-    "list-loop": alongside(["collections", "list"], loops=1),
+    "list-loop": alongside(["collections", "list", "--json"], loops=1),
     "two-ingests": two_ingests,
     "full-disk": full_disk,
     "other-model": other_model,
@@ -280,7 +284,8 @@ def markdown(result: dict) -> str:
     lines = [f"# Reliability: faults injected, and what was lost ({result['machine']})", "",
              f"{result['trials']} trials per fault on {result['products']} products ({result['points']} points); "
              f"load average before / after: {result['load_before']} / {result['load_after']}.", "",
-             "| fault | trials | processes (exit codes) | clean refusals | crashes | lost |", "|---|---|---|---|---|---|"]
+             "| fault | trials | processes (exit codes) | clean refusals | holder named | crashes | lost |",
+             "|---|---|---|---|---|---|---|"]
     for name, rows in result["faults"].items():
         exits: dict[int, int] = {}
         for row in rows:
@@ -289,11 +294,14 @@ def markdown(result: dict) -> str:
         codes = ", ".join(f"{n}× {code}" for code, n in sorted(exits.items()))
         outcome = "; ".join(sorted({row["lost"] for row in rows}))
         lines.append(f"| {name}: {rows[0]['detail'] if len(rows) == 1 else FAULT_TEXT[name]} | {len(rows)} | "
-                     f"{codes} | {sum(r['refusals'] for r in rows)} | {sum(len(r['crashes']) for r in rows)} | "
+                     f"{codes} | {sum(r['refusals'] for r in rows)} | {sum(r['holder_named'] for r in rows)} | "
+                     f"{sum(len(r['crashes']) for r in rows)} | "
                      f"{outcome} |")
     lines += ["", "Exit −9: the SIGKILL the fault sends; 1: a one-line refusal (in use by pid …, not enough free "
-              "disk space …, model … has other weights …). \"lost\" compares each final collection with an "
-              "undisturbed ingest: points, vectors, top-10 of 12 queries (fused and rrf), ingest status.", ""]
+              "disk space …, model … has other weights …); \"holder named\": `collections list` answers (exit 0) "
+              "that showed who held the collection instead of opening it. A crash is a traceback, a signal or "
+              "any other exit. \"lost\" compares each final collection with an undisturbed ingest: points, "
+              "vectors, top-10 of 12 queries (fused and rrf, ties at the 10th place aside), ingest status.", ""]
     return "\n".join(lines)
 
 
@@ -327,7 +335,8 @@ def main() -> None:
                 if not trial.outcome:
                     trial.outcome = compare(setup, store)
                 row = {"detail": trial.detail, "exits": trial.exits, "refusals": trial.refusals,
-                       "crashes": trial.crashes, "outcome": trial.outcome, "lost": lost(trial)}
+                       "holder_named": trial.holder_named, "crashes": trial.crashes, "outcome": trial.outcome,
+                       "lost": lost(trial)}
                 results.setdefault(name, []).append(row)
                 print(f"{name} #{index + 1}: {trial.detail}; exits {trial.exits}; lost: {row['lost']}"
                       + (f"; crashes: {trial.crashes}" if trial.crashes else ""), flush=True)
