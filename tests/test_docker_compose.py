@@ -1,11 +1,14 @@
 """docker-compose.yml: no Docker engine runs on the build machines, so the file's structure is checked here
-(single node by default; a `cluster` profile of three peers bootstrapped from node 1)."""
+(single node by default; a `cluster` profile of three peers bootstrapped from node 1; the Qdrant release
+of the installed qdrant-client)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import yaml
+
+from gcl_vectordb.store.server import check_server_version, client_version
 
 COMPOSE = Path(__file__).resolve().parents[1] / "docker-compose.yml"
 
@@ -22,8 +25,16 @@ def test_default_is_one_node_with_ports_volume_and_health_check() -> None:
     assert {"6333:6333", "6334:6334"} <= set(node["ports"])
     assert node["volumes"] == ["qdrant-storage:/qdrant/storage"]
     assert "6333" in " ".join(node["healthcheck"]["test"])
-    major, minor = (int(x) for x in node["image"].split(":v")[1].split(".")[:2])
-    assert (major, minor) >= (1, 16)  # collection metadata holds gcl-vdb's record
+
+
+def test_every_node_runs_the_release_of_the_installed_qdrant_client() -> None:
+    """The pinned server is the client's own minor release, which the connect-time check accepts."""
+
+    images = {service["image"] for service in _services().values() if "qdrant/qdrant" in service["image"]}
+    assert len(images) == 1
+    release = images.pop().split(":v")[1]
+    assert release.split(".")[:2] == client_version().split(".")[:2]
+    check_server_version(release, "docker-compose.yml", client_version())
 
 
 def test_cluster_profile_has_three_peers_bootstrapped_from_the_first() -> None:

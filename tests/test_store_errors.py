@@ -3,14 +3,12 @@ an API key that must never leak; and the server backend's bulk-load, cluster and
 
 from __future__ import annotations
 
-import http.server
 import json
 import logging
 import socket
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -29,6 +27,7 @@ from gcl_vectordb.store import (
     product_payload,
 )
 from gcl_vectordb.store.server import ServerStore, redact_url
+from tests.qdrant_fakes import FakeRest, fake_rest
 
 DIM = 8
 SECRET = "s3cr3t-api-key-do-not-print"
@@ -126,43 +125,14 @@ def test_credentials_in_the_url_are_redacted() -> None:
     assert redact_url("http://localhost:6333") == "http://localhost:6333"
 
 
-class _FakeQdrant(http.server.BaseHTTPRequestHandler):
-    """A loopback stand-in for the Qdrant REST API: lists no collections, or answers 401."""
-
-    seen_keys: list[str | None] = []
-    status = 200
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        type(self).seen_keys.append(self.headers.get("api-key"))
-        body = {"result": {"collections": []}, "status": "ok", "time": 0.0}
-        if self.status != 200:
-            body = {"status": {"error": "Unauthorized"}, "time": 0.0}
-        data = json.dumps(body).encode()
-        self.send_response(self.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def fake_qdrant() -> Iterator[tuple[str, type[_FakeQdrant]]]:
-    handler = type("Handler", (_FakeQdrant,), {"seen_keys": [], "status": 200})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    finally:
-        server.shutdown()
-        server.server_close()
+def fake_qdrant() -> Iterator[tuple[str, type[FakeRest]]]:
+    with fake_rest() as served:
+        yield served
 
 
 def test_api_key_reaches_the_server_but_no_repr_log_or_error(
-    fake_qdrant: tuple[str, type[_FakeQdrant]], caplog: pytest.LogCaptureFixture
+    fake_qdrant: tuple[str, type[FakeRest]], caplog: pytest.LogCaptureFixture
 ) -> None:
     url, handler = fake_qdrant
     caplog.set_level(logging.DEBUG)

@@ -13,7 +13,7 @@ from gcl_vectordb.cli.app import command_app
 from gcl_vectordb.cli.options import CollectionOption, JsonOption, QdrantOption
 from gcl_vectordb.errors import ConfigError
 from gcl_vectordb.evaluation.report import EvalReport
-from gcl_vectordb.evaluation.runner import EvalConfig, evaluate
+from gcl_vectordb.evaluation.runner import FLOAT16_NOTE, EvalConfig, evaluate
 from gcl_vectordb.settings import resolve_settings
 
 app = command_app()
@@ -124,6 +124,8 @@ def print_report(report: EvalReport) -> None:
         f"GCL evaluation of {s.collection}: {s.search} search on {s.vector}, top-{s.k}, seed {s.seed}, "
         f"model {s.model_ref}", ["metric", *splits], rows, right_align=splits,
     )
+    if s.datatype == "float16":
+        output.warn(FLOAT16_NOTE % (s.collection, s.vector))
     approx = [r for r in report.splits if r.exact_metrics is not None]
     if approx:
         deltas = [[HEADLINE_NAMES.get(m, m), *(f"{r.delta()[m]:+.4f}" for r in approx)] for m in names]

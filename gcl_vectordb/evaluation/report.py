@@ -108,7 +108,9 @@ class SplitReport:
 
 @dataclass(frozen=True)
 class EvalSettings:
-    """What produced the figures: model, collection, data, protocol parameters, library versions."""
+    """What produced the figures: model, collection, data, protocol parameters, library versions, and how
+    the collection stores the evaluated vector (`storage` preset, `datatype`: exact search reads the
+    original vectors, so a quantized copy changes nothing, but float16 originals round every score)."""
 
     model_ref: str
     collection: str
@@ -121,6 +123,8 @@ class EvalSettings:
     seed: int
     weight_column: str
     versions: dict[str, str] = field(default_factory=dict)
+    storage: str = "ram"
+    datatype: str = "float32"
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 Per split: read the split table and apply the protocol (`protocol.prepare_split`), embed the test
 queries with the model that built the collection, retrieve the top-k of each through the store (exact
 search, filter corpus == the split's corpus, limit k, the chosen named vector), judge the run
-(`judge_run`) and compute the metrics. Optionally: the same with HNSW (`approx`), TREC files of the run
+(`judge_run`) and compute the metrics. Exact search reads the original vectors whatever the collection's
+quantization, so an int8 or binary collection gives the figures of a float32 one; float16 originals
+round the scores, and evaluate warns (`FLOAT16_NOTE`). Optionally: the same with HNSW (`approx`), TREC files of the run
 and ground truth, and the numpy brute-force check.
 
     report = evaluate(EvalConfig(splits=("novel-doc",), collection="gs10m", store="gcl-vdb-store"))
@@ -46,6 +48,9 @@ log = logging.getLogger(__name__)
 DocumentVector = Literal["fused", "image", "title"]
 DOCUMENT_VECTORS: tuple[str, ...] = ("fused", "image", "title")
 RUN_TAG = "gcl-vdb"
+FLOAT16_NOTE = ("collection %r stores %s as float16: the engine rounds vectors and queries to float16, so "
+                "scores differ from float32 by ~1e-4 and near-ties may rank differently (the brute-force check "
+                "computes in float32); compare figures with a float32 collection, not across the two")
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,9 @@ def evaluate(config: EvalConfig, progress: Progress = NULL_PROGRESS) -> EvalRepo
         splits = [dataset.split(name) for name in config.splits]  # every split file checked before work
         encoder = load_encoder(record.model_ref, batch_size=config.batch_size)
         check_model(record, encoder.model_ref, encoder.dim)
+        datatype = record.storage.vectors[config.vector].datatype.value
+        if datatype == "float16":
+            log.warning(FLOAT16_NOTE, record.name, config.vector)
         reports = tuple(
             _evaluate_split(store, record, encoder, dataset, split.name, config, progress) for split in splits
         )
@@ -112,6 +120,7 @@ def evaluate(config: EvalConfig, progress: Progress = NULL_PROGRESS) -> EvalRepo
         model_ref=record.model_ref, collection=record.name, store=store.location, dataset=str(dataset.root),
         vector=config.vector, search="hnsw" if config.approx else "exact", top_q=config.top_q, k=config.k,
         seed=config.seed, weight_column=config.weight_column, versions=library_versions(),
+        storage=record.storage.name, datatype=datatype,
     )
     return EvalReport(settings, reports, time.perf_counter() - started)
 

@@ -8,7 +8,7 @@ engine and a Qdrant server give the same answers.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -17,8 +17,15 @@ from gcl_vectordb.domain import SearchMode
 from gcl_vectordb.errors import CollectionNotFound, ConfigError, ModelMismatch, StoreError
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.store import plans
-from gcl_vectordb.store.records import VECTOR_NAMES, CollectionRecord, Hit, PointRecord, SearchRequest
-from gcl_vectordb.store.schema import hits_from_wire, point_from_wire, point_id, wire_rows
+from gcl_vectordb.store.records import (
+    VECTOR_NAMES,
+    CollectionRecord,
+    Hit,
+    PointColumns,
+    PointRecord,
+    SearchRequest,
+)
+from gcl_vectordb.store.schema import hits_from_wire, point_from_wire, point_id
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +85,8 @@ class StoreBase:
     def get_record(self, name: str) -> CollectionRecord:
         raise NotImplementedError
 
-    def _write(self, name: str, rows: list[tuple[str, dict[str, list[float]], dict[str, Any]]]) -> None:
+    def _write(self, name: str, batches: Iterator[PointColumns]) -> None:
+        """Write every batch (at most `batch_size` products each) before returning."""
         raise NotImplementedError
 
     def _query(self, name: str, query_plans: Sequence[plans.QueryPlan]) -> list[list[Any]]:
@@ -120,13 +128,8 @@ class StoreBase:
         n = len(product_ids)
         present = present or {key: np.ones(n, dtype=bool) for key in vectors}
         _check_columns(record, n, vectors, present, payloads)
-        for start in range(0, n, self.batch_size):
-            stop = min(start + self.batch_size, n)
-            rows = list(wire_rows(
-                product_ids[start:stop], {k: v[start:stop] for k, v in vectors.items()},
-                {k: present[k][start:stop] for k in vectors}, payloads[start:stop],
-            ))
-            self._write(name, rows)
+        self._write(name, PointColumns(product_ids, vectors, {k: present[k] for k in vectors},
+                                       payloads).batches(self.batch_size))
         log.debug("upserted %d points into %s", n, name)
         return n
 
@@ -161,7 +164,7 @@ class StoreBase:
         results: dict[int, list[Hit]] = {}
         simple = [i for i, r in enumerate(requests) if r.mode is not SearchMode.weighted]
         if simple:
-            raw = self._query(name, [plans.plan_search(requests[i]) for i in simple])
+            raw = self._query(name, [plans.plan_search(requests[i], record.storage) for i in simple])
             for i, points in zip(simple, raw, strict=True):
                 results[i] = hits_from_wire(points, requests[i].with_payload)
         weighted = {i: r for i, r in enumerate(requests) if r.mode is SearchMode.weighted}
@@ -178,7 +181,7 @@ class StoreBase:
         results: dict[int, list[Hit]] = {}
         pending = list(requests)
         while pending:
-            groups = {i: plans.plan_weighted(requests[i], weights[i], depth[i]) for i in pending}
+            groups = {i: plans.plan_weighted(requests[i], weights[i], depth[i], record.storage) for i in pending}
             raw = iter(self._query(name, [plan for i in pending for plan in groups[i]]))
             still = []
             for i in pending:
@@ -241,7 +244,8 @@ def collection_not_found(name: str, location: str, existing: list[str]) -> Colle
 def existing_record(
     stored: CollectionRecord, wanted: CollectionRecord, exist_ok: bool, location: str
 ) -> CollectionRecord:
-    """`create_collection` on an existing name: the stored record if `exist_ok` and the dims agree."""
+    """`create_collection` on an existing name: the stored record if `exist_ok` and the dims and the
+    storage agree (storage is fixed when a collection is created)."""
     if not exist_ok:
         raise StoreError(
             f"collection {wanted.name!r} already exists in {location}",
@@ -252,5 +256,11 @@ def existing_record(
             f"collection {wanted.name!r} holds {stored.dim}-dim vectors built by {stored.model_ref}, "
             f"not {wanted.dim}-dim ones from {wanted.model_ref}",
             "use the collection's model, or ingest into a new collection",
+        )
+    if stored.storage != wanted.storage:
+        raise ConfigError(
+            f"collection {wanted.name!r} is stored as {stored.storage.name}, not {wanted.storage.name}",
+            f"storage is chosen when a collection is created: drop it first (`gcl-vdb collections drop "
+            f"{wanted.name}`), or keep its storage",
         )
     return stored
