@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -17,12 +15,10 @@ import pytest
 
 from gcl_vectordb.encoders import load_encoder
 from gcl_vectordb.errors import ConfigError, ModelMismatch
-from gcl_vectordb.ingest import IngestConfig, ingest_dataset
 from gcl_vectordb.search import QueryConfig, query, results_page, search_products, write_results_page
 from gcl_vectordb.store import open_store
-from tests.ingest_fixtures import copy_dataset, edit_corpus
-
-HOSTILE = "<script>alert(1)</script>"
+from tests.browser import browse, chromium_or_skip
+from tests.ingest_fixtures import HOSTILE
 
 
 def test_search_products_embeds_with_the_collection_model(ingested: Path, micro_bundle: Path) -> None:
@@ -55,21 +51,6 @@ def test_query_errors(ingested: Path, tiny_bundle: Path) -> None:
     assert len(query(QueryConfig(text="red", collection="gs", store=str(ingested), limit=3)).hits) == 3
 
 
-@pytest.fixture(scope="module")
-def hostile_store(tmp_path_factory: pytest.TempPathFactory, tiny_gs: Path, micro_bundle: Path) -> Path:
-    """tiny_gs with a product titled `<script>alert(1)</script>` and one with a missing image, ingested."""
-    root = copy_dataset(tiny_gs, tmp_path_factory.mktemp("hostile"))
-
-    def edit(entries):
-        entries[0][1]["title"] = HOSTILE
-        return entries
-
-    edit_corpus(root, 1, edit)
-    store = root.parent / "store"
-    ingest_dataset(IngestConfig(collection="gs", data=root, model_ref=str(micro_bundle), store=str(store), workers=0))
-    return store
-
-
 def test_results_page_escapes_and_embeds_thumbnails(hostile_store: Path, tmp_path: Path) -> None:
     result = query(QueryConfig(text=HOSTILE, collection="gs", store=str(hostile_store), mode="title", limit=6))
     assert result.hits[0].title == HOSTILE
@@ -83,38 +64,22 @@ def test_results_page_escapes_and_embeds_thumbnails(hostile_store: Path, tmp_pat
     assert results_page(moved).count('<div class="noimage">no image</div>') == 6
 
 
-def _chromium() -> str | None:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None and not os.environ.get("GCL_VDB_REQUIRE_BROWSER"):
-        pytest.skip("headless Chromium is not installed (`make browser` installs it; CI sets "
-                    "GCL_VDB_REQUIRE_BROWSER so that this never skips there)")
-    assert found is not None, "GCL_VDB_REQUIRE_BROWSER is set but no chromium is on PATH"
-    return found
-
-
-def _browse(chromium: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}"]
-    return subprocess.run([chromium, *flags, *args], capture_output=True, text=True, timeout=120)
-
-
 def test_results_page_renders_in_headless_chromium(hostile_store: Path, tmp_path: Path) -> None:
     from PIL import Image
 
-    chromium = _chromium()
+    chromium = chromium_or_skip()
     limit = 8
     result = query(QueryConfig(text=HOSTILE, collection="gs", store=str(hostile_store), mode="title", limit=limit))
     page = write_results_page(result, tmp_path / "out" / "results.html")
 
-    dom = _browse(chromium, tmp_path / "profile", "--dump-dom", page.as_uri())
+    dom = browse(chromium, tmp_path / "profile", "--dump-dom", page.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert len(re.findall(r'<article class="card"', dom.stdout)) == limit
     assert len(re.findall(r'<img src="data:image/jpeg;base64,', dom.stdout)) == limit
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom.stdout and "<script>alert" not in dom.stdout
 
     shot = tmp_path / "shot.png"
-    rendered = _browse(chromium, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1200,900",
+    rendered = browse(chromium, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1200,900",
                        page.as_uri())
     assert rendered.returncode == 0 and shot.is_file(), rendered.stderr[-2000:]
     with Image.open(shot) as image:

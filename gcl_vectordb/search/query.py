@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +67,33 @@ def cached_encoder(model_ref: str, device: str = "auto") -> Encoder:
     return load_encoder(model_ref, device=device, towers=("text",))
 
 
+@dataclass(frozen=True)
+class TextQuery:
+    """What one text query asks, validated once: the words, the mode, how many hits, which products.
+
+    `weights` apply to the `weighted` mode only (default: the collection's field weights); `corpus`
+    keeps corpus == N; `filters` adds exact payload matches; `exact` skips the HNSW index.
+    """
+
+    text: str
+    mode: SearchMode = SearchMode.fused
+    limit: int = 10
+    weights: FieldWeights | None = None
+    corpus: int | None = None
+    filters: Mapping[str, str | int] = field(default_factory=dict)
+    exact: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.text.strip():
+            raise ConfigError("the query text is empty", 'give some words to search for, e.g. "red summer dress"')
+        object.__setattr__(self, "mode", SearchMode.parse(self.mode))
+        if not isinstance(self.limit, int) or isinstance(self.limit, bool) or self.limit < 1:
+            raise ConfigError(f"limit must be a positive integer, got {self.limit!r}")
+        if self.weights is not None and self.mode is not SearchMode.weighted:
+            raise ConfigError(f"weights apply to the weighted mode, not {self.mode}", "add --mode weighted")
+        object.__setattr__(self, "filters", dict(self.filters))
+
+
 def search_products(
     store: VectorStore,
     collection: str,
@@ -83,28 +110,44 @@ def search_products(
     """Embed `text` with the collection's model (or `encoder`, which must have the collection's dim)
     and search. Raises CollectionNotFound, ModelMismatch, ConfigError (bad mode, limit, weights)."""
     started = time.perf_counter()
-    if not text.strip():
-        raise ConfigError("the query text is empty", 'give some words to search for, e.g. "red summer dress"')
-    mode = SearchMode.parse(mode)
+    query = TextQuery(text, mode=SearchMode.parse(mode), limit=limit, weights=weights, corpus=corpus,
+                      filters=filters or {}, exact=exact)
+    return search_products_batch(store, collection, [query], encoder=encoder, started=started)[0]
+
+
+def search_products_batch(
+    store: VectorStore,
+    collection: str,
+    queries: Sequence[TextQuery],
+    *,
+    encoder: Encoder | None = None,
+    started: float | None = None,
+) -> list[QueryResult]:
+    """Many queries with one `encode_texts` call `(n, dim)` and one `store.search_batch` call; results in
+    query order, each as `search_products` would return it (`seconds` are the batch's, shared)."""
+    started = time.perf_counter() if started is None else started
     record = store.get_record(collection)
     clock = time.perf_counter()
     encoder = encoder or cached_encoder(record.model_ref)
     check_model(record, encoder.model_ref, encoder.dim)
     loaded = time.perf_counter()
-    vector = encoder.encode_texts([text])[0]
+    vectors = encoder.encode_texts([q.text for q in queries])
     embedded = time.perf_counter()
-    request = SearchRequest(vector, mode=mode, limit=limit, corpus=corpus, filters=dict(filters or {}),
-                            exact=exact, weights=weights)
-    found = store.search(collection, request)
+    requests = [SearchRequest(vector, mode=q.mode, limit=q.limit, corpus=q.corpus, filters=q.filters,
+                              exact=q.exact, weights=q.weights) for q, vector in zip(queries, vectors, strict=True)]
+    found = store.search_batch(collection, requests)
     done = time.perf_counter()
-    hits = tuple(_hit(rank, hit.product_id, hit.score, hit.payload or {}) for rank, hit in enumerate(found, 1))
-    return QueryResult(
-        query=text, collection=collection, mode=mode, limit=limit, model_ref=record.model_ref, dim=record.dim,
-        hits=hits, images_dir=_images_dir(record), corpus=corpus, filters=dict(filters or {}),
-        weights=request.resolved_weights(record) if mode is SearchMode.weighted else None,
-        seconds={"model": loaded - clock, "embed": embedded - loaded, "search": done - embedded,
-                 "total": done - started},
-    )
+    seconds = {"model": loaded - clock, "embed": embedded - loaded, "search": done - embedded, "total": done - started}
+    images_dir = _images_dir(record)
+    return [
+        QueryResult(
+            query=q.text, collection=collection, mode=q.mode, limit=q.limit, model_ref=record.model_ref,
+            dim=record.dim, images_dir=images_dir, corpus=q.corpus, filters=q.filters, seconds=seconds,
+            hits=tuple(_hit(rank, hit.product_id, hit.score, hit.payload or {}) for rank, hit in enumerate(hits, 1)),
+            weights=request.resolved_weights(record) if q.mode is SearchMode.weighted else None,
+        )
+        for q, request, hits in zip(queries, requests, found, strict=True)
+    ]
 
 
 def _hit(rank: int, product_id: str, score: float, payload: Mapping[str, Any]) -> QueryHit:
@@ -119,33 +162,16 @@ def _images_dir(record: CollectionRecord) -> str | None:
     return str(value) if value else None
 
 
-@dataclass(frozen=True)
-class QueryConfig:
-    """One query from the command line: the text, where to search and how (see `search_products`)."""
+@dataclass(frozen=True, kw_only=True)
+class QueryConfig(TextQuery):
+    """One query from the command line: a `TextQuery` and where to run it (see `search_products`)."""
 
-    text: str
     collection: str
     store: str
     api_key: str | None = field(default=None, repr=False)
-    mode: SearchMode = SearchMode.fused
-    limit: int = 10
-    weights: FieldWeights | None = None
-    corpus: int | None = None
-    filters: Mapping[str, str | int] = field(default_factory=dict)
-    exact: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "mode", SearchMode.parse(self.mode))
-        if not isinstance(self.limit, int) or self.limit < 1:
-            raise ConfigError(f"limit must be a positive integer, got {self.limit!r}")
-        if self.weights is not None and self.mode is not SearchMode.weighted:
-            raise ConfigError(f"weights apply to the weighted mode, not {self.mode}", "add --mode weighted")
 
 
 def query(config: QueryConfig) -> QueryResult:
     """Open the store, run one query, close the store (what `gcl-vdb query` does)."""
     with open_store(config.store, api_key=config.api_key) as store:
-        return search_products(
-            store, config.collection, config.text, mode=config.mode, limit=config.limit, weights=config.weights,
-            corpus=config.corpus, filters=config.filters, exact=config.exact,
-        )
+        return search_products_batch(store, config.collection, [config])[0]
