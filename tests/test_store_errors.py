@@ -304,3 +304,36 @@ def test_an_unwritable_store_location_is_a_store_error(tmp_path: Path) -> None:
     not_a_folder.write_text("x")
     with open_store(not_a_folder) as store, pytest.raises(StoreError, match="cannot create collection products"):
         store.create_collection(_record())
+
+
+def test_a_create_that_fails_half_way_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shard is made, then writing the record fails (a full disk, say): no folder stays behind, and
+    the same create succeeds once the cause is gone."""
+    from gcl_vectordb.store import embedded
+    from gcl_vectordb.store.storage import StorageOptions
+
+    def full_disk(*args: Any, **kwargs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    record = CollectionRecord("big", model_ref="m", dim=DIM, storage=StorageOptions.preset("int8-disk"))
+    with open_store(tmp_path / "store") as store:
+        monkeypatch.setattr(embedded, "write_json_atomic", full_disk)
+        with pytest.raises(StoreError, match="cannot create collection big .*No space left on device"):
+            store.create_collection(record)
+        assert not (tmp_path / "store" / "big").exists() and store.list_collections() == []
+        monkeypatch.undo()
+        assert store.create_collection(record) == record
+    with open_store(tmp_path / "store") as store:
+        assert store.get_record("big").storage == record.storage
+
+
+def test_a_server_create_that_fails_half_way_drops_the_collection(recorded) -> None:
+    from qdrant_client.http.exceptions import UnexpectedResponse
+
+    store, recorder = recorded
+    record = _record()
+    recorder.failures["create_payload_index"] = [UnexpectedResponse(500, "Internal Server Error", b"{}", None)]
+    with pytest.raises(StoreError, match="refused to index the payload of products: HTTP 500"):
+        store.create_collection(record)
+    assert recorder.names("delete_collection") and not recorder._client.collection_exists("products")
+    assert store.create_collection(record) == record  # once the cause is gone, the same create works

@@ -23,13 +23,13 @@ from gcl_vectordb.store.storage import (
 
 def test_presets() -> None:
     assert parse_storage(None) == StorageOptions() == PRESETS["ram"]
-    assert not PRESETS["ram"].quantized and not PRESETS["ram"].float16
+    assert not PRESETS["ram"].quantized and PRESETS["float16"].quantized is False
     int8 = StorageOptions.preset("int8-disk")
     for vector in int8.vectors.values():
         assert vector.on_disk and vector.always_ram and vector.quantization is Quantization.int8
         assert vector.quantile == 0.99 and vector.indexed
     assert int8.quantized and int8.rescore and int8.oversampling == 2.0
-    assert StorageOptions.preset("binary-disk").oversampling == 3.0
+    assert StorageOptions.preset("binary-disk").oversampling == 6.0
     assert all(v.datatype is Datatype.float16 for v in StorageOptions.preset("float16").vectors.values())
     assert [name for name, options in PRESETS.items() if options.name != name] == []
 
