@@ -3,8 +3,9 @@
     python benchmarks/server_load.py            # 40 batches of 256 products, 7 interleaved repeats
     python benchmarks/server_load.py --quick    # 4 batches, 2 repeats: proves the script works
 
-Each batch is 256 products with three unit 512-d float32 vectors (image, title, fused) and the payload
-gcl-vdb stores (product_id, title, image path, corpus). Per batch, CPU seconds of this thread
+Each batch is 256 products with three unit 512-d float32 vectors (image, title, fused), the title's BM25
+sparse vector (computed before timing: both paths send the same one) and the payload gcl-vdb stores
+(product_id, title, image path, corpus). Per batch, CPU seconds of this thread
 (`time.thread_time`: no server runs here, and the CPU time of other processes does not count) and bytes:
 - rest-json: what the server path did before, one batch of `ServerStore._write` over REST:
   `schema.wire_rows` → `schema.client_points` → `QdrantClient.upsert(wait=True)` through qdrant-client's
@@ -42,6 +43,7 @@ from qdrant_client import grpc as qgrpc  # noqa: E402
 from qdrant_client.conversions.conversion import GrpcToRest, RestToGrpc  # noqa: E402
 
 from gcl_vectordb.store import product_payload, schema  # noqa: E402
+from gcl_vectordb.store.bm25 import Bm25Settings, bm25_document_vectors  # noqa: E402
 from gcl_vectordb.store.records import PointColumns  # noqa: E402
 
 BATCH = 256
@@ -66,7 +68,8 @@ def make_batches(count: int, seed: int = 0) -> list[PointColumns]:
         ids = [f"B0{b:03d}{i:05d}X" for i in range(BATCH)]
         payloads = [product_payload(pid, " ".join(rng.choice(words, size=12)), f"images/{pid}.jpg", 1 + i % 2)
                     for i, pid in enumerate(ids)]
-        batches.append(PointColumns(ids, vectors, {k: np.ones(BATCH, dtype=bool) for k in vectors}, payloads))
+        sparse = bm25_document_vectors([p["title"] for p in payloads], Bm25Settings())
+        batches.append(PointColumns(ids, vectors, {k: np.ones(BATCH, dtype=bool) for k in vectors}, payloads, sparse))
     return batches
 
 
@@ -159,7 +162,7 @@ def main() -> None:
         "goal_met": rows["grpc"]["cpu_ratio_vs_rest"] >= 3.0,
     }
     lines = [
-        f"# server bulk load, client side: {BATCH}-product batches, 3 × {DIM}-d float32 + payload",
+        f"# server bulk load, client side: {BATCH}-product batches, 3 × {DIM}-d float32 + BM25 sparse + payload",
         "",
         f"{size['batches']} batches × {size['repeats']} interleaved repeats; CPU: median thread time per batch "
         f"(no server; REST through qdrant-client down to the HTTP body). Load average at the end: "

@@ -65,10 +65,12 @@ class HashEncoder:
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def handmade_collection(root: Path, images: dict[str, str | None], dim: int = 8) -> tuple[str, Path]:
+def handmade_collection(root: Path, images: dict[str, str | None], dim: int = 8,
+                        bm25: bool = True) -> tuple[str, Path]:
     """An embedded store at `root/store` with collection `hand`: one product per `images` entry
-    (product id → the image path its payload records), random vectors, images folder `root/images`.
-    Returns the store location and the images folder."""
+    (product id → the image path its payload records), random vectors, images folder `root/images`;
+    without `bm25`, a collection as made before keyword search. Returns the store location and the
+    images folder."""
     images_dir = root / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -79,6 +81,7 @@ def handmade_collection(root: Path, images: dict[str, str | None], dim: int = 8)
     store = root / "store"
     with open_store(store) as handle:
         handle.create_collection(CollectionRecord("hand", model_ref="hash-model", dim=dim,
-                                                  ingest={"images_dir": str(images_dir)}))
+                                                  ingest={"images_dir": str(images_dir)},
+                                                  **({} if bm25 else {"bm25": None})))
         handle.upsert("hand", points)
     return str(store), images_dir

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import re
 import subprocess
@@ -14,7 +15,8 @@ import numpy as np
 import pytest
 
 from gcl_vectordb.encoders import load_encoder
-from gcl_vectordb.errors import ConfigError, ModelMismatch
+from gcl_vectordb.errors import ConfigError, ModelMismatch, StoreError
+from gcl_vectordb.ingest import IngestConfig, ingest_dataset
 from gcl_vectordb.search import QueryConfig, query, results_page, search_products, write_results_page
 from gcl_vectordb.store import open_store
 from tests.browser import browse, chromium_or_skip
@@ -118,3 +120,67 @@ def test_queries_load_only_the_text_tower(micro_bundle: Path) -> None:
     np.testing.assert_array_equal(text_only.encode_texts(texts), load_encoder(str(micro_bundle)).encode_texts(texts))
     with pytest.raises(ModelError, match="loaded for texts only"):
         text_only.encode_pixels(np.zeros((1, 3, 32, 32), dtype=np.float32))
+
+
+# ---------------------------------------------------------------- keyword and hybrid modes
+
+
+def test_bm25_loads_no_model_and_hybrid_fuses_in_the_engine(
+    ingested: Path, micro_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gcl_vectordb.store import SearchRequest
+
+    query_module = importlib.import_module("gcl_vectordb.search.query")  # the package exports a `query` function
+    encoder = load_encoder(str(micro_bundle))
+    with open_store(ingested) as store:
+        monkeypatch.setattr(query_module, "cached_encoder", lambda *a, **k: pytest.fail("bm25 loaded a model"))
+        keyword = search_products(store, "gs", "green handbag", mode="bm25", limit=5)
+        direct = store.search("gs", SearchRequest(None, mode="bm25", text="green handbag", limit=5))
+        monkeypatch.undo()
+        hybrid = search_products(store, "gs", "green handbag", mode="hybrid", fusion="dbsf", limit=5, exact=True)
+        vector = encoder.encode_texts(["green handbag"])[0]
+        engine = store.search("gs", SearchRequest(vector, mode="hybrid", text="green handbag", fusion="dbsf", limit=5,
+                                                  exact=True))
+    assert keyword.hits and [h.product_id for h in keyword.hits] == [h.product_id for h in direct]
+    assert keyword.seconds["model"] == 0.0
+    assert all("green" in h.title.lower() or "handbag" in h.title.lower() for h in keyword.hits)
+    assert keyword.fusion is None and keyword.describe_mode() == "bm25"
+    assert [h.product_id for h in hybrid.hits] == [h.product_id for h in engine]
+    assert hybrid.fusion == "dbsf" and hybrid.describe_mode() == "hybrid (dbsf)"
+    page = results_page(hybrid)
+    assert "mode hybrid (dbsf)" in page
+    assert "model none (keyword search)" in results_page(keyword)
+
+
+def test_keyword_modes_on_a_collection_made_before_them(tmp_path: Path, tiny_gs: Path, micro_bundle: Path) -> None:
+    store_dir = tmp_path / "store"
+    ingest_dataset(IngestConfig(collection="gs", data=tiny_gs, model_ref=str(micro_bundle), store=str(store_dir),
+                                workers=0))
+    record_file = store_dir / "gs" / "collection.json"
+    data = json.loads(record_file.read_text())
+    del data["bm25"]
+    record_file.write_text(json.dumps(data))
+    with open_store(store_dir) as store:
+        assert len(search_products(store, "gs", "red", limit=3).hits) == 3  # the dense modes still work
+        for mode in ("bm25", "hybrid"):
+            with pytest.raises(StoreError, match="no BM25 sparse vector.*gcl-vdb collections add-bm25 gs"):
+                search_products(store, "gs", "red", mode=mode)
+    with pytest.raises(ConfigError, match="add --mode hybrid"):
+        QueryConfig(text="red", collection="gs", store=str(store_dir), mode="bm25", fusion="dbsf")
+
+
+def test_query_cli_keyword_modes(ingested: Path) -> None:
+    from typer.testing import CliRunner
+
+    from gcl_vectordb.cli.app import app
+
+    cli = CliRunner()
+    result = cli.invoke(app, ["query", "green handbag", "--collection", "gs", "--qdrant", str(ingested),
+                              "--mode", "hybrid", "--fusion", "dbsf", "--limit", "3"])
+    assert result.exit_code == 0, result.output
+    assert "mode hybrid (dbsf)" in " ".join(result.output.split())
+    result = cli.invoke(app, ["query", "green handbag", "--collection", "gs", "--qdrant", str(ingested),
+                              "--mode", "bm25", "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["mode"] == "bm25"
+    result = cli.invoke(app, ["query", "red", "--collection", "gs", "--qdrant", str(ingested), "--fusion", "rrf"])
+    assert result.exit_code == 2 and "--mode hybrid" in result.output

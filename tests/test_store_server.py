@@ -27,7 +27,14 @@ from gcl_vectordb.store.server import (
 from gcl_vectordb.store.storage import StorageOptions
 from gcl_vectordb.store.upload import GrpcUploader
 from tests.qdrant_fakes import collection_info_json, fake_points_server, fake_rest
-from tests.test_store_contract import NAME, assert_top_k, make_corpus, make_record, reference_scores
+from tests.test_store_contract import (
+    NAME,
+    assert_top_k,
+    make_corpus,
+    make_query,
+    make_record,
+    reference_scores,
+)
 
 SECRET = "s3cr3t-grpc-key-do-not-print"
 
@@ -36,19 +43,20 @@ SECRET = "s3cr3t-grpc-key-do-not-print"
 
 
 def test_supported_servers_follow_the_installed_client() -> None:
-    assert supported_servers("1.20.0") == ((1, 18), (1, 21))
-    assert supported_servers("1.17.3") == ((1, 16), (1, 18))  # never below 1.16: the record needs metadata
+    assert supported_servers("1.20.0") == ((1, 19), (1, 21))
+    assert supported_servers("1.23.1") == ((1, 21), (1, 24))
+    assert supported_servers("1.19.0") == ((1, 19), (1, 20))  # never below 1.19: keyword search needs it
     check_server_version("1.20.0", "http://q:6333", "1.20.0")
     check_server_version("v1.21.4-dev", "http://q:6333", "1.20.0")
-    check_server_version("1.18.0", "http://q:6333", "1.20.0")
+    check_server_version("1.19.2", "http://q:6333", "1.20.0")
 
 
-@pytest.mark.parametrize("server", ["1.16.2", "1.17.9", "1.22.0", "2.20.0", "dev", ""])
+@pytest.mark.parametrize("server", ["1.16.2", "1.18.3", "1.22.0", "2.20.0", "dev", ""])
 def test_an_unsupported_server_release_is_a_clear_error(server: str) -> None:
     with pytest.raises(StoreError) as raised:
         check_server_version(server, "http://q:6333", "1.20.0")
     message = str(raised.value)
-    assert "http://q:6333" in message and "qdrant-client 1.20.0 supports Qdrant 1.18 to 1.21" in message
+    assert "http://q:6333" in message and "qdrant-client 1.20.0 supports Qdrant 1.19 to 1.21" in message
     assert "docker compose pull" in message and "\n" not in message
 
 
@@ -119,8 +127,9 @@ def test_points_sent_over_grpc_are_stored_exactly_and_searchable(sink: QdrantCli
         np.testing.assert_array_equal(vector, corpus.vectors[field][i])
     assert stored.payload == {**payloads[i], "product_id": "p0007"}
     rng = np.random.default_rng(3)
-    for mode in ("fused", "image", "rrf", "weighted"):
-        request = SearchRequest(rng.normal(size=16).astype(np.float32), mode=mode, exact=True, corpus=2)
+    for mode in ("fused", "image", "rrf", "weighted", "bm25", "hybrid"):  # bm25: the sparse vectors arrived
+        request = SearchRequest(rng.normal(size=16).astype(np.float32), mode=mode, exact=True, corpus=2,
+                                text=make_query(rng))
         assert_top_k(store.search(NAME, request), reference_scores(corpus, request), request.limit)
 
 
@@ -172,8 +181,7 @@ def test_connect_sends_the_api_key_over_grpc_but_never_shows_it(
 ) -> None:
     """The whole connect path: version check and record over REST, points over gRPC, one API key."""
     caplog.set_level(logging.DEBUG)
-    sink.create_collection(NAME, vectors_config=schema.client_vectors_config(16, StorageOptions()),
-                           metadata={schema.RECORD_METADATA_KEY: schema.record_to_json(make_record())})
+    ServerStore(sink, location=":memory:", local=True).create_collection(make_record())
     with fake_points_server(sink) as (port, servicer), fake_rest() as (url, handler):
         handler.collections = {NAME: collection_info_json(sink, NAME)}
         with pytest.warns(UserWarning, match="insecure"):  # qdrant-client's warning for a key over http
@@ -227,11 +235,11 @@ def test_quantized_searches_send_rescoring_and_exact_ones_ignore_quantization() 
 
     storage = StorageOptions.preset("int8-disk")
     q = np.ones(4, np.float32)
-    approximate = schema.client_request(plans.plan_search(SearchRequest(q, hnsw_ef=64), storage))
+    approximate = schema.client_request(plans.plan_search(SearchRequest(q, hnsw_ef=64), storage=storage))
     assert approximate.params.quantization.rescore is True and approximate.params.quantization.oversampling == 2.0
-    asked = schema.client_request(plans.plan_search(SearchRequest(q, oversampling=4, rescore=False), storage))
+    asked = schema.client_request(plans.plan_search(SearchRequest(q, oversampling=4, rescore=False), storage=storage))
     assert asked.params.quantization.rescore is False and asked.params.quantization.oversampling == 4.0
-    exact = schema.client_request(plans.plan_search(SearchRequest(q, mode="rrf", exact=True), storage))
+    exact = schema.client_request(plans.plan_search(SearchRequest(q, mode="rrf", exact=True), storage=storage))
     assert all(p.params.exact and p.params.quantization.ignore for p in exact.prefetch)
-    plain = schema.client_request(plans.plan_search(SearchRequest(q), StorageOptions()))
+    plain = schema.client_request(plans.plan_search(SearchRequest(q), storage=StorageOptions()))
     assert plain.params is None  # nothing to say on an unquantized collection

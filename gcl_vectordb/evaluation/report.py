@@ -123,8 +123,9 @@ class EvalSettings:
     seed: int
     weight_column: str
     versions: dict[str, str] = field(default_factory=dict)
+    fusion: str | None = None  # how vector "hybrid" fused its rankings
     storage: str = "ram"
-    datatype: str = "float32"
+    datatype: str | None = "float32"  # of the dense vector searched; None for bm25
 
 
 @dataclass(frozen=True)

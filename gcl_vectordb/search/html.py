@@ -13,13 +13,14 @@ import html
 import io
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from string import Template
 
 from PIL import Image, UnidentifiedImageError
 
-from gcl_vectordb.domain import SearchMode
+from gcl_vectordb.domain import FusionMethod, SearchMode
 from gcl_vectordb.errors import ConfigError
 from gcl_vectordb.search.query import QueryHit, QueryResult
 
@@ -107,8 +108,7 @@ def _write(path: Path, text: str, hint: str) -> Path:
 
 def results_page(result: QueryResult) -> str:
     """The HTML text of the results page (one card per hit, in rank order)."""
-    summary = (f"{len(result.hits)} results · collection {result.collection} · mode {result.mode} · "
-               f"model {result.model_ref}")
+    summary = f"{len(result.hits)} results · collection {result.collection} · {_mode_and_model(result)}"
     return _render(_TEMPLATE, query=html.escape(result.query), summary=html.escape(summary), cards=_cards(result))
 
 
@@ -157,17 +157,27 @@ def write_demo_page(
 _SEARCH_TEMPLATE = "search.html"
 
 
+def _mode_and_model(result: QueryResult) -> str:
+    """`mode hybrid (rrf) · model M`; keyword search names no model (it uses none)."""
+    model = "none (keyword search)" if result.mode is SearchMode.bm25 else result.model_ref
+    return f"mode {result.describe_mode()} · model {model}"
+
+
+def _options(choices: type[StrEnum], chosen: StrEnum) -> str:
+    return "".join(f'<option value="{c.value}"{" selected" if c is chosen else ""}>{c.value}</option>'
+                   for c in choices)
+
+
 def search_page(collection: str, text: str, mode: SearchMode, result: QueryResult | None,
-                source: ImageSource, message: str = "") -> str:
-    """The search service's page: a query box and a mode switch (a plain GET form; the page has no
-    script), then the cards of `result` with pictures from `source`, or `message`. All text is escaped."""
-    options = "".join(f'<option value="{m.value}"{" selected" if m is mode else ""}>{m.value}</option>'
-                      for m in SearchMode)
+                source: ImageSource, message: str = "", fusion: FusionMethod = FusionMethod.rrf) -> str:
+    """The search service's page: a query box, a mode switch and the hybrid mode's fusion (a plain GET
+    form; the page has no script), then the cards of `result` with pictures from `source`, or `message`.
+    All text is escaped."""
     if result is not None:
-        summary = f"{len(result.hits)} results · mode {result.mode} · model {result.model_ref}"
+        summary = f"{len(result.hits)} results · {_mode_and_model(result)}"
         body = (f'<p class="summary">{html.escape(summary)}</p>'
                 f'<main class="results">{_cards(result, source)}</main>')
     else:
         body = f'<p class="message">{html.escape(message)}</p>' if message else ""
-    return _render(_SEARCH_TEMPLATE, collection=html.escape(collection), query=html.escape(text), modes=options,
-                   body=body)
+    return _render(_SEARCH_TEMPLATE, collection=html.escape(collection), query=html.escape(text),
+                   modes=_options(SearchMode, mode), fusions=_options(FusionMethod, fusion), body=body)

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gcl_vectordb.domain import FieldWeights, SearchMode
+from gcl_vectordb.domain import FieldWeights, FusionMethod, SearchMode
 from gcl_vectordb.search.query import QueryHit, QueryResult, TextQuery
 from gcl_vectordb.store import PointRecord
 
@@ -29,19 +29,25 @@ class SearchBody(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"query": "red summer dress", "mode": "fused", "limit": 10},
         {"query": "striped shirt", "mode": "weighted", "weights": {"image": 0.7, "title": 0.3}, "corpus": 1},
+        {"query": "nordlys 42 boots", "mode": "hybrid", "fusion": "dbsf"},
     ]})
 
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="What to search for.")
-    mode: SearchMode = Field(SearchMode.fused, description="fused, image, title, rrf or weighted.")
+    mode: SearchMode = Field(SearchMode.fused, description="fused, image, title, rrf, weighted, bm25 (keyword "
+                                                           "search in the titles) or hybrid (fused + bm25).")
     limit: int = Field(10, ge=1, le=MAX_LIMIT, description="How many hits.")
     corpus: Literal[1, 2] | None = Field(None, description="Only products of this corpus.")
     weights: dict[Literal["image", "title"], float] | None = Field(
         None, description="Field weights of the weighted mode (default: the collection's).")
+    fusion: FusionMethod | None = Field(
+        None, description="How the hybrid mode fuses the fused-vector and BM25 rankings: rrf (default) or dbsf.")
 
     def to_query(self) -> TextQuery:
-        """The search API's query; raises ConfigError (empty text, weights without the weighted mode)."""
+        """The search API's query; raises ConfigError (empty text, weights without the weighted mode,
+        fusion without the hybrid mode)."""
         weights = FieldWeights.from_mapping(self.weights, "weights") if self.weights is not None else None
-        return TextQuery(self.query, mode=self.mode, limit=self.limit, weights=weights, corpus=self.corpus)
+        return TextQuery(self.query, mode=self.mode, limit=self.limit, weights=weights, corpus=self.corpus,
+                         fusion=self.fusion)
 
 
 class BatchBody(BaseModel):
@@ -64,6 +70,7 @@ class HitOut(BaseModel):
 class SearchOut(BaseModel):
     query: str
     mode: SearchMode
+    fusion: FusionMethod | None = Field(None, description="The fusion of a hybrid search, else null.")
     limit: int
     corpus: int | None
     collection: str
@@ -98,6 +105,7 @@ def search_response(result: QueryResult, root_path: str = "") -> dict[str, Any]:
     `model_construct` costs ~15 µs per object (11 per response) on the hot path; tests validate the
     responses against the models."""
     return {"query": result.query, "mode": result.mode.value, "limit": result.limit, "corpus": result.corpus,
+            "fusion": result.fusion.value if result.fusion is not None else None,
             "collection": result.collection, "hits": [_hit(hit, root_path) for hit in result.hits]}
 
 

@@ -30,7 +30,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from gcl_vectordb import __version__
-from gcl_vectordb.domain import SearchMode
+from gcl_vectordb.domain import FusionMethod, SearchMode
 from gcl_vectordb.errors import ConfigError, GclVdbError, StoreUnreachable
 from gcl_vectordb.search.html import search_page
 from gcl_vectordb.search.query import QueryHit, TextQuery
@@ -110,15 +110,20 @@ def _add_search_routes(app: FastAPI, service: SearchService, retry: dict[str, st
 
     @app.get("/", response_class=HTMLResponse, tags=["page"])
     async def page(q: str = Query("", max_length=api.MAX_QUERY_CHARS), mode: SearchMode = SearchMode.fused,
+                   fusion: FusionMethod = FusionMethod.rrf,
                    limit: int = Query(PAGE_LIMIT, ge=1, le=api.MAX_LIMIT)) -> Response:
-        """The search page: a query box, a mode switch and the results as product cards."""
+        """The search page: a query box, a mode switch (with the fusion of the hybrid mode) and the
+        results as product cards."""
         result, message, status = None, "", 200
         if q.strip():
             try:
-                [result] = await service.search([TextQuery(q, mode=mode, limit=limit)])
+                hybrid = fusion if mode is SearchMode.hybrid else None  # the form always sends a fusion
+                [result] = await service.search([TextQuery(q, mode=mode, limit=limit, fusion=hybrid)])
             except QueueFull:
                 message, status = "The service is busy; please try again in a moment.", 503
-        html = search_page(service.collection, q, mode, result, _page_image, message)
+            except ConfigError as exc:
+                message, status = str(exc), 422
+        html = search_page(service.collection, q, mode, result, _page_image, message, fusion)
         headers = {"Content-Security-Policy": PAGE_POLICY, **(retry if status == 503 else {})}
         return HTMLResponse(html, status_code=status, headers=headers)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gcl_vectordb.encoders import Encoder
-from gcl_vectordb.errors import ConfigError
+from gcl_vectordb.errors import ConfigError, StoreError
 from gcl_vectordb.search.query import QueryResult, TextQuery, cached_encoder, search_products_batch
 from gcl_vectordb.serve.batcher import BatchLimits, MicroBatcher, QueueFull
 from gcl_vectordb.serve.metrics import ServeMetrics
@@ -98,7 +98,14 @@ class SearchService:
     async def search(self, queries: Sequence[TextQuery]) -> list[QueryResult]:
         """Results of `queries`, in order, each batched with whatever else is waiting.
 
-        Raises QueueFull (nothing of this call is run) when the queue cannot take them all."""
+        Raises QueueFull (nothing of this call is run) when the queue cannot take them all, ConfigError
+        for a keyword mode on a collection without BM25 (before batching, so no other query fails)."""
+        for query in queries:
+            if query.mode.lexical:
+                try:
+                    self.record.require_bm25(query.mode)
+                except StoreError as exc:
+                    raise ConfigError(exc.message, exc.hint) from None
         futures = []
         try:
             for query in queries:

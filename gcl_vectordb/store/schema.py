@@ -19,7 +19,16 @@ import qdrant_edge as edge
 
 from gcl_vectordb.domain import FieldWeights
 from gcl_vectordb.errors import ConfigError, StoreError
-from gcl_vectordb.store.plans import Nearest, QuantizedSearch, QueryPlan, RrfFusion, WeightedSum
+from gcl_vectordb.store.bm25 import SPARSE_VECTOR, Bm25Settings, SparseVector
+from gcl_vectordb.store.plans import (
+    DbsfFusion,
+    Nearest,
+    QuantizedSearch,
+    QueryPlan,
+    RrfFusion,
+    SparseNearest,
+    WeightedSum,
+)
 from gcl_vectordb.store.records import VECTOR_NAMES, CollectionRecord, Hit, PointColumns, PointRecord
 from gcl_vectordb.store.storage import Datatype, Quantization, StorageOptions, VectorStorage
 
@@ -62,7 +71,8 @@ def storage_from_json(data: Mapping[str, Any]) -> StorageOptions:
 
 
 def record_from_json(data: Mapping[str, Any], where: str) -> CollectionRecord:
-    """Rebuild a record; unknown keys (from a newer gcl-vdb) are kept under `extra`."""
+    """Rebuild a record; unknown keys (from a newer gcl-vdb) are kept under `extra`. A record without
+    `bm25` (made before keyword search) has no sparse vector: `bm25` is None."""
     known = {f.name for f in fields(CollectionRecord)}
     values = {k: v for k, v in data.items() if k in known}
     newer = {k: v for k, v in data.items() if k not in known and k != "format"}
@@ -74,6 +84,8 @@ def record_from_json(data: Mapping[str, Any], where: str) -> CollectionRecord:
             values["field_weights"] = FieldWeights.from_mapping(values["field_weights"])
         if "storage" in values:
             values["storage"] = storage_from_json(values["storage"])
+        bm25 = values.get("bm25")
+        values["bm25"] = Bm25Settings.from_dict(bm25) if bm25 is not None else None
         return CollectionRecord(**values)
     except (TypeError, ValueError, KeyError, AttributeError, ConfigError) as exc:
         raise StoreError(f"the collection record in {where} is unreadable: {exc}",
@@ -83,27 +95,57 @@ def record_from_json(data: Mapping[str, Any], where: str) -> CollectionRecord:
 # ---------------------------------------------------------------- points
 
 
-def wire_rows(batch: PointColumns) -> Iterator[tuple[str, dict[str, list[float]], dict[str, Any]]]:
-    """(point id, {name: vector as list}, payload) per product; a vector absent in `present` is left out.
+WireRow = tuple[str, dict[str, list[float] | SparseVector], dict[str, Any]]
+"""(point id, {name: dense vector as a list, or the `bm25` SparseVector}, payload)."""
+
+
+def wire_rows(batch: PointColumns) -> Iterator[WireRow]:
+    """One WireRow per product; a vector absent in `present` (or a None `sparse[i]`) is left out.
 
     One `tolist()` per array is the fast path (≈ 3× faster than per-row conversion).
     """
     lists = {name: np.asarray(array, dtype=np.float32).tolist() for name, array in batch.vectors.items()}
     masks = {name: np.asarray(batch.present[name], dtype=bool).tolist() for name in batch.vectors}
     for i, product_id in enumerate(batch.product_ids):
-        named = {name: rows[i] for name, rows in lists.items() if masks[name][i]}
+        named: dict[str, list[float] | SparseVector] = {
+            name: rows[i] for name, rows in lists.items() if masks[name][i]}
+        if batch.sparse is not None and batch.sparse[i] is not None:
+            named[SPARSE_VECTOR] = batch.sparse[i]
         yield point_id(product_id), named, {**batch.payloads[i], "product_id": product_id}
 
 
-def edge_points(rows: Iterator[tuple[str, dict[str, list[float]], dict[str, Any]]]) -> list[edge.Point]:
-    return [edge.Point(pid, named, payload) for pid, named, payload in rows]
+def _edge_vector(vector: list[float] | SparseVector) -> Any:
+    return edge.SparseVector(list(vector.indices), list(vector.values)) if isinstance(vector, SparseVector) \
+        else vector
 
 
-def client_points(rows: Iterator[tuple[str, dict[str, list[float]], dict[str, Any]]]) -> list[Any]:
+def _client_vector(vector: list[float] | SparseVector) -> Any:
+    if isinstance(vector, SparseVector):
+        return client_models().SparseVector.model_construct(indices=list(vector.indices), values=list(vector.values))
+    return vector
+
+
+def edge_points(rows: Iterator[WireRow]) -> list[edge.Point]:
+    return [edge.Point(pid, {k: _edge_vector(v) for k, v in named.items()}, payload) for pid, named, payload in rows]
+
+
+def client_points(rows: Iterator[WireRow]) -> list[Any]:
     models = client_models()
     # model_construct skips pydantic validation: the rows are already well-typed.
-    return [models.PointStruct.model_construct(id=pid, vector=named, payload=payload)
+    return [models.PointStruct.model_construct(id=pid, vector={k: _client_vector(v) for k, v in named.items()},
+                                               payload=payload)
             for pid, named, payload in rows]
+
+
+def edge_sparse_updates(updates: Sequence[tuple[str, SparseVector]]) -> edge.UpdateOperation:
+    """Set the `bm25` vector of existing points: (point id, vector) pairs."""
+    return edge.UpdateOperation.update_vectors(
+        [edge.PointVectors(pid, {SPARSE_VECTOR: _edge_vector(vector)}) for pid, vector in updates])
+
+
+def client_sparse_updates(updates: Sequence[tuple[str, SparseVector]]) -> list[Any]:
+    models = client_models()
+    return [models.PointVectors(id=pid, vector={SPARSE_VECTOR: _client_vector(vector)}) for pid, vector in updates]
 
 
 def grpc_upsert(collection: str, batch: PointColumns) -> Any:
@@ -130,6 +172,10 @@ def grpc_upsert(collection: str, batch: PointColumns) -> Any:
         for name, array in arrays.items():
             if masks[name][i]:
                 named[name].dense.MergeFromString(headers[name] + array[i].tobytes())
+        if batch.sparse is not None and batch.sparse[i] is not None:
+            sparse = named[SPARSE_VECTOR].sparse
+            sparse.indices.extend(batch.sparse[i].indices)
+            sparse.values.extend(batch.sparse[i].values)
     return request
 
 
@@ -144,12 +190,13 @@ def _packed_floats_header(dim: int) -> bytes:
 
 
 def point_from_wire(record: Any) -> PointRecord:
-    """A qdrant-edge `Record` or qdrant-client `Record` as a PointRecord (vectors float32 `(dim,)`)."""
+    """A qdrant-edge `Record` or qdrant-client `Record` as a PointRecord (dense vectors float32 `(dim,)`;
+    the sparse `bm25` vector, derived from the title, is not part of a PointRecord)."""
     payload = dict(record.payload or {})
     vectors = record.vector if isinstance(record.vector, dict) else {}
     return PointRecord(
         product_id=str(payload.get("product_id")),
-        vectors={name: np.asarray(v, dtype=np.float32) for name, v in vectors.items()},
+        vectors={name: np.asarray(v, dtype=np.float32) for name, v in vectors.items() if name != SPARSE_VECTOR},
         payload=payload,
     )
 
@@ -172,16 +219,19 @@ ENGINE_HNSW = {"m": 16, "ef_construct": 100, "full_scan_threshold_kb": 10_000}
 
 def edge_config(
     dim: int, storage: StorageOptions, hnsw: Mapping[str, int] | None, indexing_threshold_kb: int | None,
+    bm25: bool = True,
 ) -> edge.EdgeConfig:
-    """Three cosine named vectors of `dim` stored as `storage` says; the shard-wide HNSW settings and
-    indexing threshold (the embedded store's options) only where given."""
+    """Three cosine named vectors of `dim` stored as `storage` says and, with `bm25`, the sparse `bm25`
+    vector with the IDF modifier; the shard-wide HNSW settings and indexing threshold (the embedded
+    store's options) only where given."""
     engine_hnsw = {**ENGINE_HNSW, **(hnsw or {})}
     hnsw_config = _edge_hnsw(engine_hnsw) if hnsw else None
     optimizers = None
     if indexing_threshold_kb is not None:
         optimizers = edge.EdgeOptimizersConfig(indexing_threshold=indexing_threshold_kb)
     return edge.EdgeConfig(
-        vectors={name: _edge_vector(dim, vector, engine_hnsw) for name, vector in storage.vectors.items()},
+        vectors={name: _edge_vector_params(dim, vector, engine_hnsw) for name, vector in storage.vectors.items()},
+        sparse_vectors={SPARSE_VECTOR: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)} if bm25 else None,
         hnsw_config=hnsw_config, optimizers=optimizers,
     )
 
@@ -191,7 +241,7 @@ def _edge_hnsw(values: Mapping[str, int]) -> edge.HnswIndexConfig:
                                 full_scan_threshold=values["full_scan_threshold_kb"])
 
 
-def _edge_vector(dim: int, vector: VectorStorage, engine_hnsw: Mapping[str, int]) -> edge.EdgeVectorParams:
+def _edge_vector_params(dim: int, vector: VectorStorage, engine_hnsw: Mapping[str, int]) -> edge.EdgeVectorParams:
     quantized_memory = edge.Memory.Pinned if vector.always_ram else edge.Memory.Cold
     quantization = None
     if vector.quantization is Quantization.int8:
@@ -208,6 +258,11 @@ def _edge_vector(dim: int, vector: VectorStorage, engine_hnsw: Mapping[str, int]
         datatype=edge.VectorStorageDatatype.Float16 if vector.datatype is Datatype.float16 else None,
         quantization_config=quantization, hnsw_config=hnsw,
     )
+
+
+def edge_create_sparse_vector() -> edge.UpdateOperation:
+    """Add the `bm25` sparse vector (IDF modifier) to an existing shard; a no-op where it exists."""
+    return edge.UpdateOperation.create_sparse_vector(SPARSE_VECTOR, modifier=edge.Modifier.Idf)
 
 
 def edge_payload_indexes() -> list[edge.UpdateOperation]:
@@ -227,8 +282,12 @@ def _edge_scoring(plan: QueryPlan) -> Any:
     query = plan.query
     if isinstance(query, Nearest):
         return edge.Query.Nearest(query.vector.tolist(), using=query.using)
+    if isinstance(query, SparseNearest):
+        return edge.Query.Nearest(_edge_vector(query.vector), using=query.using)
     if isinstance(query, RrfFusion):
         return edge.Fusion.Rrf(k=query.k)
+    if isinstance(query, DbsfFusion):
+        return edge.Fusion.Dbsf()
     terms = [
         edge.Expression.Mult([edge.Expression.Constant(w), edge.Expression.Variable(f"$score[{i}]")])
         for i, w in enumerate(query.weights)
@@ -237,10 +296,17 @@ def _edge_scoring(plan: QueryPlan) -> Any:
     return edge.Formula(edge.Expression.Sum(terms), defaults=defaults)
 
 
+def _idf_corpus(plan: QueryPlan) -> tuple[tuple[str, str | int], ...] | None:
+    return (plan.query.idf_corpus or None) if isinstance(plan.query, SparseNearest) else None
+
+
 def _edge_params(plan: QueryPlan) -> edge.SearchParams | None:
-    if not plan.exact and plan.hnsw_ef is None and plan.quantization is None:
+    idf_corpus = _idf_corpus(plan)
+    if not plan.exact and plan.hnsw_ef is None and idf_corpus is None and plan.quantization is None:
         return None
-    return edge.SearchParams(hnsw_ef=plan.hnsw_ef, exact=plan.exact, quantization=_edge_quantized(plan.quantization))
+    idf = edge.IdfParams(corpus=edge_filter(idf_corpus)) if idf_corpus is not None else None
+    return edge.SearchParams(hnsw_ef=plan.hnsw_ef, exact=plan.exact, idf=idf,
+                             quantization=_edge_quantized(plan.quantization))
 
 
 def _edge_quantized(quantized: QuantizedSearch | None) -> edge.QuantizationSearchParams | None:
@@ -288,10 +354,10 @@ def client_vectors_config(dim: int, storage: StorageOptions) -> dict[str, Any]:
     """Three cosine named vectors of `dim` stored as `storage` says. `on_disk` and `always_ram` rather
     than the newer `memory`: every server release the client supports knows them."""
     models = client_models()
-    return {name: _client_vector(models, dim, vector) for name, vector in storage.vectors.items()}
+    return {name: _client_vector_params(models, dim, vector) for name, vector in storage.vectors.items()}
 
 
-def _client_vector(models: ModuleType, dim: int, vector: VectorStorage) -> Any:
+def _client_vector_params(models: ModuleType, dim: int, vector: VectorStorage) -> Any:
     quantization = None
     if vector.quantization is Quantization.int8:
         quantization = models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
@@ -306,6 +372,18 @@ def _client_vector(models: ModuleType, dim: int, vector: VectorStorage) -> Any:
         datatype=models.Datatype.FLOAT16 if vector.datatype is Datatype.float16 else None,
         quantization_config=quantization, hnsw_config=hnsw,
     )
+
+
+def client_sparse_vectors_config(bm25: bool = True) -> dict[str, Any] | None:
+    """The sparse `bm25` vector with the IDF modifier (Qdrant ≥ 1.19 for the per-corpus IDF of searches)."""
+    models = client_models()
+    return {SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)} if bm25 else None
+
+
+def client_sparse_vector_name_config() -> Any:
+    """The `bm25` vector added to an existing collection (Qdrant ≥ 1.18)."""
+    models = client_models()
+    return models.SparseVectorNameConfig(sparse=models.SparseVectorConfig(modifier=models.Modifier.IDF))
 
 
 def client_payload_indexes() -> list[tuple[str, Any]]:
@@ -327,8 +405,12 @@ def _client_scoring(plan: QueryPlan) -> tuple[Any, str | None]:
     query = plan.query
     if isinstance(query, Nearest):
         return models.NearestQuery(nearest=query.vector.tolist()), query.using
+    if isinstance(query, SparseNearest):
+        return models.NearestQuery(nearest=_client_vector(query.vector)), query.using
     if isinstance(query, RrfFusion):
         return models.RrfQuery(rrf=models.Rrf(k=query.k)), None
+    if isinstance(query, DbsfFusion):
+        return models.FusionQuery(fusion=models.Fusion.DBSF), None
     assert isinstance(query, WeightedSum)
     terms = [models.MultExpression(mult=[w, f"$score[{i}]"]) for i, w in enumerate(query.weights)]
     defaults = {f"$score[{i}]": 0.0 for i in range(len(query.weights))}
@@ -336,16 +418,20 @@ def _client_scoring(plan: QueryPlan) -> tuple[Any, str | None]:
 
 
 def _client_params(plan: QueryPlan, with_params: bool) -> Any:
-    if not with_params or (not plan.exact and plan.hnsw_ef is None and plan.quantization is None):
-        return None
+    """Search params; without `with_params` (local mode, always exact) only the IDF corpus."""
     models = client_models()
-    quantized = plan.quantization
-    quantization = None
+    idf_corpus = _idf_corpus(plan)
+    idf = models.IdfCorpusParams(corpus=client_filter(idf_corpus)) if idf_corpus is not None else None
+    if not with_params:
+        return models.SearchParams(idf=idf) if idf is not None else None
+    if not plan.exact and plan.hnsw_ef is None and idf is None and plan.quantization is None:
+        return None
+    quantized, quantization = plan.quantization, None
     if quantized is not None:
         quantization = (models.QuantizationSearchParams(ignore=True) if quantized.ignore else
                         models.QuantizationSearchParams(rescore=quantized.rescore,
                                                         oversampling=quantized.oversampling))
-    return models.SearchParams(hnsw_ef=plan.hnsw_ef, exact=plan.exact, quantization=quantization)
+    return models.SearchParams(hnsw_ef=plan.hnsw_ef, exact=plan.exact, idf=idf, quantization=quantization)
 
 
 def _client_prefetch(plan: QueryPlan, with_params: bool) -> Any:

@@ -37,7 +37,9 @@ from gcl_vectordb.errors import ConfigError
 
 VECTOR_NAMES: tuple[str, ...] = (*DOCUMENT_FIELDS, "fused")
 """Named dense vectors of every collection (cosine): one per document field, and `fused` =
-normalize(Σ α_f · e_f), always present. `rrf` and `weighted` searches combine the field vectors."""
+normalize(Σ α_f · e_f), always present. `rrf` and `weighted` searches combine the field vectors.
+Collections made since keyword search exists also hold the sparse vector `bm25` (`store.bm25`), which
+the storage options leave as the engine keeps it."""
 DEFAULT_OVERSAMPLING = 2.0
 
 
