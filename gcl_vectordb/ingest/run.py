@@ -42,6 +42,7 @@ from gcl_vectordb.ingest.state import IngestState, RejectsFile, dataset_fingerpr
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.store import CollectionRecord, IngestProgress, VectorStore, open_store, require_model
 from gcl_vectordb.store.lock import Lock
+from gcl_vectordb.store.storage import StorageOptions
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ def _collection(
     existing = _stored_record(store, config.collection)
     weights = _field_weights(config, existing)
     if existing is not None:
-        _check_same_source(existing, dataset, weights)
+        _check_same_source(existing, dataset, weights, config.storage)
     clock = time.perf_counter()
     encoder = load_encoder(config.model_ref, device=config.device, batch_size=config.encoder_batch_size)
     seconds = {"model": time.perf_counter() - clock}
@@ -155,8 +156,11 @@ def _field_weights(config: IngestConfig, existing: CollectionRecord | None) -> F
     return existing.field_weights if existing is not None else DEFAULT_FIELD_WEIGHTS
 
 
-def _check_same_source(record: CollectionRecord, dataset: Dataset, weights: FieldWeights) -> None:
-    """A collection holds one dataset with one set of field weights: refuse to mix in another."""
+def _check_same_source(
+    record: CollectionRecord, dataset: Dataset, weights: FieldWeights, storage: StorageOptions | None
+) -> None:
+    """A collection holds one dataset with one set of field weights, stored one way: refuse to mix in
+    another, or to change the storage (fixed at creation)."""
     drop = f"ingest into another collection, or drop this one first (`gcl-vdb collections drop {record.name}`)"
     if record.dataset_root is not None and Path(record.dataset_root) != dataset.root:
         raise ConfigError(f"collection {record.name!r} was built from {record.dataset_root}, not {dataset.root}",
@@ -164,13 +168,16 @@ def _check_same_source(record: CollectionRecord, dataset: Dataset, weights: Fiel
     if record.field_weights != weights:
         raise ConfigError(f"collection {record.name!r} was built with field weights {record.field_weights}, "
                           f"not {weights}", drop)
+    if storage is not None and record.storage != storage:
+        raise ConfigError(f"collection {record.name!r} is stored as {record.storage.name}, not {storage.name}",
+                          f"storage is chosen when a collection is created: leave --storage out, or {drop}")
 
 
 def _new_record(config: IngestConfig, dataset: Dataset, encoder: Encoder, weights: FieldWeights,
                 corpora: tuple[int, ...]) -> CollectionRecord:
     return CollectionRecord(
         config.collection, model_ref=encoder.model_ref, dim=encoder.dim, field_weights=weights,
-        dataset_root=str(dataset.root),
+        dataset_root=str(dataset.root), storage=config.storage or StorageOptions(),
         ingest={"layout": dataset.layout, "images_dir": str(dataset.images_dir), "batch_size": config.batch_size,
                 "corpora": list(config.corpora), "image_size": encoder.image_size},
         identity=encoder.identity, progress=IngestProgress(False, {c: (0, None) for c in corpora}),

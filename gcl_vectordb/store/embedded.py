@@ -30,7 +30,7 @@ from gcl_vectordb.store import plans, schema, space
 from gcl_vectordb.store.base import StoreBase, collection_not_found, existing_record
 from gcl_vectordb.store.bm25 import SparseVector
 from gcl_vectordb.store.lock import Lock, lock_path
-from gcl_vectordb.store.records import CollectionRecord, validate_collection_name
+from gcl_vectordb.store.records import CollectionRecord, PointColumns, validate_collection_name
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +103,10 @@ class EmbeddedStore(StoreBase):
         if (folder / RECORD_FILE).is_file():
             return existing_record(self.get_record(record.name), record, exist_ok, self.location)
         self._require_space(0, f"create collection {record.name}")
-        config = schema.edge_config(record.dim, self.options.hnsw(), self.options.indexing_threshold_kb,
+        config = schema.edge_config(record.dim, record.storage, self.options.hnsw(), self.options.indexing_threshold_kb,
                                     bm25=record.bm25 is not None)
+        new_folder = not folder.exists()
+        shard = None
         try:
             if (folder / SHARD_DIR).exists():  # a create that died before writing its record
                 shutil.rmtree(folder / SHARD_DIR)
@@ -114,13 +116,15 @@ class EmbeddedStore(StoreBase):
                 for operation in schema.edge_payload_indexes():
                     shard.update(operation)
             self._save_record(record)
-        except StoreError:
-            raise
-        except Exception as exc:  # OSError, or qdrant-edge's plain Exception
+        except Exception as exc:  # OSError, OutOfSpace, or qdrant-edge's plain Exception
+            _remove_partial(folder, shard, new_folder)
+            if isinstance(exc, StoreError):
+                raise
             raise StoreError(f"cannot create collection {record.name} in {self.location}: {exc}",
                              "check that the store folder is writable (--qdrant PATH)") from exc
         self._shards[record.name] = shard
-        log.info("created collection %s in %s (dim %d)", record.name, self.location, record.dim)
+        log.info("created collection %s in %s (dim %d, storage %s)", record.name, self.location, record.dim,
+                 record.storage.name)
         return record
 
     def hold(self, name: str, *, create: bool = False) -> None:
@@ -235,12 +239,14 @@ class EmbeddedStore(StoreBase):
         conditions = [("corpus", corpus)] if corpus is not None else []
         return self._shard(name).count(edge.CountRequest(exact=True, filter=schema.edge_filter(conditions)))
 
-    def _write(self, name: str, rows: list[schema.WireRow]) -> None:
+    def _write(self, name: str, batches: Iterator[PointColumns]) -> None:
         shard = self._shard(name)
-        what = f"write {len(rows):,} points into collection {name}"
-        self._require_space(len(rows) * space.point_bytes(self.get_record(name).dim), what)
-        with self._engine(what):
-            shard.update(edge.UpdateOperation.upsert_points(schema.edge_points(iter(rows))))
+        point_bytes = space.point_bytes(self.get_record(name).dim)
+        for batch in batches:
+            what = f"write {len(batch):,} points into collection {name}"
+            self._require_space(len(batch) * point_bytes, what)
+            with self._engine(what):
+                shard.update(edge.UpdateOperation.upsert_points(schema.edge_points(schema.wire_rows(batch))))
 
     def _add_sparse_vector(self, name: str) -> None:
         self._shard(name).update(schema.edge_create_sparse_vector())
@@ -318,3 +324,11 @@ class EmbeddedStore(StoreBase):
             if full is not None:
                 raise full from exc
             raise
+
+
+def _remove_partial(folder: Path, shard: edge.EdgeShard | None, new_folder: bool) -> None:
+    """Undo a create that failed half-way: nothing of the collection stays behind."""
+    if shard is not None:
+        shard.close()
+    target = folder if new_folder else folder / SHARD_DIR
+    shutil.rmtree(target, ignore_errors=True)
