@@ -90,6 +90,9 @@ class EvalConfig:
                 raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")
         if self.hnsw_ef is not None and self.hnsw_ef < 1:
             raise ConfigError(f"hnsw_ef must be ≥ 1, got {self.hnsw_ef}")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be in 0 … 4294967295 (2³² − 1), got {self.seed}",
+                              "the protocol samples with seed 1 (--seed 1)")
 
 
 def _split_names() -> str:

@@ -44,7 +44,8 @@ class QueryHit:
 @dataclass(frozen=True)
 class QueryResult:
     """Hits of one query and what produced them; `seconds`: model (load), embed, search, total.
-    `images_dir`: the folder relative image paths of the payloads start from (None if unknown)."""
+    `images_dir`: the folder relative image paths of the payloads start from (None if unknown);
+    `dataset_root`: the dataset folder the collection was built from (parquet images are read there)."""
 
     query: str
     collection: str
@@ -55,6 +56,7 @@ class QueryResult:
     hits: tuple[QueryHit, ...]
     seconds: dict[str, float]
     images_dir: str | None = None
+    dataset_root: str | None = None
     corpus: int | None = None
     filters: Mapping[str, str | int] = field(default_factory=dict)
     weights: FieldWeights | None = None
@@ -100,7 +102,7 @@ def search_products(
     hits = tuple(_hit(rank, hit.product_id, hit.score, hit.payload or {}) for rank, hit in enumerate(found, 1))
     return QueryResult(
         query=text, collection=collection, mode=mode, limit=limit, model_ref=record.model_ref, dim=record.dim,
-        hits=hits, images_dir=_images_dir(record), corpus=corpus, filters=dict(filters or {}),
+        hits=hits, images_dir=_images_dir(record), dataset_root=record.dataset_root, corpus=corpus, filters=dict(filters or {}),
         weights=request.resolved_weights(record) if mode is SearchMode.weighted else None,
         seconds={"model": loaded - clock, "embed": embedded - loaded, "search": done - embedded,
                  "total": done - started},

@@ -17,7 +17,14 @@ from gcl_vectordb.domain import SearchMode
 from gcl_vectordb.errors import CollectionNotFound, ConfigError, ModelMismatch, StoreError
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.store import plans
-from gcl_vectordb.store.records import VECTOR_NAMES, CollectionRecord, Hit, PointRecord, SearchRequest
+from gcl_vectordb.store.records import (
+    VECTOR_NAMES,
+    CollectionRecord,
+    Hit,
+    PointRecord,
+    SearchRequest,
+    check_filter_keys,
+)
 from gcl_vectordb.store.schema import hits_from_wire, point_from_wire, point_id, wire_rows
 
 log = logging.getLogger(__name__)
@@ -158,6 +165,7 @@ class StoreBase:
                     f"{record.dim}-dim vectors built by {record.model_ref}",
                     f"embed the query with {record.model_ref}",
                 )
+            check_filter_keys(record, request.filters)
         results: dict[int, list[Hit]] = {}
         simple = [i for i, r in enumerate(requests) if r.mode is not SearchMode.weighted]
         if simple:
