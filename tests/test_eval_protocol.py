@@ -237,3 +237,23 @@ def test_the_seed_must_be_a_numpy_seed(hand):
         EvalConfig(seed=-1)
     with pytest.raises(ConfigError, match="seed must be in 0"):
         EvalConfig(seed=2**32)
+
+
+def test_a_bad_position_or_score_column_changes_nothing_in_the_evaluation(tiny_gs: Path, tmp_path: Path):
+    """The official code reads only query, product_id and the weight: a row whose position or
+    score_reciprocal does not parse stays in the rescale's min/max and in the sample."""
+    root = tmp_path / "gs"
+    shutil.copytree(tiny_gs, root)
+    path = root / "query_0_product_id_0.csv"
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    top = table["score_linear"].astype(float).idxmax()  # the row that sets max w
+    table.loc[top, "position"] = "first"
+    table.loc[top, "score_reciprocal"] = "n/a"
+    table.to_csv(path, index=False)
+    from gcl_vectordb.data import RejectLog
+
+    rejects = RejectLog()
+    prepared = prepare_split(open_dataset(root), "in-domain", top_q=3, top_k=4, rejects=rejects)
+    queries, gt = official_queries_and_gt(pd.read_csv(path), top_q=3, top_k=4)
+    assert len(rejects) == 0 and prepared.n_rows == len(table)
+    assert list(prepared.queries) == queries and prepared.qrels == gt
