@@ -185,6 +185,15 @@ class Dataset(ABC):
                     rejects.add(candidate.source, candidate.row, problem, detail, candidate.product_id)
         yield ProductBatch(products, position, True)
 
+    def extra_columns(self, sample: int = 1000) -> list[str]:
+        """The products' extra columns (kept as payload besides the schema's), from the first `sample`
+        products of each corpus: the columns a collection records for `--filter`."""
+        keys: set[str] = set()
+        for corpus in self.corpora:
+            first = next(self.iter_products(corpus, batch_size=sample, check_images=False), [])
+            keys.update(key for product in first for key in product.extra)
+        return sorted(keys)
+
     def iter_split_frames(
         self,
         split: Split | str,

@@ -89,6 +89,10 @@ class ParquetDataset(Dataset):
             self._counts[corpus] = len(np.unique(np.concatenate(hashes))) if hashes else 0
         return self._counts[corpus]
 
+    def extra_columns(self, sample: int = 1000) -> list[str]:
+        """A parquet product has no extra columns: its id, title and image only."""
+        return []
+
     def _candidates(self, corpus: int) -> Iterator[list[Candidate]]:
         seen = CompactIdSet()
         for path in self._corpus_files(corpus):

@@ -194,16 +194,6 @@ def _field_weights(config: IngestConfig, existing: CollectionRecord | None) -> F
     return existing.field_weights if existing is not None else DEFAULT_FIELD_WEIGHTS
 
 
-def extra_columns(dataset: Dataset, sample: int = 1000) -> list[str]:
-    """The extra payload columns of the dataset's products (besides the schema's), from the first `sample`
-    products of each corpus: the columns `--filter` accepts (`gcl_vectordb.store.records.check_filter_keys`)."""
-    keys: set[str] = set()
-    for corpus in dataset.corpora:
-        first = next(dataset.iter_products(corpus, batch_size=sample, check_images=False), [])
-        keys.update(key for product in first for key in product.extra)
-    return sorted(keys)
-
-
 def _check_same_source(record: CollectionRecord, dataset: Dataset, weights: FieldWeights) -> None:
     """A collection holds one dataset with one set of field weights: refuse to mix in another."""
     drop = f"ingest into another collection, or drop this one first (`gcl-vdb collections drop {record.name}`)"
@@ -221,7 +211,7 @@ def _new_record(config: IngestConfig, dataset: Dataset, encoder: Encoder, weight
         dataset_root=str(dataset.root),
         ingest={"layout": dataset.layout, "images_dir": str(images_root(dataset)), "batch_size": config.batch_size,
                 "corpora": list(config.corpora), "image_size": encoder.image_size,
-                "extra_columns": extra_columns(dataset)},
+                "extra_columns": dataset.extra_columns()},
     )
 
 
