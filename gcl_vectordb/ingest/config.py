@@ -11,6 +11,7 @@ from gcl_vectordb.errors import ConfigError
 from gcl_vectordb.settings import DEFAULTS, WORK_DIR
 from gcl_vectordb.store import is_server_location
 from gcl_vectordb.store.records import validate_collection_name
+from gcl_vectordb.store.storage import StorageOptions
 
 STATE_FILE = "state.json"
 REJECTS_FILE = "rejects.jsonl"
@@ -27,7 +28,9 @@ class IngestConfig:
     `state_dir`: where the resume state and the rejects file live (None: see `default_state_dir`);
     `rejects`: the rejects file (None: `state_dir/rejects.jsonl`).
     `checkpoint_s`: seconds between durable checkpoints (store flush, then the cursor); 0 = every batch.
-    `shards` / `replicas`: server collections only.
+    `shards` / `replicas`: server collections only. `storage`: how a new collection stores its vectors
+    (`gcl_vectordb.store.storage`; None: the existing collection's, else the `ram` preset); an existing
+    collection stored otherwise is refused.
     """
 
     collection: str
@@ -48,12 +51,15 @@ class IngestConfig:
     checkpoint_s: float = 5.0
     device: str = "auto"
     encoder_batch_size: int = 64
+    storage: StorageOptions | None = None
 
     def __post_init__(self) -> None:
         validate_collection_name(self.collection)
         object.__setattr__(self, "data", Path(self.data))
         if self.field_weights is not None and not isinstance(self.field_weights, FieldWeights):
             raise TypeError(f"field_weights must be FieldWeights, got {type(self.field_weights).__name__}")
+        if self.storage is not None and not isinstance(self.storage, StorageOptions):
+            raise TypeError(f"storage must be StorageOptions, got {type(self.storage).__name__}")
         object.__setattr__(self, "corpora", tuple(self.corpora))
         if not self.model_ref:
             raise ConfigError("no model given", "pass --model MODEL_DIR (an ONNX bundle or a checkpoint)")

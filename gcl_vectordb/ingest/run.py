@@ -37,6 +37,7 @@ from gcl_vectordb.ingest.pipeline import Pipeline, PipelineSetup, Tally
 from gcl_vectordb.ingest.state import IngestState, RejectsFile, dataset_fingerprint
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.store import CollectionRecord, VectorStore, check_model, open_store
+from gcl_vectordb.store.storage import StorageOptions
 
 log = logging.getLogger(__name__)
 
@@ -145,11 +146,12 @@ def _collection(
     created — the encoder, whether the collection is new, and the seconds the model took to load."""
     weights = _field_weights(config, existing)
     if existing is not None:
-        _check_same_source(existing, dataset, weights)
+        _check_same_source(existing, dataset, weights, config.storage)
         if not _same_images(existing, dataset, count):
             log.warning("collection %s holds no product yet: re-created for the images in %s", existing.name,
                         images_root(dataset))
             store.drop(existing.name)
+            config = dataclasses.replace(config, storage=existing.storage)  # the same storage again
             existing = None
     if existing is None:
         for corpus in corpora:  # a dataset that cannot be read fails here, before a collection exists
@@ -194,8 +196,11 @@ def _field_weights(config: IngestConfig, existing: CollectionRecord | None) -> F
     return existing.field_weights if existing is not None else DEFAULT_FIELD_WEIGHTS
 
 
-def _check_same_source(record: CollectionRecord, dataset: Dataset, weights: FieldWeights) -> None:
-    """A collection holds one dataset with one set of field weights: refuse to mix in another."""
+def _check_same_source(
+    record: CollectionRecord, dataset: Dataset, weights: FieldWeights, storage: StorageOptions | None
+) -> None:
+    """A collection holds one dataset with one set of field weights, stored one way: refuse to mix in
+    another, or to change the storage (fixed at creation)."""
     drop = f"ingest into another collection, or drop this one first (`gcl-vdb collections drop {record.name}`)"
     if record.dataset_root is not None and Path(record.dataset_root) != dataset.root:
         raise ConfigError(f"collection {record.name!r} was built from {record.dataset_root}, not {dataset.root}",
@@ -203,12 +208,15 @@ def _check_same_source(record: CollectionRecord, dataset: Dataset, weights: Fiel
     if record.field_weights != weights:
         raise ConfigError(f"collection {record.name!r} was built with field weights {record.field_weights}, "
                           f"not {weights}", drop)
+    if storage is not None and record.storage != storage:
+        raise ConfigError(f"collection {record.name!r} is stored as {record.storage.name}, not {storage.name}",
+                          f"storage is chosen when a collection is created: leave --storage out, or {drop}")
 
 
 def _new_record(config: IngestConfig, dataset: Dataset, encoder: Encoder, weights: FieldWeights) -> CollectionRecord:
     return CollectionRecord(
         config.collection, model_ref=encoder.model_ref, dim=encoder.dim, field_weights=weights,
-        dataset_root=str(dataset.root),
+        dataset_root=str(dataset.root), storage=config.storage or StorageOptions(),
         ingest={"layout": dataset.layout, "images_dir": str(images_root(dataset)), "batch_size": config.batch_size,
                 "corpora": list(config.corpora), "image_size": encoder.image_size,
                 "extra_columns": dataset.extra_columns()},

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -23,11 +23,12 @@ from gcl_vectordb.store.records import (
     VECTOR_NAMES,
     CollectionRecord,
     Hit,
+    PointColumns,
     PointRecord,
     SearchRequest,
     check_filter_keys,
 )
-from gcl_vectordb.store.schema import WireRow, hits_from_wire, point_from_wire, point_id, wire_rows
+from gcl_vectordb.store.schema import hits_from_wire, point_from_wire, point_id
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,8 @@ class StoreBase:
     def get_record(self, name: str) -> CollectionRecord:
         raise NotImplementedError
 
-    def _write(self, name: str, rows: list[WireRow]) -> None:
+    def _write(self, name: str, batches: Iterator[PointColumns]) -> None:
+        """Write every batch (at most `batch_size` products each) before returning."""
         raise NotImplementedError
 
     def _add_sparse_vector(self, name: str) -> None:
@@ -151,16 +153,8 @@ class StoreBase:
         n = len(product_ids)
         present = present or {key: np.ones(n, dtype=bool) for key in vectors}
         _check_columns(record, n, vectors, present, payloads)
-        for start in range(0, n, self.batch_size):
-            stop = min(start + self.batch_size, n)
-            sparse = None
-            if record.bm25 is not None:
-                sparse = bm25_document_vectors([p.get("title") for p in payloads[start:stop]], record.bm25)
-            rows = list(wire_rows(
-                product_ids[start:stop], {k: v[start:stop] for k, v in vectors.items()},
-                {k: present[k][start:stop] for k in vectors}, payloads[start:stop], sparse,
-            ))
-            self._write(name, rows)
+        columns = PointColumns(product_ids, vectors, {k: present[k] for k in vectors}, payloads)
+        self._write(name, (_with_bm25(batch, record.bm25) for batch in columns.batches(self.batch_size)))
         log.debug("upserted %d points into %s", n, name)
         return n
 
@@ -202,7 +196,7 @@ class StoreBase:
         results.update({i: [] for i, r in enumerate(requests) if r.mode is SearchMode.bm25 and not sparse[i]})
         simple = [i for i, r in enumerate(requests) if r.mode is not SearchMode.weighted and i not in results]
         if simple:
-            raw = self._query(name, [plans.plan_search(requests[i], sparse.get(i)) for i in simple])
+            raw = self._query(name, [plans.plan_search(requests[i], sparse.get(i), record.storage) for i in simple])
             for i, points in zip(simple, raw, strict=True):
                 results[i] = hits_from_wire(points, requests[i].with_payload)
         weighted = {i: r for i, r in enumerate(requests) if r.mode is SearchMode.weighted}
@@ -219,7 +213,7 @@ class StoreBase:
         results: dict[int, list[Hit]] = {}
         pending = list(requests)
         while pending:
-            groups = {i: plans.plan_weighted(requests[i], weights[i], depth[i]) for i in pending}
+            groups = {i: plans.plan_weighted(requests[i], weights[i], depth[i], record.storage) for i in pending}
             raw = iter(self._query(name, [plan for i in pending for plan in groups[i]]))
             still = []
             for i in pending:
@@ -279,6 +273,13 @@ class StoreBase:
         self.close()
 
 
+def _with_bm25(batch: PointColumns, settings: Bm25Settings | None) -> PointColumns:
+    """The batch with each title's BM25 vector, on a collection with keyword search (whoever writes)."""
+    if settings is None:
+        return batch
+    return dataclasses.replace(batch, sparse=bm25_document_vectors([p.get("title") for p in batch.payloads], settings))
+
+
 def _sized(vector: np.ndarray, dim: int, name: str, product_id: str) -> np.ndarray:
     if vector.shape != (dim,):
         raise ModelMismatch(
@@ -318,7 +319,8 @@ def collection_not_found(name: str, location: str, existing: list[str]) -> Colle
 def existing_record(
     stored: CollectionRecord, wanted: CollectionRecord, exist_ok: bool, location: str
 ) -> CollectionRecord:
-    """`create_collection` on an existing name: the stored record if `exist_ok` and the dims agree."""
+    """`create_collection` on an existing name: the stored record if `exist_ok` and the dims and the
+    storage agree (storage is fixed when a collection is created)."""
     if not exist_ok:
         raise StoreError(
             f"collection {wanted.name!r} already exists in {location}",
@@ -329,5 +331,11 @@ def existing_record(
             f"collection {wanted.name!r} holds {stored.dim}-dim vectors built by {stored.model_ref}, "
             f"not {wanted.dim}-dim ones from {wanted.model_ref}",
             "use the collection's model, or ingest into a new collection",
+        )
+    if stored.storage != wanted.storage:
+        raise ConfigError(
+            f"collection {wanted.name!r} is stored as {stored.storage.name}, not {wanted.storage.name}",
+            f"storage is chosen when a collection is created: drop it first (`gcl-vdb collections drop "
+            f"{wanted.name}`), or keep its storage",
         )
     return stored
