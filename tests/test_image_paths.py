@@ -47,27 +47,29 @@ def test_paths_that_leave_the_images_folder_are_rejected_with_their_reason(tmp_p
     secret = _secret(tmp_path, first[0].image_path)
     link = first[2].image_path.parent / "link.jpg"
     link.symlink_to(secret)  # inside the folder by name, outside once resolved
+    (first[4].image_path.parent / "elsewhere").symlink_to(secret.parent)  # a folder link pointing out
 
     def escape(entries):
         entries[0][1]["image_local"] = "../" * 10 + str(secret).lstrip("/")  # the path
         entries[1][1]["image_local"] = str(secret)  # an absolute path elsewhere that exists
         entries[2][1]["image_local"] = entries[2][1]["image_local"].rsplit("/", 1)[0] + "/link.jpg"
         entries[3][1]["image_local"] = str(first[3].image_path)  # absolute, inside the folder: fine
+        entries[4][1]["image_local"] = entries[4][1]["image_local"].rsplit("/", 1)[0] + "/elsewhere/secret.jpg"
         return entries
 
     edit_corpus(root, 1, escape)
     products, rejects = _products(root)
-    assert [p.product_id for p in products] == [p.product_id for p in first[3:]]
+    assert [p.product_id for p in products] == [p.product_id for p in (first[3], *first[5:])]
     assert products[0].image_path == first[3].image_path
     assert [(r.row, r.reason, r.product_id) for r in rejects] == [
-        (i + 1, "image-outside-folder", first[i].product_id) for i in range(3)]
+        (i + 1, "image-outside-folder", first[i].product_id) for i in (0, 1, 2, 4)]
     assert all(f"resolves to {secret}, outside the images folder {root / 'images'}" in r.detail for r in rejects)
 
     report = ingest_dataset(IngestConfig(collection="gs", data=root, model_ref="gcl-micro", store=str(tmp_path / "s"),
                                          workers=0, build_index=False))
-    assert report.rejects == {"image-outside-folder": 3}
-    stored = {json.loads(line)["product_id"] for line in report.rejects_file.read_text().splitlines()}
-    assert stored == {p.product_id for p in first[:3]}
+    assert report.rejects == {"image-outside-folder": 4}
+    rejected = {json.loads(line)["product_id"] for line in report.rejects_file.read_text().splitlines()}
+    assert rejected == {first[i].product_id for i in (0, 1, 2, 4)}
 
 
 def test_contained_file_resolves_symlinks_and_dot_dots(tmp_path: Path) -> None:

@@ -84,14 +84,18 @@ class ImageResolver:
         self.root = Path(os.path.realpath(images_dir))
         self._top_level = _top_level(images_dir)
         self._strip: int | None = None  # leading components to drop, learnt from the first file found
-        self._folders: dict[Path, Path] = {}
+        self._folders: dict[str, str] = {}  # folder as joined → its realpath
+        self._dir = str(images_dir)
+        self._root = str(self.root)
+        self._root_prefix = os.path.join(self._root, "")
 
     def resolve(self, image_local: str) -> Path:
         """The file of `image_local` inside the images folder (symlinks resolved), or `ImageRejected`."""
+        # strings, not Path objects, on the common path: this runs once per product (millions)
         parts = _archive_parts(image_local)
         learnt = None
         if self._strip is not None and parts:
-            learnt = self.images_dir.joinpath(*parts[min(self._strip, len(parts) - 1) :])
+            learnt = os.path.join(self._dir, *parts[min(self._strip, len(parts) - 1) :])
             try:
                 return self._inside(learnt)
             except ImageRejected as exc:
@@ -101,7 +105,7 @@ class ImageResolver:
         if found is not None:
             if self._strip is None:
                 self._strip = len(parts) - len(found.relative_to(self.images_dir).parts)
-            return self._inside(found)
+            return self._inside(str(found))
         as_given = self.images_dir / image_local  # an absolute image_local stays as it is
         if os.path.lexists(as_given):
             return contained_file(as_given, self.images_dir)
@@ -117,21 +121,23 @@ class ImageResolver:
             self._strip = len(parts) - len(found.relative_to(self.images_dir).parts)
         return self.images_dir.joinpath(*parts[min(self._strip or 0, len(parts) - 1) :])
 
-    def _inside(self, path: Path) -> Path:
+    def _inside(self, path: str) -> Path:
         """`contained_file(path, images_dir)` at one `lstat` per call: resolved folders are remembered."""
-        folder = self._folders.get(path.parent)
+        parent, name = os.path.split(path)
+        folder = self._folders.get(parent)
         if folder is None:
             if len(self._folders) >= _DIR_CACHE:
                 self._folders.clear()
-            folder = self._folders[path.parent] = Path(os.path.realpath(path.parent))
-        real = folder / path.name
+            folder = self._folders[parent] = os.path.realpath(parent)
+        real = os.path.join(folder, name)
         try:
             mode = os.lstat(real).st_mode
         except OSError:
             raise ImageRejected("missing-image", f"no file {path}") from None
-        if stat.S_ISLNK(mode) or path.name == "..":
-            return contained_file(path, self.images_dir)
-        require_inside(path, real, self.root)
+        if stat.S_ISLNK(mode) or name == "..":
+            return contained_file(Path(path), self.images_dir)
+        if not (real.startswith(self._root_prefix) or real == self._root):  # realpaths: a prefix test suffices
+            require_inside(Path(path), Path(real), self.root)
         if not stat.S_ISREG(mode):
             raise ImageRejected("missing-image", f"no file {path}")
-        return real
+        return Path(real)
