@@ -113,6 +113,23 @@ def test_rrf_mode_and_filters_through_the_cli(ingested: Path) -> None:
     assert [hit["score"] for hit in hits] == sorted((hit["score"] for hit in hits), reverse=True)
 
 
+def test_a_filter_on_a_payload_key_no_product_has_is_an_error(ingested: Path) -> None:
+    args = ["query", "red dress", "--collection", "gs", "--qdrant", str(ingested), "--limit", "3", "--json"]
+    line = _one_line_error(runner.invoke(app, [*args, "--filter", "nokey=1"]))
+    assert "collection 'gs' has no payload key 'nokey'" in line
+    assert "filter on one of: product_id, title, image, image_cell, corpus, brand, category" in line
+    brand = runner.invoke(app, [*args, "--filter", "brand=Vela"])  # an extra column of the corpus
+    assert brand.exit_code == 0, brand.output
+    assert {hit["payload"]["brand"] for hit in json.loads(brand.stdout)["hits"]} == {"Vela"}
+
+
+def test_a_store_location_that_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "store").write_text("not a folder")
+    line = _one_line_error(runner.invoke(app, ["query", "red", "--collection", "gs", "--qdrant",
+                                               str(tmp_path / "store")]))
+    assert f"the store location {tmp_path / 'store'} is not a directory" in line and "not found" not in line
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["ingest", "--fields", "image0.9"], "expected key=value pairs"),
     (["ingest", "--fields", "image=x"], "image=x is not a number"),
@@ -123,6 +140,7 @@ def test_rrf_mode_and_filters_through_the_cli(ingested: Path) -> None:
     (["query", "q", "--filter", "corpus=3"], "the corpus is 1 or 2"),
     (["query", "q", "--filter", "brand=a,brand=b"], "brand is given twice"),
     (["query", "q", "--mode", "cosine"], "'cosine' is not one of"),
+    (["evaluate", "--seed", "-1"], "should be greater than or equal to 0"),
 ])
 def test_malformed_options_are_usage_errors(args: list[str], message: str) -> None:
     result = runner.invoke(app, args)

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -117,7 +118,7 @@ def test_a_local_mode_folder_open_twice_is_in_use(tmp_path: Path) -> None:
 def test_unreachable_server_names_the_url_never_the_key(caplog: pytest.LogCaptureFixture) -> None:
     url = f"http://127.0.0.1:{_closed_port()}"
     caplog.set_level(logging.DEBUG)
-    with pytest.raises(StoreUnreachable) as raised, pytest.warns(UserWarning, match="insecure"):
+    with pytest.raises(StoreUnreachable) as raised:
         open_store(url, api_key=SECRET, timeout_s=2)
     message = str(raised.value)
     assert message.startswith(f"cannot reach the Qdrant server at {url}")
@@ -141,17 +142,22 @@ def test_api_key_reaches_the_server_but_no_repr_log_or_error(
 ) -> None:
     url, handler = fake_qdrant
     caplog.set_level(logging.DEBUG)
-    with pytest.warns(UserWarning, match="insecure"):  # qdrant-client's own warning for http + key
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # qdrant-client's own warnings go to the log, never raw
         store = open_store(url, api_key=SECRET)
+    assert "qdrant-client: Api key is used with an insecure connection" in caplog.text  # http + key
     with store:
         assert store.list_collections() == []
         assert SECRET not in repr(store) and SECRET not in repr(vars(store)["options"])
     assert handler.seen_keys and set(handler.seen_keys) == {SECRET}
     handler.status = 401
-    with pytest.raises(StoreError) as raised, pytest.warns(UserWarning):
+    with pytest.raises(StoreError) as raised:
         open_store(url, api_key="wrong-" + SECRET)
-    assert "HTTP 401" in str(raised.value) and "API key" in str(raised.value)
+    assert "HTTP 401" in str(raised.value) and "refused the API key given" in str(raised.value)
+    assert "set the API key" not in str(raised.value)  # it is set: the hint says so
     assert SECRET not in str(raised.value) and SECRET not in caplog.text
+    with pytest.raises(StoreError, match="HTTP 401.* — set the API key in the environment variable"):
+        open_store(url)
 
 
 # ---------------------------------------------------------------- model mismatch
@@ -308,9 +314,10 @@ def test_cli_reports_an_unreachable_server_without_the_key(monkeypatch: pytest.M
 
     monkeypatch.setenv("QDRANT_API_KEY", SECRET)
     url = f"http://127.0.0.1:{_closed_port()}"
-    with pytest.warns(UserWarning, match="insecure"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a raw UserWarning would surface as an exception here
         result = CliRunner().invoke(app, ["collections", "list", "--qdrant", url])
-    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.exit_code == 1 and "Traceback" not in result.output and "UserWarning" not in result.output
     assert f"cannot reach the Qdrant server at {url}" in result.output and SECRET not in result.output
 
 
@@ -328,7 +335,10 @@ def test_search_batches_are_sent_in_bounded_chunks(recorded) -> None:
 def test_an_unwritable_store_location_is_a_store_error(tmp_path: Path) -> None:
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("x")
-    with open_store(not_a_folder) as store, pytest.raises(StoreError, match="cannot lock collection products"):
+    with pytest.raises(StoreError, match=f"the store location {not_a_folder} is not a directory"):
+        open_store(not_a_folder)
+    below_a_file = not_a_folder / "store"
+    with open_store(below_a_file) as store, pytest.raises(StoreError, match="cannot lock collection products"):
         store.create_collection(_record())
 
 

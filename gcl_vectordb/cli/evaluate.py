@@ -64,7 +64,8 @@ def evaluate_command(
         bool, typer.Option("--approx", help="Search the HNSW index instead of exact search; also runs exact search "
                            "and reports what the index costs.")
     ] = False,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Query sampling seed (the protocol uses 1).")] = 1,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1,
+                                      help="Query sampling seed (the protocol uses 1).")] = 1,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Queries per embedding/search batch.")] = 256,
     save_run: Annotated[
         Path | None, typer.Option("--save-run", metavar="DIR", help="Write run.<split>.trec, qrels.<split>.trec "
@@ -145,6 +146,9 @@ def print_report(report: EvalReport) -> None:
         f"model {'none (BM25)' if s.vector == 'bm25' else s.model_ref}", ["metric", *splits], rows,
         right_align=splits,
     )
+    if s.vector != "image":
+        output.note(f"documents: the {s.vector} vector; the published GCL runs embed documents by image alone — "
+                    "for numbers comparable with the paper, run with --vector image (docs/protocol.md)")
     if s.datatype == "float16":
         output.warn(FLOAT16_NOTE % (s.collection, "fused" if s.vector == "hybrid" else s.vector))
     approx = [r for r in report.splits if r.exact_metrics is not None]

@@ -113,6 +113,9 @@ class EvalConfig:
         if self.check_bruteforce and self.mode.lexical:
             raise ConfigError(f"the brute-force check compares dense rankings, not {self.vector}",
                               "leave --check-bruteforce out, or evaluate --vector fused|image|title")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be in 0 … 4294967295 (2³² − 1), got {self.seed}",
+                              "the protocol samples with seed 1 (--seed 1)")
 
     @property
     def mode(self) -> SearchMode:

@@ -47,7 +47,8 @@ class QueryHit:
 @dataclass(frozen=True)
 class QueryResult:
     """Hits of one query and what produced them; `seconds`: model (load), embed, search, total.
-    `images_dir`: the folder relative image paths of the payloads start from (None if unknown).
+    `images_dir`: the folder relative image paths of the payloads start from (None if unknown);
+    `dataset_root`: the dataset folder the collection was built from (parquet images are read there).
     `fusion`: how a `hybrid` search fused its rankings (None for the other modes)."""
 
     query: str
@@ -59,6 +60,7 @@ class QueryResult:
     hits: tuple[QueryHit, ...]
     seconds: dict[str, float]
     images_dir: str | None = None
+    dataset_root: str | None = None
     corpus: int | None = None
     filters: Mapping[str, str | int] = field(default_factory=dict)
     weights: FieldWeights | None = None
@@ -176,7 +178,8 @@ def search_products_batch(
     return [
         QueryResult(
             query=q.text, collection=collection, mode=q.mode, limit=q.limit, model_ref=record.model_ref,
-            dim=record.dim, images_dir=images_dir, corpus=q.corpus, filters=q.filters, seconds=seconds,
+            dim=record.dim, images_dir=images_dir, dataset_root=record.dataset_root, corpus=q.corpus,
+            filters=q.filters, seconds=seconds,
             hits=tuple(_hit(rank, hit.product_id, hit.score, hit.payload or {}) for rank, hit in enumerate(hits, 1)),
             weights=request.resolved_weights(record) if q.mode is SearchMode.weighted else None,
             fusion=q.resolved_fusion,

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from gcl_vectordb.encoders import Encoder
 from gcl_vectordb.errors import ConfigError, StoreError
+from gcl_vectordb.imaging import ImageRejected, contained_file
 from gcl_vectordb.search.query import QueryResult, TextQuery, cached_encoder, search_products_batch
 from gcl_vectordb.serve.batcher import BatchLimits, MicroBatcher, QueueFull
 from gcl_vectordb.serve.metrics import ServeMetrics
@@ -132,15 +133,14 @@ class SearchService:
         name = product.payload.get("image")
         if not isinstance(name, str) or not name or self.images_root is None:
             return None
-        path = (self.images_root / name).resolve()
-        if not path.is_relative_to(self.images_root):
-            log.warning("refused the image of product %s: it resolves outside %s", product.product_id,
-                        self.images_root)
+        try:
+            path = contained_file(self.images_root / name, self.images_root)
+        except ImageRejected as exc:
+            if exc.reason == "image-outside-folder":
+                log.warning("refused the image of product %s: %s", product.product_id, exc.detail)
             return None
         media_type = mimetypes.guess_type(path.name)[0] or ""
-        if not media_type.startswith("image/") or not path.is_file():
-            return None
-        return path, media_type
+        return (path, media_type) if media_type.startswith("image/") else None
 
     def close(self, timeout_s: float | None = None) -> None:
         """Stop taking queries, finish those queued (at most `timeout_s`), close the store. Idempotent."""

@@ -26,6 +26,7 @@ from gcl_vectordb.store.records import (
     PointColumns,
     PointRecord,
     SearchRequest,
+    check_filter_keys,
 )
 from gcl_vectordb.store.schema import hits_from_wire, point_from_wire, point_id
 
@@ -203,6 +204,7 @@ class StoreBase:
                     f"{record.dim}-dim vectors built by {record.model_ref}",
                     f"embed the query with {record.model_ref}",
                 )
+            check_filter_keys(record, request.filters)
             if request.mode.lexical:
                 assert request.text is not None  # SearchRequest checks it
                 sparse[i] = bm25_query_vector(request.text, record.require_bm25(request.mode))

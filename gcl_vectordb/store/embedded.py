@@ -74,6 +74,9 @@ class EmbeddedStore(StoreBase):
 
     def __init__(self, root: str | Path, options: EmbeddedOptions | None = None) -> None:
         self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"the store location {self.root} is not a directory",
+                             "pass --qdrant a folder (created on first ingest) or an http(s):// URL")
         self.location = str(self.root)
         self.options = options or EmbeddedOptions()
         self.batch_size = self.options.batch_size

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -44,9 +44,9 @@ def validate_collection_name(name: str) -> str:
 class IngestProgress:
     """How far the ingest that fills a collection got, saved with its record at every checkpoint.
 
-    `corpora`: per corpus, (products done, products in the dataset's corpus) — done counts accepted
-    products in reading order, so a complete corpus may stay below its size by its rejected rows; the size
-    is None where it was not counted. `complete` once every corpus the ingest was asked for is in.
+    `corpora`: per corpus, (entries done, entries in the dataset's corpus) — the ingest's cursor, which
+    counts entries stored or rejected in reading order; the size is None where it was not counted yet.
+    `complete` once every corpus the ingest was asked for is read to its end.
     """
 
     complete: bool
@@ -203,13 +203,37 @@ class PointColumns:
             )
 
 
+PAYLOAD_KEYS: tuple[str, ...] = ("product_id", "title", "image", "image_cell", "corpus")
+"""The payload schema's own keys (`product_payload`); the collection's extra columns come on top."""
+
+
 def product_payload(
-    product_id: str, title: str, image: str | None, corpus: int, extra: Mapping[str, Any] | None = None
+    product_id: str, title: str | None, image: str | None, corpus: int, extra: Mapping[str, Any] | None = None,
+    *, image_cell: str | None = None,
 ) -> dict[str, Any]:
-    """The payload schema, defined once: product_id, title, image path, corpus, then extra columns."""
+    """The payload schema, defined once: extra columns, then product_id, title (None: the product has
+    none), image (path relative to the collection's images folder, or None), corpus; `image_cell` only
+    for an image embedded in a parquet file (`<file relative to the dataset root>#<row>`)."""
     if corpus not in (1, 2):
         raise ConfigError(f"product {product_id}: corpus must be 1 or 2, got {corpus!r}")
-    return {**(extra or {}), "product_id": product_id, "title": title, "image": image, "corpus": corpus}
+    payload = {**(extra or {}), "product_id": product_id, "title": title, "image": image, "corpus": corpus}
+    if image_cell is not None:
+        payload["image_cell"] = image_cell
+    return payload
+
+
+def check_filter_keys(record: CollectionRecord, keys: Iterable[str]) -> None:
+    """Refuse a filter on a payload key no product has: the schema's keys and the extra columns the
+    collection recorded at ingest (`ingest.extra_columns`; collections built before it was recorded are
+    not checked). Raises ConfigError naming the known keys."""
+    extra = record.ingest.get("extra_columns")
+    if extra is None:
+        return
+    known = [*PAYLOAD_KEYS, *extra]
+    unknown = sorted(set(keys) - set(known))
+    if unknown:
+        raise ConfigError(f"collection {record.name!r} has no payload key {', '.join(map(repr, unknown))}",
+                          f"filter on one of: {', '.join(known)}")
 
 
 @dataclass(frozen=True)
