@@ -12,13 +12,17 @@ from gcl_vectordb.cli.app import command_app
 from gcl_vectordb.cli.options import (
     CollectionOption,
     DataOption,
+    ImagesDirOption,
     JsonOption,
     ModelOption,
     QdrantOption,
+    StorageOption,
+    StorageSetOption,
     parse_weights,
 )
 from gcl_vectordb.ingest import IngestConfig, IngestReport, ingest_dataset
 from gcl_vectordb.settings import resolve_settings
+from gcl_vectordb.store.storage import parse_storage
 
 app = command_app()
 
@@ -27,6 +31,7 @@ app = command_app()
 def ingest_command(
     collection: CollectionOption = None,
     data: DataOption = None,
+    images_dir: ImagesDirOption = None,
     model: ModelOption = None,
     qdrant: QdrantOption = None,
     batch_size: Annotated[
@@ -50,14 +55,17 @@ def ingest_command(
     ] = None,
     shards: Annotated[int, typer.Option("--shards", min=1, help="Shards (Qdrant server only).")] = 1,
     replicas: Annotated[int, typer.Option("--replicas", min=1, help="Replicas (Qdrant server only).")] = 1,
+    storage: StorageOption = None,
+    storage_set: StorageSetOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Embed every product of a dataset (both corpora) and load it into a collection.
 
-    Images are decoded in parallel processes while the model embeds and the store writes. Re-running
-    the same command after a crash or Ctrl-C continues where it stopped; after a complete run it
-    changes nothing. Rejected products (missing or corrupt image, empty title, repeated id) go to
-    the rejects file with the reason.
+    Images are decoded in parallel processes while the model embeds and the store writes; only files
+    inside the images folder are read. Re-running the same command after a crash or Ctrl-C continues
+    where it stopped. Rejected products (image missing, outside the images folder, corrupt or too
+    large; neither title nor image; repeated id) go to the rejects file with the reason; fix them and
+    run the same command again: it retries the rejected products and says how many it recovered.
 
     Example: [bold]gcl-vdb ingest --collection gs10m --data gcl-vdb-work/data --model gcl-vdb-work/model[/bold]
     """
@@ -66,7 +74,8 @@ def ingest_command(
     config = IngestConfig(
         collection=settings.collection, data=settings.data, model_ref=settings.model, store=settings.store,
         api_key=settings.api_key, batch_size=batch_size, workers=workers, build_index=not no_index,
-        rejects=rejects, shards=shards, replicas=replicas, field_weights=weights,
+        rejects=rejects, shards=shards, replicas=replicas, field_weights=weights, images_dir=images_dir,
+        storage=parse_storage(storage, storage_set) if storage or storage_set else None,
     )
     with output.ProgressBars() as progress:
         report = ingest_dataset(config, progress)
@@ -93,6 +102,8 @@ def print_summary(report: IngestReport) -> None:
     stages = ", ".join(f"{k} {seconds[k]:.1f}" for k in ("read", "decode", "wait", "encode", "upsert", "checkpoint")
                        if k in seconds)
     rejected = ", ".join(f"{reason} {n:,}" for reason, n in report.rejects.items()) or "none"
+    retried = (f"{report.retried:,} earlier rejects: {report.recovered:,} recovered, "
+               f"{report.retried - report.recovered:,} still rejected" if report.retried else "none")
     index = (f"built in {seconds.get('index', 0.0):.1f} s" if report.index_built
              else "not built (--no-index): run `gcl-vdb ingest` again without it")
     output.print_table(None, ["", "value"], [
@@ -101,6 +112,8 @@ def print_summary(report: IngestReport) -> None:
         ("seconds", f"total {seconds.get('total', 0.0):.1f}, pipeline {seconds.get('pipeline', 0.0):.1f}; "
                     f"stages: {stages}"),
         ("rejected (all runs)", rejected),
+        ("retried", retried),
+        ("images", str(report.images_dir)),
         ("rejects file", str(report.rejects_file)),
         ("resume state", str(report.state_file)),
         ("index", index),

@@ -6,7 +6,9 @@ search, filter corpus == the split's corpus, limit k, the chosen named vector), 
 (`judge_run`) and compute the metrics. Optionally: the same with HNSW (`approx`), TREC files of the run
 and ground truth, and the numpy brute-force check. `vector="bm25"` ranks by BM25 of the query's words in
 the titles (IDF over the split's corpus; no model is loaded), `"hybrid"` fuses the fused-vector and the
-BM25 rankings (`fusion`); everything else is the same protocol.
+BM25 rankings (`fusion`); everything else is the same protocol. Exact search reads the original vectors
+whatever the collection's quantization, so an int8 or binary collection gives the figures of a float32
+one; float16 originals round the scores, and evaluate warns (`FLOAT16_NOTE`).
 
     report = evaluate(EvalConfig(splits=("novel-doc",), collection="gs10m", store="gcl-vdb-store"))
     report.splits[0].headline()["ndcg@10"]
@@ -42,13 +44,23 @@ from gcl_vectordb.evaluation.protocol import (
 from gcl_vectordb.evaluation.report import EvalReport, EvalSettings, SplitReport, SplitTimings
 from gcl_vectordb.evaluation.trec import save_trec_files
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
-from gcl_vectordb.store import CollectionRecord, SearchRequest, VectorStore, check_model, open_store
+from gcl_vectordb.store import (
+    CollectionRecord,
+    SearchRequest,
+    VectorStore,
+    open_store,
+    require_complete,
+    require_model,
+)
 
 log = logging.getLogger(__name__)
 
 DocumentVector = Literal["fused", "image", "title", "bm25", "hybrid"]
 DOCUMENT_VECTORS: tuple[str, ...] = ("fused", "image", "title", "bm25", "hybrid")
 RUN_TAG = "gcl-vdb"
+FLOAT16_NOTE = ("collection %r stores the %s vectors as float16: the engine rounds vectors and queries to "
+                "float16, so scores differ from float32 by ~1e-4 and near-ties may rank differently (the brute-force "
+                "check computes in float32); compare figures with a float32 collection, not across the two")
 
 
 @dataclass(frozen=True)
@@ -59,7 +71,8 @@ class EvalConfig:
     `k` is both the retrieval depth and the ground-truth cap (the official code uses one top_k for
     both). `approx` retrieves with the HNSW index (and also runs exact search, to report the cost).
     `batch_size`: queries per embedding batch and per store round trip. `fusion`: how `vector="hybrid"`
-    fuses its two rankings.
+    fuses its two rankings. A collection whose ingest has not completed is refused (`PartialCollection`)
+    unless `allow_partial`, which evaluates it with a warning kept in the report.
     """
 
     splits: tuple[str, ...] = ("all",)
@@ -79,6 +92,7 @@ class EvalConfig:
     batch_size: int = 256
     weight_column: str = DEFAULT_WEIGHT_COLUMN
     fusion: FusionMethod = FusionMethod.rrf
+    allow_partial: bool = False
 
     def __post_init__(self) -> None:
         names = tuple(s.name for s in SPLITS) if "all" in self.splits else tuple(dict.fromkeys(self.splits))
@@ -99,6 +113,9 @@ class EvalConfig:
         if self.check_bruteforce and self.mode.lexical:
             raise ConfigError(f"the brute-force check compares dense rankings, not {self.vector}",
                               "leave --check-bruteforce out, or evaluate --vector fused|image|title")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be in 0 … 4294967295 (2³² − 1), got {self.seed}",
+                              "the protocol samples with seed 1 (--seed 1)")
 
     @property
     def mode(self) -> SearchMode:
@@ -114,7 +131,11 @@ def evaluate(config: EvalConfig, progress: Progress = NULL_PROGRESS) -> EvalRepo
     """Evaluate every split of `config` through the store; see the module docstring."""
     started = time.perf_counter()
     with open_store(config.store, api_key=config.api_key) as store:
+        store.hold(config.collection)
         record = store.get_record(config.collection)
+        partial = require_complete(record, allow_partial=config.allow_partial)
+        if partial is not None:
+            log.warning("%s", partial)
         dataset = open_dataset(_data_root(config, record))
         splits = [dataset.split(name) for name in config.splits]  # every split file checked before work
         if config.mode.lexical:
@@ -122,7 +143,10 @@ def evaluate(config: EvalConfig, progress: Progress = NULL_PROGRESS) -> EvalRepo
         encoder = None
         if config.mode.dense:  # BM25 alone needs no model
             encoder = load_encoder(record.model_ref, batch_size=config.batch_size)
-            check_model(record, encoder.model_ref, encoder.dim)
+            require_model(record, encoder.identity)
+        datatype = _dense_datatype(record, config)
+        if datatype == "float16":
+            log.warning(FLOAT16_NOTE, record.name, "fused" if config.mode is SearchMode.hybrid else config.vector)
         reports = tuple(
             _evaluate_split(store, record, encoder, dataset, split.name, config, progress) for split in splits
         )
@@ -131,8 +155,17 @@ def evaluate(config: EvalConfig, progress: Progress = NULL_PROGRESS) -> EvalRepo
         vector=config.vector, search="hnsw" if config.approx else "exact", top_q=config.top_q, k=config.k,
         seed=config.seed, weight_column=config.weight_column, versions=library_versions(),
         fusion=config.fusion.value if config.mode is SearchMode.hybrid else None,
+        storage=record.storage.name, datatype=datatype,
+        collection_status=record.status(), allow_partial=config.allow_partial,
     )
-    return EvalReport(settings, reports, time.perf_counter() - started)
+    return EvalReport(settings, reports, time.perf_counter() - started, () if partial is None else (partial,))
+
+
+def _dense_datatype(record: CollectionRecord, config: EvalConfig) -> str | None:
+    """The stored datatype of the dense vector the evaluation searches (`fused` for hybrid; None for bm25)."""
+    dense = "fused" if config.mode is SearchMode.hybrid else config.vector
+    storage = record.storage.vectors.get(dense)
+    return storage.datatype.value if storage is not None else None
 
 
 def _data_root(config: EvalConfig, record: CollectionRecord) -> Path:

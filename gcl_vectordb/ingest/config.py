@@ -11,6 +11,7 @@ from gcl_vectordb.errors import ConfigError
 from gcl_vectordb.settings import DEFAULTS, WORK_DIR
 from gcl_vectordb.store import is_server_location
 from gcl_vectordb.store.records import validate_collection_name
+from gcl_vectordb.store.storage import StorageOptions
 
 STATE_FILE = "state.json"
 REJECTS_FILE = "rejects.jsonl"
@@ -27,7 +28,9 @@ class IngestConfig:
     `state_dir`: where the resume state and the rejects file live (None: see `default_state_dir`);
     `rejects`: the rejects file (None: `state_dir/rejects.jsonl`).
     `checkpoint_s`: seconds between durable checkpoints (store flush, then the cursor); 0 = every batch.
-    `shards` / `replicas`: server collections only.
+    `shards` / `replicas`: server collections only. `storage`: how a new collection stores its vectors
+    (`gcl_vectordb.store.storage`; None: the existing collection's, else the `ram` preset); an existing
+    collection stored otherwise is refused.
     """
 
     collection: str
@@ -48,12 +51,15 @@ class IngestConfig:
     checkpoint_s: float = 5.0
     device: str = "auto"
     encoder_batch_size: int = 64
+    storage: StorageOptions | None = None
 
     def __post_init__(self) -> None:
         validate_collection_name(self.collection)
         object.__setattr__(self, "data", Path(self.data))
         if self.field_weights is not None and not isinstance(self.field_weights, FieldWeights):
             raise TypeError(f"field_weights must be FieldWeights, got {type(self.field_weights).__name__}")
+        if self.storage is not None and not isinstance(self.storage, StorageOptions):
+            raise TypeError(f"storage must be StorageOptions, got {type(self.storage).__name__}")
         object.__setattr__(self, "corpora", tuple(self.corpora))
         if not self.model_ref:
             raise ConfigError("no model given", "pass --model MODEL_DIR (an ONNX bundle or a checkpoint)")
@@ -97,23 +103,29 @@ def default_state_dir(store: str, collection: str) -> Path:
 
 @dataclass(frozen=True)
 class CorpusCounts:
-    """One corpus in one run: points written, skipped as already stored, rejected; the cursor after it."""
+    """One corpus in one run: points written, already stored before it (stored − written), rejected (new
+    rejects of this run); the cursor after it; earlier rejects retried and recovered."""
 
     corpus: int
     written: int
     present: int
     rejected: int
-    done: int  # accepted products of the corpus fully handled so far (all runs)
+    done: int  # entries of the corpus fully handled so far (all runs; `Dataset.product_batches`)
     complete: bool
+    retried: int = 0  # products rejected by an earlier run and read again in this one
+    recovered: int = 0  # of those, stored now
 
 
 @dataclass(frozen=True)
 class IngestReport:
     """What an ingest run did. `rejects` counts by reason every reject of this ingest (all runs, the
-    rejects file); `new_rejects` those this run found. `resumed_from`: the cursor per corpus at the
-    start ({} for a fresh ingest). `seconds`: wall time per step (model, pipeline, index, total) and
-    time spent per stage inside the pipeline (read, decode = worker CPU, wait = encoder idle waiting
-    for decoded pixels, encode, upsert, checkpoint). `points_per_s`: points written / pipeline seconds.
+    rejects file); `new_rejects` those this run found. `points_written + points_present` = the points
+    of the ingested corpora in the collection. `resumed_from`: the cursor per corpus at the start ({} for
+    a fresh ingest). `retried` / `recovered`: products rejected by an earlier run for a curable reason
+    (`RETRYABLE_REASONS`) that this run read again / stored. `seconds`: wall time per step (model,
+    pipeline, index, total) and time spent per stage inside the pipeline (read, decode = worker CPU,
+    wait = encoder idle waiting for decoded pixels, encode, upsert, checkpoint). `points_per_s`: points
+    written / pipeline seconds.
     """
 
     collection: str
@@ -135,3 +147,6 @@ class IngestReport:
     index_built: bool
     workers: int
     missing_corpora: tuple[int, ...] = ()
+    images_dir: Path | None = None  # the images folder read (symlinks resolved)
+    retried: int = 0
+    recovered: int = 0

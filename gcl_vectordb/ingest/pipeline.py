@@ -16,6 +16,7 @@ re-raises `KeyboardInterrupt`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import queue
 import threading
@@ -23,6 +24,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -74,8 +76,9 @@ class Tally:
     """Counters and stage times; each field is written by one stage only (read after the joins)."""
 
     written: dict[int, int] = field(default_factory=dict)
-    present: dict[int, int] = field(default_factory=dict)
     rejected: dict[int, int] = field(default_factory=dict)
+    retried: dict[int, int] = field(default_factory=dict)  # earlier rejects read again
+    recovered: dict[int, int] = field(default_factory=dict)  # of those, stored now
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
         ("read", "decode", "wait", "encode", "upsert", "checkpoint"), 0.0))
 
@@ -98,8 +101,9 @@ class PipelineSetup:
     batch_size: int
     workers: int
     checkpoint_s: float
-    images_dir: str
+    images_dir: Path  # resolved (symlinks too): payload image paths are relative to it
     task: ProgressTask
+    sizes: dict[int, int | None] = field(default_factory=dict)  # entries per corpus, for the progress
 
 
 class Pipeline:
@@ -164,22 +168,20 @@ class Pipeline:
         setup = self.setup
         for corpus in setup.corpora:
             cursor = setup.state.cursor(corpus)
-            if cursor.complete:
+            retry = setup.rejects.retrying(corpus)
+            if cursor.complete and not retry:
                 self.committed[corpus].set()
                 continue
             rejected = RejectLog()
-            end = cursor.done
             clock = time.perf_counter()
-            for products in setup.dataset.iter_products(corpus, batch_size=setup.batch_size, rejects=rejected,
-                                                        start=cursor.done):
-                end += len(products)
-                batch = self._prepare(corpus, end, products, rejected.drain())
+            for read in setup.dataset.product_batches(corpus, batch_size=setup.batch_size, rejects=rejected,
+                                                      start=cursor.done, retry=retry):
+                batch = self._prepare(corpus, read.end, read.products, rejected.drain())
+                batch.complete = read.complete
                 self.tally.seconds["read"] += time.perf_counter() - clock
                 if not self._put(self.to_encode, batch):
                     return
                 clock = time.perf_counter()
-            if not self._put(self.to_encode, ReadBatch(corpus, end, [], 0, rejected.drain(), complete=True)):
-                return
             # Products of the next corpus are checked against the store for ids of this one: wait until
             # this corpus is all written (one batch of lost overlap per corpus).
             while not self.committed[corpus].wait(_POLL_S):
@@ -232,23 +234,45 @@ class Pipeline:
         self.tally.seconds["upsert"] += time.perf_counter() - started
         new = setup.rejects.add(batch.rejects, source.corpus)
         cursor = setup.state.cursor(source.corpus)
-        cursor.done, cursor.complete = source.end, source.complete
+        # a retry pass re-reads entries before the cursor: the cursor never moves back
+        cursor.done, cursor.complete = max(cursor.done, source.end), cursor.complete or source.complete
         self.tally.add(self.tally.written, source.corpus, len(batch.product_ids))
-        self.tally.add(self.tally.present, source.corpus, source.present)
         self.tally.add(self.tally.rejected, source.corpus, new)
         setup.task.advance(len(batch.product_ids) + source.present + len(batch.rejects))
+        if source.complete:
+            self._settle_retries(source.corpus)
         if source.complete or time.monotonic() - self._last_checkpoint >= setup.checkpoint_s:
             self._checkpoint()
         if source.complete:
             self.committed[source.corpus].set()
 
-    def _checkpoint(self) -> None:
-        """Make the written points durable, then move the cursor (never the other way round)."""
-        started = time.perf_counter()
+    def _settle_retries(self, corpus: int) -> None:
+        """The corpus is read to its end: retried rejects that are stored now are recovered; the rejects
+        file keeps only this run's verdict on the retried products (flushed points first)."""
+        retried = self.setup.rejects.retrying(corpus)
+        if not retried:
+            return
         with self.store_lock:
             self.setup.store.flush(self.setup.collection)
-        self.setup.rejects.sync()
-        self.setup.state.save()
+            stored = self.setup.store.existing_ids(self.setup.collection, sorted(retried))
+        self.tally.add(self.tally.retried, corpus, len(retried))
+        self.tally.add(self.tally.recovered, corpus, len(stored))
+        self.setup.rejects.settle(corpus)
+
+    def _checkpoint(self) -> None:
+        """Make the written points durable, then move the cursor (never the other way round), then tell
+        the collection's record how far the ingest got."""
+        started = time.perf_counter()
+        setup = self.setup
+        with self.store_lock:
+            setup.store.flush(setup.collection)
+        setup.rejects.sync()
+        setup.state.save()
+        progress = setup.state.progress(setup.corpora, setup.sizes)
+        with self.store_lock:
+            record = setup.store.get_record(setup.collection)
+            if record.progress != progress:
+                setup.store.update_record(dataclasses.replace(record, progress=progress))
         self._last_checkpoint = time.monotonic()
         self.tally.seconds["checkpoint"] += time.perf_counter() - started
 
@@ -288,6 +312,7 @@ def encode_batch(setup: PipelineSetup, batch: ReadBatch, chunks: list[DecodedChu
     encoder, products = setup.encoder, batch.products
     rejects = list(batch.rejects)
     has_image = np.concatenate([c.has_image for c in chunks]) if chunks else np.zeros(0, dtype=bool)
+    has_title = np.array([p.title is not None for p in products], dtype=bool)
     failed = np.zeros(len(products), dtype=bool)
     offset = 0
     for chunk in chunks:
@@ -297,20 +322,25 @@ def encode_batch(setup: PipelineSetup, batch: ReadBatch, chunks: list[DecodedChu
             rejects.append(Reject(f"images of corpus {batch.corpus}", 0, failure.reason, failure.detail,
                                   product.product_id))
         offset += len(chunk.has_image)
-    if setup.field_weights.title <= 0:  # a title-only product would have nothing to embed
-        for i in np.flatnonzero(~has_image & ~failed):
-            rejects.append(Reject(f"images of corpus {batch.corpus}", 0, "missing-image",
-                                  "no image, and the title's field weight is 0", products[i].product_id))
-            failed[i] = True
+    weights = setup.field_weights
+    usable = (has_image & (weights.image > 0)) | (has_title & (weights.title > 0))
+    for i in np.flatnonzero(~usable & ~failed):  # its only field weighs 0: nothing to embed
+        reason, detail = (("missing-image", "no image, and the title's field weight is 0") if not has_image[i]
+                          else ("empty-title", "no title, and the image's field weight is 0"))
+        rejects.append(Reject(f"images of corpus {batch.corpus}", 0, reason, detail, products[i].product_id))
+        failed[i] = True
     keep = np.flatnonzero(~failed)
     kept = [products[i] for i in keep]
     dim = encoder.dim
     image = np.zeros((len(kept), dim), dtype=np.float32)
     image_rows = has_image[keep]
     if chunks and image_rows.any():
-        image[image_rows] = encoder.encode_pixels(np.concatenate([c.pixels for c in chunks]))
-    title = encoder.encode_texts([p.title for p in kept]) if kept else np.zeros((0, dim), dtype=np.float32)
-    present = {"image": image_rows, "title": np.ones(len(kept), dtype=bool)}
+        image[image_rows] = encoder.encode_pixels(np.concatenate([c.pixels for c in chunks])[~failed[has_image]])
+    title = np.zeros((len(kept), dim), dtype=np.float32)
+    title_rows = has_title[keep]
+    if title_rows.any():
+        title[title_rows] = encoder.encode_texts([p.title for p in kept if p.title is not None])
+    present = {"image": image_rows, "title": title_rows}
     fused = fused_document_vector({"image": image, "title": title}, present, setup.field_weights)
     return EncodedBatch(
         source=batch, product_ids=[p.product_id for p in kept],
@@ -320,10 +350,9 @@ def encode_batch(setup: PipelineSetup, batch: ReadBatch, chunks: list[DecodedChu
     )
 
 
-def _payload(product: Product, images_dir: str) -> dict[str, Any]:
-    image = None
-    if product.image_path is not None:
-        path = str(product.image_path)
-        # relative to the images folder the collection records, so that a moved dataset stays usable
-        image = path[len(images_dir) + 1 :] if path.startswith(images_dir + "/") else path
-    return product_payload(product.product_id, product.title, image, product.corpus, product.extra)
+def _payload(product: Product, images_root: Path) -> dict[str, Any]:
+    # relative to the images folder the collection records, so that a moved dataset stays usable; the
+    # reader has checked that the file lies inside it (gcl_vectordb.data.images.contained_file)
+    image = str(product.image_path.relative_to(images_root)) if product.image_path is not None else None
+    return product_payload(product.product_id, product.title, image, product.corpus, product.extra,
+                           image_cell=product.image_cell)

@@ -9,18 +9,26 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from gcl_vectordb.domain import SearchMode
-from gcl_vectordb.errors import CollectionNotFound, ConfigError, ModelMismatch, StoreError
+from gcl_vectordb.errors import CollectionInUse, CollectionNotFound, ConfigError, ModelMismatch, StoreError
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.store import plans
 from gcl_vectordb.store.bm25 import Bm25Settings, SparseVector, bm25_document_vectors, bm25_query_vector
-from gcl_vectordb.store.records import VECTOR_NAMES, CollectionRecord, Hit, PointRecord, SearchRequest
-from gcl_vectordb.store.schema import WireRow, hits_from_wire, point_from_wire, point_id, wire_rows
+from gcl_vectordb.store.records import (
+    VECTOR_NAMES,
+    CollectionRecord,
+    Hit,
+    PointColumns,
+    PointRecord,
+    SearchRequest,
+    check_filter_keys,
+)
+from gcl_vectordb.store.schema import hits_from_wire, point_from_wire, point_id
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +43,20 @@ class VectorStore(Protocol):
         self, record: CollectionRecord, *, exist_ok: bool = False, shards: int = 1, replicas: int = 1,
         bulk_load: bool = False,
     ) -> CollectionRecord: ...
+
+    def hold(self, name: str, *, create: bool = False) -> None:
+        """Take the collection for this store's lifetime, before anything of it is read or written (embedded:
+        an exclusive lock, `CollectionInUse` naming the holder; server: nothing, the server serialises)."""
+        ...
+
+    def in_use(self, name: str) -> CollectionInUse | None:
+        """Why the collection cannot be held now, or None (then this store holds it)."""
+        ...
+
+    def update_record(self, record: CollectionRecord) -> None:
+        """Replace an existing collection's record by `record` (same name, dim and creation): how ingest
+        saves its progress, and records the model identity of a collection created before there was one."""
+        ...
 
     def get_record(self, name: str) -> CollectionRecord: ...
 
@@ -81,10 +103,14 @@ class StoreBase:
     batch_size: int = 1024
 
     # ---- backend primitives
+    def hold(self, name: str, *, create: bool = False) -> None:
+        raise NotImplementedError
+
     def get_record(self, name: str) -> CollectionRecord:
         raise NotImplementedError
 
-    def _write(self, name: str, rows: list[WireRow]) -> None:
+    def _write(self, name: str, batches: Iterator[PointColumns]) -> None:
+        """Write every batch (at most `batch_size` products each) before returning."""
         raise NotImplementedError
 
     def _add_sparse_vector(self, name: str) -> None:
@@ -144,16 +170,8 @@ class StoreBase:
         n = len(product_ids)
         present = present or {key: np.ones(n, dtype=bool) for key in vectors}
         _check_columns(record, n, vectors, present, payloads)
-        for start in range(0, n, self.batch_size):
-            stop = min(start + self.batch_size, n)
-            sparse = None
-            if record.bm25 is not None:
-                sparse = bm25_document_vectors([p.get("title") for p in payloads[start:stop]], record.bm25)
-            rows = list(wire_rows(
-                product_ids[start:stop], {k: v[start:stop] for k, v in vectors.items()},
-                {k: present[k][start:stop] for k in vectors}, payloads[start:stop], sparse,
-            ))
-            self._write(name, rows)
+        columns = PointColumns(product_ids, vectors, {k: present[k] for k in vectors}, payloads)
+        self._write(name, (_with_bm25(batch, record.bm25) for batch in columns.batches(self.batch_size)))
         log.debug("upserted %d points into %s", n, name)
         return n
 
@@ -186,6 +204,7 @@ class StoreBase:
                     f"{record.dim}-dim vectors built by {record.model_ref}",
                     f"embed the query with {record.model_ref}",
                 )
+            check_filter_keys(record, request.filters)
             if request.mode.lexical:
                 assert request.text is not None  # SearchRequest checks it
                 sparse[i] = bm25_query_vector(request.text, record.require_bm25(request.mode))
@@ -194,7 +213,7 @@ class StoreBase:
         results.update({i: [] for i, r in enumerate(requests) if r.mode is SearchMode.bm25 and not sparse[i]})
         simple = [i for i, r in enumerate(requests) if r.mode is not SearchMode.weighted and i not in results]
         if simple:
-            raw = self._query(name, [plans.plan_search(requests[i], sparse.get(i)) for i in simple])
+            raw = self._query(name, [plans.plan_search(requests[i], sparse.get(i), record.storage) for i in simple])
             for i, points in zip(simple, raw, strict=True):
                 results[i] = hits_from_wire(points, requests[i].with_payload)
         weighted = {i: r for i, r in enumerate(requests) if r.mode is SearchMode.weighted}
@@ -211,7 +230,7 @@ class StoreBase:
         results: dict[int, list[Hit]] = {}
         pending = list(requests)
         while pending:
-            groups = {i: plans.plan_weighted(requests[i], weights[i], depth[i]) for i in pending}
+            groups = {i: plans.plan_weighted(requests[i], weights[i], depth[i], record.storage) for i in pending}
             raw = iter(self._query(name, [plan for i in pending for plan in groups[i]]))
             still = []
             for i in pending:
@@ -226,6 +245,13 @@ class StoreBase:
                 log.debug("weighted search: %d queries need a deeper candidate set", len(still))
             pending = still
         return results
+
+    # ---- records
+    def update_record(self, record: CollectionRecord) -> None:
+        """Replace an existing collection's record (what it remembers, never what it is: `check_update`)."""
+        self.hold(record.name)
+        check_update(self.get_record(record.name), record)
+        self._save_record(record)
 
     # ---- upgrade
     def add_bm25(
@@ -271,6 +297,13 @@ class StoreBase:
         self.close()
 
 
+def _with_bm25(batch: PointColumns, settings: Bm25Settings | None) -> PointColumns:
+    """The batch with each title's BM25 vector, on a collection with keyword search (whoever writes)."""
+    if settings is None:
+        return batch
+    return dataclasses.replace(batch, sparse=bm25_document_vectors([p.get("title") for p in batch.payloads], settings))
+
+
 def _sized(vector: np.ndarray, dim: int, name: str, product_id: str) -> np.ndarray:
     if vector.shape != (dim,):
         raise ModelMismatch(
@@ -307,19 +340,38 @@ def collection_not_found(name: str, location: str, existing: list[str]) -> Colle
     return CollectionNotFound(f"collection {name!r} not found in {location}", hint)
 
 
+def check_update(stored: CollectionRecord, new: CollectionRecord) -> None:
+    """`update_record` changes what a collection remembers, never what it is (dim, vectors, creation)."""
+    fixed = ("dim", "vectors", "distance", "storage", "created_at")
+    if any(getattr(stored, key) != getattr(new, key) for key in fixed):
+        raise ConfigError(f"collection {stored.name!r}: an update cannot change {', '.join(fixed)}")
+    if stored.identity is not None and new.identity != stored.identity:
+        raise ConfigError(f"collection {stored.name!r}: an update cannot change the model identity")
+
+
 def existing_record(
     stored: CollectionRecord, wanted: CollectionRecord, exist_ok: bool, location: str
 ) -> CollectionRecord:
-    """`create_collection` on an existing name: the stored record if `exist_ok` and the dims agree."""
+    """`create_collection` on an existing name: the stored record if `exist_ok` and the models agree (the
+    same identity where both record one, else the same dim) and so does the storage (fixed when a
+    collection is created)."""
     if not exist_ok:
         raise StoreError(
             f"collection {wanted.name!r} already exists in {location}",
             f"drop it first (`gcl-vdb collections drop {wanted.name}`) or choose another name",
         )
+    if stored.identity is not None and wanted.identity is not None:
+        stored.identity.require_same(wanted.identity, stored.name)
     if stored.dim != wanted.dim:
         raise ModelMismatch(
             f"collection {wanted.name!r} holds {stored.dim}-dim vectors built by {stored.model_ref}, "
             f"not {wanted.dim}-dim ones from {wanted.model_ref}",
             "use the collection's model, or ingest into a new collection",
+        )
+    if stored.storage != wanted.storage:
+        raise ConfigError(
+            f"collection {wanted.name!r} is stored as {stored.storage.name}, not {wanted.storage.name}",
+            f"storage is chosen when a collection is created: drop it first (`gcl-vdb collections drop "
+            f"{wanted.name}`), or keep its storage",
         )
     return stored
