@@ -1,9 +1,14 @@
-"""Fixtures and references for the ingest and query tests: datasets, an ingested store, expected vectors."""
+"""Fixtures and references for the ingest and query tests: datasets, an ingested store, expected vectors,
+and a harness that stops a real `gcl-vdb` process at a known point."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +84,84 @@ def all_product_ids(data: Path) -> list[str]:
     dataset = open_dataset(data)
     return [p.product_id for c in dataset.corpora for b in dataset.iter_products(c, check_images=False)
             for p in b]
+
+
+# ---- a real CLI process stopped mid-run
+#
+# The harness runs `gcl-vdb <command> …` with a progress display that signals its own process once the bar
+# shows k items (right after a batch is written, usually before its cursor is saved), so each stop lands at
+# a known place while the decode workers, the encoder and the reader are mid-work.
+# Usage: run_harness(path_of_HARNESS, signum, k, ["ingest", "--collection", ...], env).
+
+HARNESS = textwrap.dedent("""
+    import os, sys
+
+    def main():
+        signum, threshold = int(sys.argv[1]), int(sys.argv[2])
+        from gcl_vectordb.cli import output
+
+        class Task:
+            done, sent = 0, False
+
+            def advance(self, amount=1):
+                Task.done += amount
+                if signum and Task.done >= threshold and not Task.sent:
+                    Task.sent = True
+                    os.kill(os.getpid(), signum)
+
+            def update(self, *, completed=None, total=None):
+                if completed is not None and not Task.done:
+                    Task.done = completed
+
+            def close(self):
+                pass
+
+        class Progress:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                pass
+
+            def task(self, description, total=None, unit="it"):
+                return Quiet() if unit == "B" else Task()  # byte counts (verifying files) do not count
+
+        class Quiet(Task):
+            def advance(self, amount=1):
+                pass
+
+            def update(self, *, completed=None, total=None):
+                pass
+
+        output.ProgressBars = Progress
+        sys.argv = ["gcl-vdb", *sys.argv[3:]]
+        from gcl_vectordb.cli.app import main as app_main
+        app_main()
+
+    if __name__ == "__main__":  # decode workers are spawned: they import this file without running it
+        main()
+""")
+
+
+def run_harness(harness: Path, signum: int, threshold: int, args: list[str], env: dict[str, str]):
+    return subprocess.run([sys.executable, str(harness), str(signum), str(threshold), *args], env=env,
+                          capture_output=True, text=True, timeout=180)
+
+
+def processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def wait_until_gone(marker: str, timeout_s: float = 15.0) -> list[int]:
+    deadline = time.monotonic() + timeout_s
+    while (left := processes_with(marker)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left

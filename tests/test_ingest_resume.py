@@ -1,18 +1,14 @@
 """Crash and Ctrl-C: a real `gcl-vdb ingest` process is stopped mid-run, and the same command resumes.
 
-The harness runs the CLI with a progress display that signals its own process once the bar shows k
-points (right after a batch is written, usually before its cursor is saved), so each stop lands at a
-known place while the decode workers, the encoder and the reader are mid-work.
+The harness (`tests.ingest_fixtures.HARNESS`) runs the CLI with a progress display that signals its own
+process once the bar shows k points, so each stop lands at a known place while the decode workers, the
+encoder and the reader are mid-work.
 """
 
 from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
-import textwrap
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,49 +20,15 @@ from gcl_vectordb.data import open_dataset
 from gcl_vectordb.encoders import load_encoder
 from gcl_vectordb.ingest import IngestConfig, ingest_dataset
 from gcl_vectordb.store import SearchRequest, open_store
-from tests.ingest_fixtures import all_product_ids, copy_dataset, edit_corpus, stored_points
-
-HARNESS = textwrap.dedent("""
-    import os, sys
-
-    def main():
-        signum, threshold = int(sys.argv[1]), int(sys.argv[2])
-        from gcl_vectordb.cli import output
-
-        class Task:
-            done, sent = 0, False
-
-            def advance(self, amount=1):
-                Task.done += amount
-                if signum and Task.done >= threshold and not Task.sent:
-                    Task.sent = True
-                    os.kill(os.getpid(), signum)
-
-            def update(self, *, completed=None, total=None):
-                if completed is not None and not Task.done:
-                    Task.done = completed
-
-            def close(self):
-                pass
-
-        class Progress:
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                pass
-
-            def task(self, description, total=None, unit="it"):
-                return Task()
-
-        output.ProgressBars = Progress
-        sys.argv = ["gcl-vdb", "ingest", *sys.argv[3:]]
-        from gcl_vectordb.cli.app import main as app_main
-        app_main()
-
-    if __name__ == "__main__":  # decode workers are spawned: they import this file without running it
-        main()
-""")
+from tests.ingest_fixtures import (
+    HARNESS,
+    all_product_ids,
+    copy_dataset,
+    edit_corpus,
+    run_harness,
+    stored_points,
+    wait_until_gone,
+)
 
 
 @dataclass(frozen=True)
@@ -93,7 +55,7 @@ def _setup(tmp_path: Path, source: Path, bundle: Path, batch_size: int, workers:
     harness = tmp_path / "harness.py"
     harness.write_text(HARNESS)
     store = tmp_path / "store"
-    args = ["--collection", "gs", "--data", str(root), "--model", str(bundle), "--qdrant", str(store),
+    args = ["ingest", "--collection", "gs", "--data", str(root), "--model", str(bundle), "--qdrant", str(store),
             "--batch-size", str(batch_size), "--workers", str(workers), "--json"]
     return Setup(root, harness, store, dataset.count_products(1), dataset.count_products(2), args)
 
@@ -106,30 +68,6 @@ def _assert_like_an_uninterrupted_run(setup: Setup, report: dict, bundle: Path, 
     _assert_same_collection(setup.store, setup.root.parent / "reference", setup.root, bundle)
     assert _rejects(Path(report["rejects_file"])) == _rejects(reference.rejects_file)
     assert report["rejects"] == {"corrupt-image": 1, "empty-title": 1}
-
-
-def _run(harness: Path, signum: int, threshold: int, args: list[str], env: dict[str, str]):
-    return subprocess.run([sys.executable, str(harness), str(signum), str(threshold), *args], env=env,
-                          capture_output=True, text=True, timeout=180)
-
-
-def _processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "environ").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
-def _wait_until_gone(marker: str, timeout_s: float = 15.0) -> list[int]:
-    deadline = time.monotonic() + timeout_s
-    while (left := _processes_with(marker)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return left
 
 
 def _top10(store_location: Path, queries: list[np.ndarray]) -> list[list[tuple[float, str]]]:
@@ -172,13 +110,13 @@ def test_sigkill_at_several_points_then_resume_gives_the_uninterrupted_collectio
     env = {**subprocess_env, marker.split("=")[0]: marker.split("=")[1]}
     # early in corpus 1 (no checkpoint yet), early in corpus 2, near the end
     for threshold in (24, n1 + 16, n1 + n2 - 12):
-        killed = _run(setup.harness, signal.SIGKILL, threshold, setup.args, env)
+        killed = run_harness(setup.harness, signal.SIGKILL, threshold, setup.args, env)
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-        assert _wait_until_gone(marker) == [], "decode workers outlived their killed parent"
+        assert wait_until_gone(marker) == [], "decode workers outlived their killed parent"
     state = json.loads((setup.store / "gs" / "ingest" / "state.json").read_text())
     assert state["cursors"]["1"]["complete"] and not state["cursors"]["2"]["complete"]
 
-    finished = _run(setup.harness, 0, 0, setup.args, env)
+    finished = run_harness(setup.harness, 0, 0, setup.args, env)
     assert finished.returncode == 0, finished.stderr[-2000:]
     report = json.loads(finished.stdout)
     assert report["resumed_from"]["1"] == n1
@@ -190,7 +128,7 @@ def test_ctrl_c_saves_the_state_and_the_same_command_resumes(
 ) -> None:
     setup = _setup(tmp_path, tiny_gs, micro_bundle, batch_size=4, workers=1)
     n1, n2 = setup.n1, setup.n2
-    interrupted = _run(setup.harness, signal.SIGINT, n1 + 8, setup.args, subprocess_env)
+    interrupted = run_harness(setup.harness, signal.SIGINT, n1 + 8, setup.args, subprocess_env)
     assert interrupted.returncode == 130, interrupted.stderr[-2000:]
     assert "interrupted — run the same command again to resume where it stopped" in interrupted.stderr
     assert "Traceback" not in interrupted.stderr and interrupted.stdout == ""
@@ -199,7 +137,7 @@ def test_ctrl_c_saves_the_state_and_the_same_command_resumes(
     assert state["cursors"]["1"] == {"done": n1, "complete": True}
     assert 8 <= state["cursors"]["2"]["done"] < n2 and not state["cursors"]["2"]["complete"]
 
-    resumed = _run(setup.harness, 0, 0, setup.args, subprocess_env)
+    resumed = run_harness(setup.harness, 0, 0, setup.args, subprocess_env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     report = json.loads(resumed.stdout)
     done2 = state["cursors"]["2"]["done"]

@@ -51,6 +51,10 @@ ImagesDirOption = Annotated[
                       "sibling images* folder."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document on stdout.")]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option("--workers", min=0, help="Image decoding processes; default: one per CPU; 0: decode in a thread."),
+]
 
 
 def parse_weights(text: str, option: str) -> FieldWeights:

@@ -18,7 +18,16 @@ from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple
 
 import numpy as np
 
-from gcl_vectordb.data.records import CORPORA, Judgment, Product, RejectLog, Split, get_split
+from gcl_vectordb.data.records import (
+    CORPORA,
+    WHOLE,
+    Judgment,
+    Partition,
+    Product,
+    RejectLog,
+    Split,
+    get_split,
+)
 from gcl_vectordb.data.tables import (
     DEFAULT_WEIGHT_COLUMN,
     JUDGMENT_COLUMNS,
@@ -98,8 +107,8 @@ class Dataset(ABC):
         """Distinct products of a corpus as stored (before rejects); for progress bars and summaries."""
 
     @abstractmethod
-    def _candidates(self, corpus: int) -> Iterator[list[Candidate]]:
-        """The corpus entries in their deterministic order, in chunks."""
+    def _candidates(self, corpus: int, partition: Partition) -> Iterator[list[Candidate]]:
+        """The corpus entries of `partition` in their deterministic order, in chunks."""
 
     @abstractmethod
     def _raw_split_chunks(
@@ -129,6 +138,7 @@ class Dataset(ABC):
         rejects: RejectLog | None = None,
         check_images: bool = True,
         start: int = 0,
+        partition: Partition = WHOLE,
     ) -> Iterator[list[Product]]:
         """Stream a corpus's products in batches of `batch_size` (the last may be shorter).
 
@@ -137,19 +147,20 @@ class Dataset(ABC):
         `start` skips the first `start` accepted products (to resume an ingest); rejects among them are
         not reported again. An empty title, a repeated id (official layout) or, with `check_images`, an
         image reference without a file is reported to `rejects` and skipped; a product with no image
-        reference at all is kept (title only).
+        reference at all is kept (title only). `partition`: only the products (and rejected rows) of that
+        part of the corpus (`Partition`); `start` then counts accepted products of the part.
         """
         if corpus not in CORPORA:
             raise DataError(f"corpus must be one of {CORPORA}, not {corpus!r}")
         if batch_size < 1 or start < 0:
             raise DataError(f"batch_size must be ≥ 1 and start ≥ 0 (got {batch_size}, {start})")
-        return _batched(self._accepted(corpus, rejects, check_images, start), batch_size)
+        return _batched(self._accepted(corpus, rejects, check_images, start, partition), batch_size)
 
     def _accepted(
-        self, corpus: int, rejects: RejectLog | None, check_images: bool, start: int
+        self, corpus: int, rejects: RejectLog | None, check_images: bool, start: int, partition: Partition
     ) -> Iterator[Product]:
         accepted = 0
-        for chunk in self._candidates(corpus):
+        for chunk in self._candidates(corpus, partition):
             for candidate in chunk:
                 problem, detail, product = candidate.problem, candidate.detail, candidate.product
                 if problem is None and product is not None:

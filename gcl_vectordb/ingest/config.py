@@ -27,12 +27,13 @@ class IngestConfig:
     `state_dir`: where the resume state and the rejects file live (None: see `default_state_dir`);
     `rejects`: the rejects file (None: `state_dir/rejects.jsonl`).
     `checkpoint_s`: seconds between durable checkpoints (store flush, then the cursor); 0 = every batch.
-    `shards` / `replicas`: server collections only.
+    `shards` / `replicas`: server collections only. `embeddings`: load the shards of `gcl-vdb embed`
+    from this folder instead of embedding `data` with `model_ref` (leave both None then).
     """
 
     collection: str
-    data: Path
-    model_ref: str
+    data: Path | None = None
+    model_ref: str | None = None
     store: str = DEFAULTS["store"]
     api_key: str | None = field(default=None, repr=False)
     batch_size: int = 128
@@ -48,15 +49,24 @@ class IngestConfig:
     checkpoint_s: float = 5.0
     device: str = "auto"
     encoder_batch_size: int = 64
+    embeddings: Path | None = None
 
     def __post_init__(self) -> None:
         validate_collection_name(self.collection)
-        object.__setattr__(self, "data", Path(self.data))
         if self.field_weights is not None and not isinstance(self.field_weights, FieldWeights):
             raise TypeError(f"field_weights must be FieldWeights, got {type(self.field_weights).__name__}")
         object.__setattr__(self, "corpora", tuple(self.corpora))
-        if not self.model_ref:
+        if self.embeddings is not None:
+            object.__setattr__(self, "embeddings", Path(self.embeddings))
+            if self.data is not None or self.model_ref:
+                raise ConfigError("embedding shards carry their model and dataset",
+                                  "leave --model and --data out with --embeddings")
+        elif self.data is None:
+            raise ConfigError("no dataset given", "pass --data DIR (or --embeddings DIR of `gcl-vdb embed`)")
+        elif not self.model_ref:
             raise ConfigError("no model given", "pass --model MODEL_DIR (an ONNX bundle or a checkpoint)")
+        if self.data is not None:
+            object.__setattr__(self, "data", Path(self.data))
         if not self.store:
             raise ConfigError("the store location is empty", "pass --qdrant PATH|URL or set GCL_VDB_STORE")
         checks = (
@@ -113,7 +123,8 @@ class IngestReport:
     rejects file); `new_rejects` those this run found. `resumed_from`: the cursor per corpus at the
     start ({} for a fresh ingest). `seconds`: wall time per step (model, pipeline, index, total) and
     time spent per stage inside the pipeline (read, decode = worker CPU, wait = encoder idle waiting
-    for decoded pixels, encode, upsert, checkpoint). `points_per_s`: points written / pipeline seconds.
+    for decoded pixels, encode, upsert, checkpoint; from shards: verify, read, convert, prepare, upsert,
+    checkpoint). `points_per_s`: points written / pipeline seconds.
     """
 
     collection: str
@@ -135,3 +146,4 @@ class IngestReport:
     index_built: bool
     workers: int
     missing_corpora: tuple[int, ...] = ()
+    embeddings: Path | None = None  # the shards loaded (`ingest --embeddings`); None: the dataset, embedded

@@ -1,16 +1,26 @@
-"""The ingest pipeline: read ∥ decode ∥ encode ∥ upsert, four stages overlapped through bounded queues.
+"""The ingest pipeline: read ∥ prepare ∥ finish ∥ write, stages overlapped through bounded queues.
 
-    reader thread ──► decode worker processes ──► encoder (calling thread) ──► upsert thread
-    iter_products,     read + preprocess images     image + title towers,        upsert_arrays, rejects,
-    skip stored ids    (JPEG draft decoding)        fused vector                 checkpoint (flush, cursor)
+One engine serves the three jobs that move products: `ingest` (a dataset embedded into a collection),
+`embed` (a dataset embedded into parquet shards) and `ingest --embeddings` (shards into a collection).
+A job is a `Source` (where points come from) and a `Sink` (where they go):
 
-The reader submits each batch's decoding as soon as it reads it (split over the workers) and queues the
-futures, `PREFETCH` batches ahead: while the encoder embeds batch k, the workers decode batches k+1…k+P
-and the upsert thread writes batch k−1. Every queue is bounded, so memory stays flat whatever the
-dataset size (about (PREFETCH + 3) batches of pixels). Batches stay in reading order from end to end,
-which is what makes the per-corpus cursor valid. A failure in any stage stops all of them and is raised
-here; Ctrl-C stops reading, lets the upsert thread commit what is already encoded, checkpoints, and
-re-raises `KeyboardInterrupt`.
+    reader thread ─────────────────► calling thread ──────────► writer thread
+    source.read (rows of a corpus)    source.finish               sink.write, rejects, cursor;
+    sink.stored (skip stored ids)     (encode, or slice the        checkpoint: sink.flush, then
+    source.start (decode in workers)   embedded rows)              the cursor (never the other way round)
+
+| job | source | sink |
+|---|---|---|
+| ingest | `ProductSource`: products → decode workers → image/title towers → fused | `StoreSink` |
+| embed | `ProductSource` (one `Partition` of the products) | `PartsSink`: parquet part files |
+| ingest --embeddings | `ShardSource`: parquet row groups → vectors, payloads | `StoreSink` |
+
+The reader starts each batch's work as soon as it reads it and queues it, `PREFETCH` batches ahead: while
+the calling thread finishes batch k, batches k+1…k+P are being prepared and the writer writes batch k−1.
+Every queue is bounded, so memory stays flat whatever the dataset size. Batches stay in reading order
+from end to end, which is what makes the per-corpus cursor (`gcl_vectordb.ingest.state`) valid. A failure
+in any stage stops all of them and is raised here; Ctrl-C stops reading, lets the writer commit what is
+already finished, checkpoints, and re-raises `KeyboardInterrupt`.
 """
 
 from __future__ import annotations
@@ -20,46 +30,52 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from gcl_vectordb.data.dataset import Dataset
-from gcl_vectordb.data.records import Product, Reject, RejectLog
-from gcl_vectordb.domain import FieldWeights
-from gcl_vectordb.encoders.fusion import fused_document_vector
-from gcl_vectordb.encoders.protocol import Encoder
-from gcl_vectordb.ingest.decode import DecodedChunk, decode_in_worker, decode_products
+from gcl_vectordb.data.records import Reject, RejectLog
 from gcl_vectordb.ingest.state import IngestState, RejectsFile
-from gcl_vectordb.progress import ProgressTask
-from gcl_vectordb.store import VectorStore, product_payload
+from gcl_vectordb.progress import NULL_PROGRESS, Progress, ProgressTask
 
 log = logging.getLogger(__name__)
-PREFETCH = 2  # batches read and decoding ahead of the one being encoded
+PREFETCH = 2  # batches read and being prepared ahead of the one being finished
 _DONE = object()
 _POLL_S = 0.1
 
 
+class Rows(Protocol):
+    """A source's rows of one batch: their product ids, and a subset of them by position."""
+
+    @property
+    def product_ids(self) -> list[str]: ...
+
+    def take(self, positions: Sequence[int]) -> Rows: ...
+
+    def __len__(self) -> int: ...
+
+
 @dataclass
 class ReadBatch:
-    """Products read for one batch. `end`: the corpus cursor once this batch is in. `complete`: the
-    corpus's last item (it may carry only the rejects that follow the last product)."""
+    """Rows read for one batch. `end`: the corpus cursor once this batch is in. `rows`: those still to
+    write (stored ones removed); `present`: how many were already stored; `work`: what the source started
+    on them in the reader thread. `complete`: the corpus's last item (it may carry only rejects)."""
 
     corpus: int
     end: int
-    products: list[Product]
+    rows: Rows | None
     present: int
     rejects: list[Reject]
-    decoding: list[Future | DecodedChunk] = field(default_factory=list)
+    work: Any = None
     complete: bool = False
 
 
 @dataclass
 class EncodedBatch:
-    """Points ready to upsert: ids, vectors `{name: (n, dim)}` with presence `{name: (n,)}`, payloads."""
+    """Points ready to write: ids, vectors `{name: (n, dim)}` with presence `{name: (n,)}`, payloads;
+    `prepared`: the sink's form of them where the calling thread made it."""
 
     source: ReadBatch
     product_ids: list[str]
@@ -67,6 +83,65 @@ class EncodedBatch:
     present: dict[str, np.ndarray]
     payloads: list[dict[str, Any]]
     rejects: list[Reject]
+    prepared: Any = None
+
+
+class Source(Protocol):
+    """Where points come from. `read` and `start` run in the reader thread, `finish` in the calling one.
+
+    `seconds` holds the source's own stage times (e.g. decode, encode), merged into the report.
+    `encodes`: `finish` runs a model, which keeps the calling thread busy; the sink then prepares its
+    writes in the writer thread (otherwise in the calling thread, next to the writer's engine calls)."""
+
+    seconds: dict[str, float]
+    encodes: bool
+
+    def total(self, corpus: int) -> int:
+        """Items of the corpus (for the progress bar)."""
+        ...
+
+    def read(self, corpus: int, start: int, rejects: RejectLog) -> Iterator[Rows]:
+        """The corpus's rows in batches, after the first `start` (the cursor); bad rows go to `rejects`."""
+        ...
+
+    def start(self, corpus: int, rows: Rows) -> Any:
+        """Begin the work on rows that will be written (e.g. submit their decoding); returns a handle."""
+        ...
+
+    def finish(self, batch: ReadBatch) -> EncodedBatch:
+        """The batch's points (e.g. embedded), with any rejects found on the way."""
+        ...
+
+
+class Sink(Protocol):
+    """Where points go. `stored` runs in the reader thread; `prepare` in the calling or the writer thread
+    (see `Source.encodes`); `write`, `due` and `flush` in the writer thread.
+
+    `stage`: the name of the writer's stage in the report's seconds ("upsert", "write").
+    `sequential_corpora`: the reader waits until a corpus is written before reading the next one (a
+    store checks the next corpus's ids against the points of this one)."""
+
+    stage: str
+    sequential_corpora: bool
+
+    def stored(self, corpus: int, product_ids: list[str]) -> tuple[set[str], dict[str, Any]]:
+        """Among `product_ids`: those already written for `corpus`, and {id: its corpus} for those
+        written for another corpus (rejected as duplicates)."""
+        ...
+
+    def prepare(self, batch: EncodedBatch) -> Any:
+        """The batch in the form `write` takes (e.g. the store client's point objects)."""
+        ...
+
+    def write(self, batch: EncodedBatch, prepared: Any) -> None: ...
+
+    def due(self) -> bool:
+        """Whether the sink wants a checkpoint now (e.g. a part file is full)."""
+        ...
+
+    def flush(self) -> None:
+        """Make everything written durable; the cursor is saved right after."""
+        ...
 
 
 @dataclass
@@ -76,8 +151,7 @@ class Tally:
     written: dict[int, int] = field(default_factory=dict)
     present: dict[int, int] = field(default_factory=dict)
     rejected: dict[int, int] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
-        ("read", "decode", "wait", "encode", "upsert", "checkpoint"), 0.0))
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("read", "checkpoint"), 0.0))
 
     def add(self, counter: dict[int, int], corpus: int, amount: int) -> None:
         counter[corpus] = counter.get(corpus, 0) + amount
@@ -85,48 +159,60 @@ class Tally:
 
 @dataclass
 class PipelineSetup:
-    """Everything the pipeline works with (built by `gcl_vectordb.ingest.run`)."""
+    """One job: its source and sink, the resume state and rejects file, which corpora, how often to
+    checkpoint (seconds; 0 = every batch), and the progress bar's label."""
 
-    dataset: Dataset
-    store: VectorStore
-    collection: str
-    encoder: Encoder
-    field_weights: FieldWeights
+    source: Source
+    sink: Sink
     state: IngestState
     rejects: RejectsFile
     corpora: tuple[int, ...]
-    batch_size: int
-    workers: int
     checkpoint_s: float
-    images_dir: str
-    task: ProgressTask
+    label: str
+
+
+def run_pipeline(setup: PipelineSetup, progress: Progress = NULL_PROGRESS) -> Tally:
+    """Run the job over the corpora whose cursor is not complete, with a progress bar (items of the corpora)."""
+    cursors = [setup.state.cursor(c) for c in setup.corpora]
+    pending, done = not all(c.complete for c in cursors), sum(c.done for c in cursors)
+    total = sum(setup.source.total(c) for c in setup.corpora) if pending else done
+    task = progress.task(setup.label, total=total, unit="points")
+    task.update(completed=done)
+    try:
+        tally = Pipeline(setup, task).run()
+        task.update(completed=total)  # the bar counts rows read, a little more or less than the total
+    finally:
+        task.close()
+    tally.seconds.update(setup.source.seconds)
+    return tally
 
 
 class Pipeline:
-    """One run of the pipeline over the corpora whose cursor is not complete (see the module docstring)."""
+    """One run over the corpora whose cursor is not complete (see the module docstring)."""
 
-    def __init__(self, setup: PipelineSetup, pool: Executor | None) -> None:
+    def __init__(self, setup: PipelineSetup, task: ProgressTask = NULL_PROGRESS.task("")) -> None:
         self.setup = setup
-        self.pool = pool
+        self.task = task
         self.tally = Tally()
+        self.tally.seconds[setup.sink.stage] = 0.0
         self.stop = threading.Event()
         self.failure: BaseException | None = None
-        self.store_lock = threading.Lock()  # the store is used by the reader and the upsert thread
         self.committed = {c: threading.Event() for c in setup.corpora}
-        self.to_encode: queue.Queue = queue.Queue(maxsize=PREFETCH)
-        self.to_upsert: queue.Queue = queue.Queue(maxsize=2)
+        self.to_finish: queue.Queue = queue.Queue(maxsize=PREFETCH)
+        self.to_write: queue.Queue = queue.Queue(maxsize=2)
         self._last_checkpoint = time.monotonic()
+        self._prepare_s = 0.0
 
-    # ---- the calling thread: encode
+    # ---- the calling thread: finish
     def run(self) -> Tally:
         reader = threading.Thread(target=self._guarded, args=(self._read,), name="ingest-read", daemon=True)
-        writer = threading.Thread(target=self._guarded, args=(self._write,), name="ingest-upsert", daemon=True)
+        writer = threading.Thread(target=self._guarded, args=(self._write,), name="ingest-write", daemon=True)
         reader.start()
         writer.start()
         try:
-            while (item := self._get(self.to_encode)) is not _DONE:
-                self._put(self.to_upsert, self._encode(item))
-            self._put(self.to_upsert, _DONE)
+            while (item := self._get(self.to_finish)) is not _DONE:
+                self._put(self.to_write, self._finish(item))
+            self._put(self.to_write, _DONE)
             writer.join()
         except BaseException:  # Ctrl-C lands here too, even while waiting for the last writes
             self.stop.set()
@@ -137,26 +223,28 @@ class Pipeline:
             reader.join()
         if self.failure is not None:
             raise self.failure
+        if self._prepare_s:
+            self.tally.seconds["prepare"] = self._prepare_s
         return self.tally
 
     def _finish_writes(self, writer: threading.Thread) -> None:
-        """On Ctrl-C or a failure here: let the upsert thread commit what it holds, then checkpoint."""
+        """On Ctrl-C or a failure here: let the writer commit what it holds, then checkpoint."""
         while writer.is_alive():
             try:
-                self.to_upsert.put(_DONE, timeout=_POLL_S)
+                self.to_write.put(_DONE, timeout=_POLL_S)
                 break
             except queue.Full:
                 continue
         writer.join()
 
-    def _encode(self, batch: ReadBatch) -> EncodedBatch:
-        started = time.perf_counter()
-        chunks = [part.result() if isinstance(part, Future) else part for part in batch.decoding]
-        ready = time.perf_counter()
-        self.tally.seconds["wait"] += ready - started
-        self.tally.seconds["decode"] += sum(chunk.seconds for chunk in chunks)
-        encoded = encode_batch(self.setup, batch, chunks)
-        self.tally.seconds["encode"] += time.perf_counter() - ready
+    def _finish(self, batch: ReadBatch) -> EncodedBatch:
+        if batch.rows is None:  # a corpus's closing item: rejects only
+            return EncodedBatch(batch, [], {}, {}, [], list(batch.rejects))
+        encoded = self.setup.source.finish(batch)
+        if not self.setup.source.encodes and encoded.product_ids:
+            started = time.perf_counter()
+            encoded.prepared = self.setup.sink.prepare(encoded)
+            self._prepare_s += time.perf_counter() - started
         return encoded
 
     # ---- reader thread
@@ -170,51 +258,37 @@ class Pipeline:
             rejected = RejectLog()
             end = cursor.done
             clock = time.perf_counter()
-            for products in setup.dataset.iter_products(corpus, batch_size=setup.batch_size, rejects=rejected,
-                                                        start=cursor.done):
-                end += len(products)
-                batch = self._prepare(corpus, end, products, rejected.drain())
+            for rows in setup.source.read(corpus, cursor.done, rejected):
+                end += len(rows)
+                batch = self._prepare(corpus, end, rows, rejected.drain())
                 self.tally.seconds["read"] += time.perf_counter() - clock
-                if not self._put(self.to_encode, batch):
+                if not self._put(self.to_finish, batch):
                     return
                 clock = time.perf_counter()
-            if not self._put(self.to_encode, ReadBatch(corpus, end, [], 0, rejected.drain(), complete=True)):
+            if not self._put(self.to_finish, ReadBatch(corpus, end, None, 0, rejected.drain(), complete=True)):
                 return
-            # Products of the next corpus are checked against the store for ids of this one: wait until
-            # this corpus is all written (one batch of lost overlap per corpus).
-            while not self.committed[corpus].wait(_POLL_S):
+            # A store checks the products of the next corpus against the ids of this one: wait until this
+            # corpus is all written (one batch of lost overlap per corpus).
+            while setup.sink.sequential_corpora and not self.committed[corpus].wait(_POLL_S):
                 if self.stop.is_set():
                     return
-        self._put(self.to_encode, _DONE)
+        self._put(self.to_finish, _DONE)
 
-    def _prepare(self, corpus: int, end: int, products: list[Product], rejects: list[Reject]) -> ReadBatch:
-        """Skip products the store holds already; start decoding the rest, split over the workers."""
-        with self.store_lock:
-            stored = self.setup.store.retrieve(self.setup.collection, [p.product_id for p in products])
-        elsewhere = {r.product_id: r.payload.get("corpus") for r in stored if r.payload.get("corpus") != corpus}
-        present = len(stored) - len(elsewhere)
-        stored_ids = {r.product_id for r in stored}
-        for product in products:
-            if product.product_id in elsewhere:
+    def _prepare(self, corpus: int, end: int, rows: Rows, rejects: list[Reject]) -> ReadBatch:
+        """Skip rows the sink holds already (an id held for the other corpus is a reject); start the rest."""
+        ids = rows.product_ids
+        same, elsewhere = self.setup.sink.stored(corpus, ids)
+        for product_id in ids:
+            if product_id in elsewhere:
                 rejects.append(Reject(f"corpus {corpus}", 0, "duplicate-product-id",
-                                      f"already stored for corpus {elsewhere[product.product_id]}",
-                                      product.product_id))
-        todo = [p for p in products if p.product_id not in stored_ids]
-        batch = ReadBatch(corpus, end, todo, present, rejects)
-        parts = max(1, min(self.setup.workers, len(todo)))
-        size = -(-len(todo) // parts) if todo else 0
-        for start in range(0, len(todo), max(size, 1)):
-            chunk = todo[start : start + size]
-            if self.pool is None:
-                batch.decoding.append(decode_products(chunk, self.setup.encoder.preprocessor))
-            else:
-                batch.decoding.append(self.pool.submit(decode_in_worker, chunk))
-        return batch
+                                      f"already stored for corpus {elsewhere[product_id]}", product_id))
+        todo = rows.take([i for i, p in enumerate(ids) if p not in same and p not in elsewhere])
+        return ReadBatch(corpus, end, todo, len(same), rejects, self.setup.source.start(corpus, todo))
 
-    # ---- upsert thread
+    # ---- writer thread
     def _write(self) -> None:
         try:
-            while (item := self.to_upsert.get()) is not _DONE:
+            while (item := self.to_write.get()) is not _DONE:
                 self._commit(item)
         except BaseException:
             with contextlib.suppress(Exception):  # keep what was committed; the first error is raised
@@ -226,18 +300,18 @@ class Pipeline:
         setup, source = self.setup, batch.source
         started = time.perf_counter()
         if batch.product_ids:
-            with self.store_lock:
-                setup.store.upsert_arrays(setup.collection, batch.product_ids, batch.vectors, batch.present,
-                                          batch.payloads)
-        self.tally.seconds["upsert"] += time.perf_counter() - started
+            prepared = batch.prepared if batch.prepared is not None else setup.sink.prepare(batch)
+            setup.sink.write(batch, prepared)
+        self.tally.seconds[setup.sink.stage] += time.perf_counter() - started
         new = setup.rejects.add(batch.rejects, source.corpus)
         cursor = setup.state.cursor(source.corpus)
         cursor.done, cursor.complete = source.end, source.complete
         self.tally.add(self.tally.written, source.corpus, len(batch.product_ids))
         self.tally.add(self.tally.present, source.corpus, source.present)
         self.tally.add(self.tally.rejected, source.corpus, new)
-        setup.task.advance(len(batch.product_ids) + source.present + len(batch.rejects))
-        if source.complete or time.monotonic() - self._last_checkpoint >= setup.checkpoint_s:
+        self.task.advance(len(batch.product_ids) + source.present + len(batch.rejects))
+        if (source.complete or setup.sink.due()
+                or time.monotonic() - self._last_checkpoint >= setup.checkpoint_s):
             self._checkpoint()
         if source.complete:
             self.committed[source.corpus].set()
@@ -245,8 +319,7 @@ class Pipeline:
     def _checkpoint(self) -> None:
         """Make the written points durable, then move the cursor (never the other way round)."""
         started = time.perf_counter()
-        with self.store_lock:
-            self.setup.store.flush(self.setup.collection)
+        self.setup.sink.flush()
         self.setup.rejects.sync()
         self.setup.state.save()
         self._last_checkpoint = time.monotonic()
@@ -263,7 +336,7 @@ class Pipeline:
 
     def _put(self, target: queue.Queue, item: Any) -> bool:
         """Put, waiting for room unless the pipeline stops; False if it stopped."""
-        while not self.stop.is_set() or target is self.to_upsert:
+        while not self.stop.is_set() or target is self.to_write:
             try:
                 target.put(item, timeout=_POLL_S)
                 return True
@@ -280,50 +353,3 @@ class Pipeline:
                 return source.get(timeout=_POLL_S)
             except queue.Empty:
                 continue
-
-
-def encode_batch(setup: PipelineSetup, batch: ReadBatch, chunks: list[DecodedChunk]) -> EncodedBatch:
-    """Embed a decoded batch: image tower on the decoded pixels, text tower on the titles, then
-    fused = normalize(Σ_f α_f e_f) with α renormalised over each product's present fields."""
-    encoder, products = setup.encoder, batch.products
-    rejects = list(batch.rejects)
-    has_image = np.concatenate([c.has_image for c in chunks]) if chunks else np.zeros(0, dtype=bool)
-    failed = np.zeros(len(products), dtype=bool)
-    offset = 0
-    for chunk in chunks:
-        for failure in chunk.failures:
-            failed[offset + failure.index] = True
-            product = products[offset + failure.index]
-            rejects.append(Reject(f"images of corpus {batch.corpus}", 0, failure.reason, failure.detail,
-                                  product.product_id))
-        offset += len(chunk.has_image)
-    if setup.field_weights.title <= 0:  # a title-only product would have nothing to embed
-        for i in np.flatnonzero(~has_image & ~failed):
-            rejects.append(Reject(f"images of corpus {batch.corpus}", 0, "missing-image",
-                                  "no image, and the title's field weight is 0", products[i].product_id))
-            failed[i] = True
-    keep = np.flatnonzero(~failed)
-    kept = [products[i] for i in keep]
-    dim = encoder.dim
-    image = np.zeros((len(kept), dim), dtype=np.float32)
-    image_rows = has_image[keep]
-    if chunks and image_rows.any():
-        image[image_rows] = encoder.encode_pixels(np.concatenate([c.pixels for c in chunks]))
-    title = encoder.encode_texts([p.title for p in kept]) if kept else np.zeros((0, dim), dtype=np.float32)
-    present = {"image": image_rows, "title": np.ones(len(kept), dtype=bool)}
-    fused = fused_document_vector({"image": image, "title": title}, present, setup.field_weights)
-    return EncodedBatch(
-        source=batch, product_ids=[p.product_id for p in kept],
-        vectors={"image": image, "title": title, "fused": fused},
-        present={**present, "fused": np.ones(len(kept), dtype=bool)},
-        payloads=[_payload(p, setup.images_dir) for p in kept], rejects=rejects,
-    )
-
-
-def _payload(product: Product, images_dir: str) -> dict[str, Any]:
-    image = None
-    if product.image_path is not None:
-        path = str(product.image_path)
-        # relative to the images folder the collection records, so that a moved dataset stays usable
-        image = path[len(images_dir) + 1 :] if path.startswith(images_dir + "/") else path
-    return product_payload(product.product_id, product.title, image, product.corpus, product.extra)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -23,11 +24,21 @@ from gcl_vectordb.store.schema import hits_from_wire, point_from_wire, point_id,
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class PreparedUpsert:
+    """Points of one `prepare_upsert` call in the backend's wire form, `batch_size` per batch."""
+
+    collection: str
+    count: int
+    batches: list[list[Any]]
+
+
 @runtime_checkable
 class VectorStore(Protocol):
     """A Qdrant store holding gcl-vdb collections (named vectors image / title / fused + payload)."""
 
     location: str
+    thread_safe: bool
 
     def create_collection(
         self, record: CollectionRecord, *, exist_ok: bool = False, shards: int = 1, replicas: int = 1,
@@ -44,6 +55,13 @@ class VectorStore(Protocol):
         self, name: str, product_ids: Sequence[str], vectors: Mapping[str, np.ndarray],
         present: Mapping[str, np.ndarray] | None, payloads: Sequence[Mapping[str, Any]],
     ) -> int: ...
+
+    def prepare_upsert(
+        self, name: str, product_ids: Sequence[str], vectors: Mapping[str, np.ndarray],
+        present: Mapping[str, np.ndarray] | None, payloads: Sequence[Mapping[str, Any]],
+    ) -> PreparedUpsert: ...
+
+    def write_prepared(self, prepared: PreparedUpsert) -> int: ...
 
     def count(self, name: str, *, corpus: int | None = None) -> int: ...
 
@@ -78,7 +96,13 @@ class StoreBase:
     def get_record(self, name: str) -> CollectionRecord:
         raise NotImplementedError
 
-    def _write(self, name: str, rows: list[tuple[str, dict[str, list[float]], dict[str, Any]]]) -> None:
+    thread_safe: bool = False
+    """Whether one thread may read (retrieve, count) while another writes, without a lock of the caller's."""
+
+    def _wire_points(self, rows: list[tuple[str, dict[str, list[float]], dict[str, Any]]]) -> list[Any]:
+        raise NotImplementedError
+
+    def _write_wire(self, name: str, points: list[Any]) -> None:
         raise NotImplementedError
 
     def _query(self, name: str, query_plans: Sequence[plans.QueryPlan]) -> list[list[Any]]:
@@ -114,21 +138,38 @@ class StoreBase:
         """Columnar upsert, the ingest hot path: `vectors[name]` `(n, dim)`, `present[name]` `(n,)` bool.
 
         `present=None` means every vector is present. `fused` must be present for every product.
-        Returns the number of points written.
+        Returns the number of points written. Same as `write_prepared(prepare_upsert(...))`.
+        """
+        return self.write_prepared(self.prepare_upsert(name, product_ids, vectors, present, payloads))
+
+    def prepare_upsert(
+        self, name: str, product_ids: Sequence[str], vectors: Mapping[str, np.ndarray],
+        present: Mapping[str, np.ndarray] | None, payloads: Sequence[Mapping[str, Any]],
+    ) -> PreparedUpsert:
+        """The checked wire form of an `upsert_arrays` call, for `write_prepared`.
+
+        The two halves exist so that one thread can convert while another writes: the conversion (vectors
+        to Python lists, then the client's point objects) holds the GIL, the embedded engine's write does not.
         """
         record = self.get_record(name)
         n = len(product_ids)
         present = present or {key: np.ones(n, dtype=bool) for key in vectors}
         _check_columns(record, n, vectors, present, payloads)
+        batches = []
         for start in range(0, n, self.batch_size):
             stop = min(start + self.batch_size, n)
-            rows = list(wire_rows(
+            batches.append(self._wire_points(list(wire_rows(
                 product_ids[start:stop], {k: v[start:stop] for k, v in vectors.items()},
                 {k: present[k][start:stop] for k in vectors}, payloads[start:stop],
-            ))
-            self._write(name, rows)
-        log.debug("upserted %d points into %s", n, name)
-        return n
+            ))))
+        return PreparedUpsert(name, n, batches)
+
+    def write_prepared(self, prepared: PreparedUpsert) -> int:
+        """Write what `prepare_upsert` made; returns the number of points written."""
+        for points in prepared.batches:
+            self._write_wire(prepared.collection, points)
+        log.debug("upserted %d points into %s", prepared.count, prepared.collection)
+        return prepared.count
 
     # ---- reading
     def retrieve(self, name: str, product_ids: Sequence[str], *, with_vectors: bool = False) -> list[PointRecord]:

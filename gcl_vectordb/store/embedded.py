@@ -64,6 +64,8 @@ class EmbeddedOptions:
 class EmbeddedStore(StoreBase):
     """Collections as folders under `root`, searched in-process by the Qdrant engine."""
 
+    thread_safe = True  # the engine locks internally: reads while another thread upserts (checked under load)
+
     def __init__(self, root: str | Path, options: EmbeddedOptions | None = None) -> None:
         self.root = Path(root)
         self.location = str(self.root)
@@ -178,8 +180,11 @@ class EmbeddedStore(StoreBase):
         conditions = [("corpus", corpus)] if corpus is not None else []
         return self._shard(name).count(edge.CountRequest(exact=True, filter=schema.edge_filter(conditions)))
 
-    def _write(self, name: str, rows: list[tuple[str, dict[str, list[float]], dict[str, Any]]]) -> None:
-        self._shard(name).update(edge.UpdateOperation.upsert_points(schema.edge_points(iter(rows))))
+    def _wire_points(self, rows: list[tuple[str, dict[str, list[float]], dict[str, Any]]]) -> list[Any]:
+        return schema.edge_points(iter(rows))
+
+    def _write_wire(self, name: str, points: list[Any]) -> None:
+        self._shard(name).update(edge.UpdateOperation.upsert_points(points))
 
     def _query(self, name: str, query_plans: Sequence[plans.QueryPlan]) -> list[list[Any]]:
         shard = self._shard(name)

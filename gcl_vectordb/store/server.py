@@ -216,8 +216,10 @@ class ServerStore(StoreBase):
         with self._translated(f"count {name}"):
             return self._client.count(name, count_filter=schema.client_filter(conditions), exact=True).count
 
-    def _write(self, name: str, rows: list[tuple[str, dict[str, list[float]], dict[str, Any]]]) -> None:
-        points = schema.client_points(iter(rows))
+    def _wire_points(self, rows: list[tuple[str, dict[str, list[float]], dict[str, Any]]]) -> list[Any]:
+        return schema.client_points(iter(rows))
+
+    def _write_wire(self, name: str, points: list[Any]) -> None:
         self._retrying(f"upsert {len(points)} points into {name}",
                        lambda: self._client.upsert(name, points=points, wait=True))
 
