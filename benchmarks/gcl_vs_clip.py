@@ -36,6 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import gcl_vs_clip_data as synthdata  # noqa: E402
 from benchmarks._results import RESULTS, write_results  # noqa: E402
+from benchmarks.gcl_vs_clip_lexical import LEXICAL_ARMS, lexical_table  # noqa: E402
 from benchmarks.gcl_vs_clip_report import (  # noqa: E402
     METRICS,
     aggregate,
@@ -141,6 +142,8 @@ def run_arm(root: Path, arm: str, spec: str | None, seed: int, settings: dict[st
         ingest_dataset(IngestConfig(collection="gs", data=root, model_ref=str(tmp / "model"), store=store))
         seconds["ingest"], clock = time.perf_counter() - clock, time.perf_counter()
         report = evaluate(EvalConfig(splits=SPLIT_NAMES, collection="gs", store=store, data=root))
+        lexical = {mode: evaluate(EvalConfig(splits=SPLIT_NAMES, collection="gs", store=store, data=root, **options))
+                   for mode, options in LEXICAL_ARMS.items()}
         seconds["evaluate"] = time.perf_counter() - clock
     splits = {
         s.split: {**s.headline(), "n_queries": s.n_queries,
@@ -151,7 +154,8 @@ def run_arm(root: Path, arm: str, spec: str | None, seed: int, settings: dict[st
              "final_loss": trained.final_loss, "pairs_per_s": trained.pairs_per_second,
              "loss": config.loss.kind, "weights": config.loss.weight_transform().name,
              "weight_params": dict(config.loss.weight_params) if arm != "clip" else {}}
-    return {"arm": arm, "seed": seed, "splits": splits, "train": train, "seconds": seconds}
+    return {"arm": arm, "seed": seed, "splits": splits, "train": train, "seconds": seconds,
+            "lexical": {mode: {s.split: s.headline() for s in r.splits} for mode, r in lexical.items()}}
 
 
 def cached_run(work: Path, root: Path, arm: str, spec: str | None, seed: int, settings: dict[str, Any],
@@ -336,7 +340,7 @@ def markdown(result: dict[str, Any], runs: list[dict[str, Any]], settings: dict[
         + _by_size_table(result, runs, data_info)
         + "\n## What the grades encode (in-domain training pairs; whole lists for the position bands)\n\n"
         + _data_tables(data_info)
-        + "\n## All metrics, paired against clip\n\n" + markdown_table(result)
+        + "\n## All metrics, paired against clip\n\n" + markdown_table(result) + lexical_table(runs)
         + f"\n![NDCG@10 per split]({chart})\n"
     )
 

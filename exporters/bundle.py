@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exporters.parity import tower_parity
-from exporters.towers import export_tower
+from exporters.towers import export_tower, text_length_is_dynamic
 from exporters.variants import MAKERS
 from gcl_vectordb import __version__
 from gcl_vectordb.encoders.manifest import (
@@ -47,7 +47,7 @@ class ExportConfig:
     model_ref: str | None = None
     checkpoint: Path | None = None
     variants: tuple[str, ...] = ("fp32",)
-    opset: int = 17
+    opset: int = 18  # the cut-length text tower (exporters/towers.py) needs ≥ 18; lower exports it at full length
     dynamo: bool = False
     parity_tolerance: float = 1e-4
     parity_batch: int = 5
@@ -155,6 +155,7 @@ def _manifest(loaded: LoadedClip, folder: Path, variants: tuple[str, ...], opset
         image_size=loaded.image_size, mean=preprocessor.mean, std=preprocessor.std,
         interpolation=preprocessor.interpolation, resize_mode=preprocessor.resize_mode,
         fill_color=preprocessor.fill_color, context_length=loaded.context_length,
+        dynamic_text_length=text_length_is_dynamic(folder / "text.onnx"),
         tokenizer=TokenizerSpec(TOKENIZER_NAME, VOCAB_FILE, file_sha256(folder / VOCAB_FILE), loaded.context_length),
         opset=opset, variants=files,
         source=source, parity=parity, created_by=f"gcl-vdb {__version__}",

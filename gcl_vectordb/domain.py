@@ -95,12 +95,22 @@ DEFAULT_FIELD_WEIGHTS = FieldWeights(image=0.9, title=0.1)
 """The field weights of a new collection and of training when none are given (GCL's image-heavy default)."""
 
 
+def _parse_choice(kind: type[StrEnum], value: Any, what: str) -> Any:
+    """`kind(value)`, or a ConfigError naming `what` and the choices."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise ConfigError(f"unknown {what} {value!r}", f"use one of: {', '.join(m.value for m in kind)}") from None
+
+
 class SearchMode(StrEnum):
     """How a text query searches a collection (see `gcl_vectordb.store.records.SearchRequest`).
 
     fused / image / title: nearest neighbours of the query on that named vector;
     rrf: reciprocal-rank fusion of the image and title rankings;
-    weighted: Σ_f w_f · cos(q, e_f) over image and title, exact top-k.
+    weighted: Σ_f w_f · cos(q, e_f) over image and title, exact top-k;
+    bm25: keyword search, BM25 of the query's words in the product titles (no model);
+    hybrid: the fused-vector ranking and the BM25 ranking fused in the engine (`FusionMethod`).
     """
 
     fused = "fused"
@@ -108,14 +118,38 @@ class SearchMode(StrEnum):
     title = "title"
     rrf = "rrf"
     weighted = "weighted"
+    bm25 = "bm25"
+    hybrid = "hybrid"
 
     @classmethod
     def parse(cls, value: str | SearchMode) -> SearchMode:
-        try:
-            return cls(value)
-        except ValueError:
-            raise ConfigError(f"unknown search mode {value!r}",
-                              f"use one of: {', '.join(m.value for m in cls)}") from None
+        return _parse_choice(cls, value, "search mode")
+
+    @property
+    def lexical(self) -> bool:
+        """True for the modes that read the collection's BM25 sparse vector."""
+        return self in (SearchMode.bm25, SearchMode.hybrid)
+
+    @property
+    def dense(self) -> bool:
+        """True for the modes that need the query's embedding (all but bm25)."""
+        return self is not SearchMode.bm25
+
+
+class FusionMethod(StrEnum):
+    """How the `hybrid` mode fuses the dense and the BM25 ranking (Qdrant's fusion queries).
+
+    rrf: reciprocal rank fusion, Σ_i 1 / (k + position_i) over the two rankings, position 0-based;
+    dbsf: distribution-based score fusion, Σ_i (s_i − (μ_i − 3σ_i)) / 6σ_i with μ_i, σ_i the mean and
+    sample standard deviation of ranking i's scores (a ranking of one point, or of equal scores, scores 0.5).
+    """
+
+    rrf = "rrf"
+    dbsf = "dbsf"
+
+    @classmethod
+    def parse(cls, value: str | FusionMethod) -> FusionMethod:
+        return _parse_choice(cls, value, "fusion")
 
 
 @dataclass(frozen=True)

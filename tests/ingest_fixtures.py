@@ -38,6 +38,27 @@ def ingested(tmp_path_factory: pytest.TempPathFactory, tiny_gs: Path, micro_bund
     return store
 
 
+HOSTILE = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="session")
+def hostile_store(tmp_path_factory: pytest.TempPathFactory, tiny_gs: Path, micro_bundle: Path) -> Path:
+    """tiny_gs with a product titled `<script>alert(1)</script>`, ingested as collection `gs` (read-only)."""
+    from gcl_vectordb.ingest import IngestConfig, ingest_dataset
+
+    root = copy_dataset(tiny_gs, tmp_path_factory.mktemp("hostile"))
+
+    def edit(entries):
+        entries[0][1]["title"] = HOSTILE
+        return entries
+
+    edit_corpus(root, 1, edit)
+    store = root.parent / "store"
+    ingest_dataset(IngestConfig(collection="gs", data=root, model_ref=str(micro_bundle), store=str(store),
+                                workers=0))
+    return store
+
+
 def copy_dataset(source: Path, dest: Path) -> Path:
     """A private copy of a session dataset that a test may change."""
     return Path(shutil.copytree(source, dest / source.name))

@@ -1,4 +1,4 @@
-"""`gcl-vdb collections list|info|drop` through typer's CliRunner."""
+"""`gcl-vdb collections list|info|drop|add-bm25` through typer's CliRunner."""
 
 from __future__ import annotations
 
@@ -85,6 +85,32 @@ def test_drop_asks_first_unless_yes(store_dir: Path) -> None:
 
 
 def test_help_has_examples() -> None:
-    for command in ("list", "info", "drop"):
+    for command in ("list", "info", "drop", "add-bm25"):
         result = runner.invoke(app, ["collections", command, "--help"])
         assert result.exit_code == 0 and "Example: gcl-vdb collections" in result.output
+
+
+def test_add_bm25_upgrades_a_collection_made_before_keyword_search(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    with open_store(root) as store:
+        store.create_collection(CollectionRecord("old", model_ref="runs/demo/model", dim=8, bm25=None))
+        store.upsert("old", [PointRecord(f"p{i}", {"fused": np.ones(8)},
+                                         product_payload(f"p{i}", ["red shoes", "blue bag", ""][i % 3], None, 1))
+                             for i in range(9)])
+    info = runner.invoke(app, ["collections", "info", "old", "--qdrant", str(root)])
+    assert "made before keyword" in " ".join(info.output.split()) and "add-bm25" in info.output
+    query = ["query", "red", "--collection", "old", "--qdrant", str(root), "--mode", "bm25"]
+    refused = runner.invoke(app, query)
+    assert refused.exit_code == 1 and "gcl-vdb collections add-bm25 old" in " ".join(refused.output.split())
+    added = runner.invoke(app, ["collections", "add-bm25", "old", "--qdrant", str(root)])
+    assert added.exit_code == 0, added.output
+    assert "added BM25 to collection old (9 points)" in " ".join(added.output.split())
+    found = runner.invoke(app, [*query, "--json"])
+    assert found.exit_code == 0, found.output
+    assert sorted(h["product_id"] for h in json.loads(found.stdout)["hits"]) == ["p0", "p3", "p6"]
+    again = runner.invoke(app, ["collections", "add-bm25", "old", "--qdrant", str(root), "--json"])
+    assert again.exit_code == 0 and json.loads(again.stdout)["added"] is False
+    info = runner.invoke(app, ["collections", "info", "old", "--qdrant", str(root), "--json"])
+    assert json.loads(info.stdout)["record"]["bm25"] == {"k": 1.2, "b": 0.75, "avg_len": 12.0, "language": "english"}
+    missing = runner.invoke(app, ["collections", "add-bm25", "nope", "--qdrant", str(root)])
+    assert missing.exit_code == 1 and "not found" in missing.output

@@ -1,13 +1,21 @@
-"""docker-compose.yml: no Docker engine runs on the build machines, so the file's structure is checked here
-(single node by default; a `cluster` profile of three peers bootstrapped from node 1)."""
+"""docker-compose.yml and the Dockerfile: no Docker engine runs on the build machines, so their structure
+is checked here (single node by default; a `cluster` profile of three peers bootstrapped from node 1; a
+`serve` profile with `gcl-vdb serve` built from the repository's Dockerfile beside Qdrant)."""
 
 from __future__ import annotations
 
+import json
+import shlex
+import tomllib
 from pathlib import Path
 
+import typer.main
 import yaml
 
-COMPOSE = Path(__file__).resolve().parents[1] / "docker-compose.yml"
+from gcl_vectordb.cli import serve
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = ROOT / "docker-compose.yml"
 
 
 def _services() -> dict:
@@ -39,4 +47,51 @@ def test_cluster_profile_has_three_peers_bootstrapped_from_the_first() -> None:
             assert service["depends_on"]["qdrant-node-1"]["condition"] == "service_healthy"
     published = [p for s in services.values() for p in s.get("ports", [])]
     assert len(published) == len(set(p.split(":")[0] for p in published))  # no host port used twice
-    assert all(s["environment"]["QDRANT__SERVICE__API_KEY"] == "${QDRANT_API_KEY:-}" for s in services.values())
+    assert all(s["environment"]["QDRANT__SERVICE__API_KEY"] == "${QDRANT_API_KEY:-}" for name, s in services.items()
+               if name.startswith("qdrant"))
+
+
+def _serve_options(args: list[str]) -> dict:
+    """The options `gcl-vdb serve ARGS` would run with (parsed by the real command, not run)."""
+    assert args[:2] == ["gcl-vdb", "serve"], args
+    return typer.main.get_command(serve.app).make_context("serve", list(args[2:])).params
+
+
+def test_serve_profile_runs_the_service_beside_qdrant() -> None:
+    services = _services()
+    service = services["gcl-vdb"]
+    assert service["profiles"] == ["serve"] and service["build"] == "." and (ROOT / "Dockerfile").is_file()
+    assert service["depends_on"]["qdrant"]["condition"] == "service_healthy"
+    options = _serve_options(service["command"])
+    assert options["qdrant"] == "http://qdrant:6333" and options["host"] == "0.0.0.0" and options["port"] == 8000
+    assert service["ports"] == ["127.0.0.1:8000:8000"]  # published to this host only
+    assert service["environment"] == {"QDRANT_API_KEY": "${QDRANT_API_KEY:-}", "GCL_VDB_API_KEY": "${GCL_VDB_API_KEY:-}"}
+    assert all(volume.endswith(":ro") for volume in service["volumes"])
+    assert int(service["stop_grace_period"].rstrip("s")) > options["drain_timeout"]  # SIGTERM may drain in full
+
+
+def _dockerfile() -> list[tuple[str, str]]:
+    """(instruction, arguments) of the Dockerfile, continuation lines joined, comments dropped."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
+
+
+def test_dockerfile_installs_the_cpu_extra_and_serves_as_a_user() -> None:
+    steps = _dockerfile()
+    kinds = [kind for kind, _ in steps]
+    assert steps[0][0] == "FROM" and steps[0][1].startswith("python:3.11-slim")
+    for kind, args in steps:
+        if kind == "COPY":  # everything copied exists in the repository
+            assert all((ROOT / source).exists() for source in shlex.split(args)[:-1]), args
+    install = next(args for kind, args in steps if kind == "RUN" and "pip install" in args)
+    extra = install.split('".[', 1)[1].split(']"', 1)[0]
+    assert extra == "cpu" and extra in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    user = [args for kind, args in steps if kind == "USER"]
+    assert user and user[-1] not in ("root", "0") and kinds.index("USER") < kinds.index("CMD")
+    command = json.loads(dict(steps)["CMD"])
+    assert _serve_options(command)["host"] == "0.0.0.0"
+    assert "/readyz" in dict(steps)["HEALTHCHECK"] and dict(steps)["EXPOSE"] == "8000"
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", "gcl-vdb-store", "gcl-vdb-work", ".git"} <= set(ignored)

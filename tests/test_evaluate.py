@@ -207,3 +207,71 @@ def test_cli_errors(store_dir, tmp_path):
     assert result.exit_code == 1 and "folder does not exist" in result.output
     result = runner.invoke(app, ["evaluate", "--qdrant", str(store_dir), "--data", str(tmp_path / "missing")])
     assert result.exit_code == 1 and "does not exist" in result.output
+
+
+# ---------------------------------------------------------------- keyword and hybrid
+
+
+def test_bm25_evaluation_equals_an_independent_recomputation_and_loads_no_model(store_dir, tiny_gs, monkeypatch):
+    """Depth 40 exceeds every corpus (~30 products), so each query's whole BM25 list is judged and ties
+    cannot change what is retrieved."""
+    from gcl_vectordb.evaluation import runner as runner_module
+    from gcl_vectordb.store.bm25 import Bm25Settings
+    from tests.bm25_reference import bm25_scores
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("bm25 must not load a model")
+
+    monkeypatch.setattr(runner_module, "load_encoder", no_model)
+    report = evaluate(_config(store_dir, vector="bm25", k=40))
+    assert report.settings.vector == "bm25" and report.settings.fusion is None
+    dataset = open_dataset(tiny_gs)
+    for split in report.splits:
+        prepared = prepare_split(dataset, split.split, top_q=2000, top_k=40)
+        products = [p for batch in dataset.iter_products(prepared.corpus, check_images=False) for p in batch]
+        run = {}
+        for text in prepared.queries:
+            scores = bm25_scores([p.title for p in products], text, Bm25Settings())
+            run[text] = {products[i].product_id: s for i, s in scores.items()}
+        qrels = {q: dict(j) for q, j in prepared.qrels.items()}
+        measured = pytrec_eval.RelevanceEvaluator(qrels, pytrec_measures(DEFAULT_KS)).evaluate(run)
+        for name, values in pytrec_per_query(measured, list(prepared.queries), DEFAULT_KS).items():
+            np.testing.assert_allclose(split.metrics.per_query[name], values, rtol=0, atol=1e-6, err_msg=name)
+
+
+def test_hybrid_evaluation_records_its_fusion(store_dir):
+    rrf, dbsf = (evaluate(_config(store_dir, splits=("in-domain",), vector="hybrid", fusion=f)) for f in ("rrf", "dbsf"))
+    assert (rrf.settings.fusion, dbsf.settings.fusion) == ("rrf", "dbsf")
+    assert rrf.to_dict()["settings"]["fusion"] == "rrf"
+    for report in (rrf, dbsf):
+        assert 0.0 < report.splits[0].headline()["ndcg@10"] <= 1.0
+    with pytest.raises(ConfigError, match="brute-force check compares dense rankings"):
+        EvalConfig(vector="hybrid", check_bruteforce=True)
+    with pytest.raises(ConfigError, match="unknown fusion"):
+        EvalConfig(vector="hybrid", fusion="max")
+
+
+def test_cli_keyword_vectors_and_an_old_collection(store_dir, tmp_path, tiny_gs, micro_bundle):
+    result = runner.invoke(app, ["evaluate", "--split", "novel-query", "--qdrant", str(store_dir), "--k", str(K),
+                                 "--vector", "hybrid", "--fusion", "dbsf"])
+    assert result.exit_code == 0, result.output
+    assert "on hybrid (dbsf)" in " ".join(result.output.split())
+    result = runner.invoke(app, ["evaluate", "--split", "novel-query", "--qdrant", str(store_dir), "--k", str(K),
+                                 "--vector", "bm25"])
+    assert result.exit_code == 0 and "none (BM25)" in " ".join(result.output.split())
+    result = runner.invoke(app, ["evaluate", "--qdrant", str(store_dir), "--vector", "fused", "--fusion", "rrf"])
+    assert result.exit_code == 2 and "--vector hybrid" in result.output
+    result = runner.invoke(app, ["evaluate", "--qdrant", str(store_dir), "--vector", "bm25", "--check-bruteforce"])
+    assert result.exit_code == 1 and "brute-force check" in result.output
+    old = tmp_path / "old-store"
+    ingest_dataset(tiny_gs, old, "gs10m", str(micro_bundle))
+    _forget_bm25(old / "gs10m" / "collection.json")
+    result = runner.invoke(app, ["evaluate", "--qdrant", str(old), "--vector", "bm25"])
+    assert result.exit_code == 1 and "gcl-vdb collections add-bm25 gs10m" in " ".join(result.output.split())
+
+
+def _forget_bm25(record_file: Path) -> None:
+    """Make the record look like one written before keyword search (the shard keeps its vectors)."""
+    data = json.loads(record_file.read_text())
+    del data["bm25"]
+    record_file.write_text(json.dumps(data))

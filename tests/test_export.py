@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
 from exporters import ExportConfig, ExportError, export_bundle
 from gcl_vectordb.cli.app import app
-from gcl_vectordb.encoders import ExportManifest
+from gcl_vectordb.encoders import ExportManifest, load_encoder
 from gcl_vectordb.encoders.checkpoints import save_checkpoint_folder
 from gcl_vectordb.encoders.manifest import Parity
 from gcl_vectordb.encoders.models import weights_sha256
@@ -39,7 +42,7 @@ def test_cli_export_then_onnx_encoder_embeds_text_and_images(micro_model, tmp_pa
         assert np.max(1 - np.sum(texts * reference.encode_texts(["red dress", "green shoes"]), axis=1)) < tolerance
         assert np.max(1 - np.sum(pics * reference.encode_images(PICTURES), axis=1)) < tolerance
     manifest = ExportManifest.read(out)
-    assert set(manifest.variants) == {"fp32", "int8", "fp16"} and manifest.opset == 17
+    assert set(manifest.variants) == {"fp32", "int8", "fp16"} and manifest.opset == 18
 
 
 def test_cli_export_of_a_checkpoint_records_its_source(micro_model, tmp_path: Path) -> None:
@@ -93,7 +96,6 @@ def test_reexport_replaces_an_existing_bundle(micro_bundle: Path, tmp_path: Path
 
 
 def test_a_bundle_and_the_model_it_was_exported_from_share_one_identity(micro_bundle: Path, tiny_bundle: Path) -> None:
-    from gcl_vectordb.encoders import load_encoder
 
     bundle = load_encoder(str(micro_bundle), towers=("text",))
     source = TorchEncoder.from_ref("gcl-micro")
@@ -101,3 +103,33 @@ def test_a_bundle_and_the_model_it_was_exported_from_share_one_identity(micro_bu
     assert bundle.identity.model_ref != source.identity.model_ref  # where it came from is not identity
     assert bundle.identity.preprocessing.image_size == 32 and bundle.identity.dim == 32
     assert not bundle.identity.same_model(load_encoder(str(tiny_bundle), towers=("text",)).identity)
+
+
+def test_the_text_tower_takes_rows_cut_after_the_end_of_text_token(micro_model, micro_bundle: Path,
+                                                                     tmp_path: Path) -> None:
+    """The exported text tower has a dynamic length axis; cut rows embed as the full context does."""
+    manifest = ExportManifest.read(micro_bundle)
+    assert manifest.dynamic_text_length
+    length_axis = onnx.load(str(micro_bundle / "text.onnx")).graph.input[0].type.tensor_type.shape.dim[1]
+    assert length_axis.dim_param and not length_axis.dim_value  # symbolic, not 77
+    texts = ["red dress", "a long striped cotton summer shirt with buttons and a collar", "", "bag " * 40]
+    encoder = load_encoder(str(micro_bundle), towers=("text",))
+    with torch.inference_mode():
+        full = micro_model.model.encode_text(torch.from_numpy(encoder.tokenize(texts)), normalize=True).numpy()
+    np.testing.assert_allclose(encoder.encode_texts(texts), full, atol=1e-6)
+    # A bundle from before the flag existed runs its rows at the full context length.
+    old = Path(shutil.copytree(micro_bundle, tmp_path / "old"))
+    data = json.loads((old / "manifest.json").read_text())
+    del data["dynamic_text_length"]
+    (old / "manifest.json").write_text(json.dumps(data))
+    np.testing.assert_allclose(load_encoder(str(old), towers=("text",)).encode_texts(texts), full, atol=1e-6)
+
+
+def test_below_opset_18_the_text_tower_keeps_the_full_context(micro_model, tmp_path: Path) -> None:
+    manifest = export_bundle(ExportConfig(out=tmp_path / "m17", model_ref="gcl-micro", opset=17))
+    assert manifest.opset == 17 and not manifest.dynamic_text_length
+    texts = ["red dress", "green shoes with laces"]
+    encoder = load_encoder(str(tmp_path / "m17"), towers=("text",))
+    with torch.inference_mode():
+        full = micro_model.model.encode_text(torch.from_numpy(encoder.tokenize(texts)), normalize=True).numpy()
+    np.testing.assert_allclose(encoder.encode_texts(texts), full, atol=1e-6)

@@ -97,6 +97,7 @@ SETTING_OPTIONS = {  # command → {parameter: the setting's environment variabl
     "collections info": {"qdrant": "GCL_VDB_STORE"},
     "collections drop": {"qdrant": "GCL_VDB_STORE"},
     "demo": {"collection": "GCL_VDB_COLLECTION", "qdrant": "GCL_VDB_STORE"},
+    "serve": {"collection": "GCL_VDB_COLLECTION", "qdrant": "GCL_VDB_STORE"},
 }
 
 
@@ -105,7 +106,7 @@ def test_every_command_is_listed_and_its_settings_name_their_env_vars() -> None:
     assert top.exit_code == 0
     assert all(name in top.output for name in cli_app.COMMANDS)
     commands = _all_commands()
-    assert set(SETTING_OPTIONS) <= set(commands) and len(commands) == 12
+    assert set(SETTING_OPTIONS) <= set(commands) and len(commands) == 13
     assert set(ENV_VARS.values()) - {"GCL_VDB_API_KEY_ENV"} == {v for o in SETTING_OPTIONS.values() for v in o.values()}
     for name, command in commands.items():
         assert command.help and command.help.strip(), name

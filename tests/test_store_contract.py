@@ -1,13 +1,15 @@
 """One contract for both store backends: the embedded engine and qdrant-client (local mode).
 
-Every search mode is checked against a numpy brute force on small random data (exact search), and the
-two backends must agree with each other.
+Every search mode is checked against a numpy brute force on small random data (exact search), the
+keyword modes against an independent BM25 (`tests/bm25_reference.py`), and the two backends must agree
+with each other. The test titles have pairwise different token counts, so that no two BM25 scores tie
+and rank-based fusion has one right answer.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +27,16 @@ from gcl_vectordb.store import (
     open_store,
     product_payload,
 )
+from gcl_vectordb.store.bm25 import Bm25Settings
 from gcl_vectordb.store.plans import RRF_DEPTH_FACTOR, RRF_MIN_DEPTH
+from tests.bm25_reference import bm25_scores, tokens
 
 DIM = 16
 N = 240
 NAME = "products"
 WEIGHTS = FieldWeights(image=0.7, title=0.3)
+WORDS = ("red blue green leather cotton shoe shoes running run bag dress nike vela summer striped plain wool "
+         "jacket boots sneaker the for with and 42 xl").split()
 
 
 @dataclass
@@ -42,17 +48,33 @@ class Corpus:
     has: dict[str, np.ndarray]
     corpus: np.ndarray
     brand: np.ndarray
+    titles: list[str]
 
     def points(self) -> list[PointRecord]:
         return [
             PointRecord(
                 pid,
                 {f: self.vectors[f][i] for f in self.vectors if self.has[f][i]},
-                product_payload(pid, f"product {pid}", f"images/{pid}.jpg", int(self.corpus[i]),
+                product_payload(pid, self.titles[i], f"images/{pid}.jpg", int(self.corpus[i]),
                                 {"brand": str(self.brand[i])}),
             )
             for i, pid in enumerate(self.ids)
         ]
+
+
+def make_titles(n: int, rng: np.random.Generator) -> list[str]:
+    """Titles of 1–5 words (stop words, stems, numbers among them) padded to 8 + i tokens, so every
+    title has its own length; every 11th is empty and every 13th holds stop words only (no BM25 vector)."""
+    titles = []
+    for i in range(n):
+        core = " ".join(rng.choice(WORDS, size=int(rng.integers(1, 6))))
+        titles.append("" if i % 11 == 0 else "the and of" if i % 13 == 0
+                      else core.title() + ", pad" * (8 + i - len(tokens(core))))
+    return titles
+
+
+def make_query(rng: np.random.Generator) -> str:
+    return " ".join(rng.choice(WORDS, size=int(rng.integers(1, 4))))
 
 
 def make_corpus(seed: int = 0, n: int = N, dim: int = DIM) -> Corpus:
@@ -64,7 +86,7 @@ def make_corpus(seed: int = 0, n: int = N, dim: int = DIM) -> Corpus:
     index = np.arange(n)
     has = {"image": index % 5 != 0, "title": index % 7 != 0, "fused": np.ones(n, dtype=bool)}
     return Corpus([f"p{i:04d}" for i in range(n)], vectors, has, 1 + index % 2,
-                  np.array(["acme", "bolt", "corex"])[index % 3])
+                  np.array(["acme", "bolt", "corex"])[index % 3], make_titles(n, rng))
 
 
 def make_record(name: str = NAME, dim: int = DIM) -> CollectionRecord:
@@ -122,15 +144,22 @@ def reference_scores(corpus: Corpus, request: SearchRequest) -> dict[str, float]
     if request.mode in ("fused", "image", "title"):
         keep = mask & corpus.has[request.mode]
         return {corpus.ids[i]: cos[request.mode][i] for i in np.flatnonzero(keep)}
+    depth = max(request.limit * RRF_DEPTH_FACTOR, RRF_MIN_DEPTH)
     if request.mode == "rrf":
-        depth = max(request.limit * RRF_DEPTH_FACTOR, RRF_MIN_DEPTH)
-        scores: dict[str, float] = {}
-        for field in ("image", "title"):
-            keep = np.flatnonzero(mask & corpus.has[field])
-            ranked = keep[np.argsort(-cos[field][keep], kind="stable")][:depth]
-            for position, i in enumerate(ranked):  # Qdrant: 1 / (k + 0-based position)
-                scores[corpus.ids[i]] = scores.get(corpus.ids[i], 0.0) + 1.0 / (request.rrf_k + position)
-        return scores
+        return rrf_fusion([_top(cos[f], mask & corpus.has[f], depth) for f in ("image", "title")], request.rrf_k,
+                          corpus.ids)
+    if request.mode in ("bm25", "hybrid"):
+        # The IDF is the searched corpus's (the corpus filter), the brand filter only narrows the results.
+        population = corpus.corpus == request.corpus if request.corpus is not None else None
+        keyword = np.zeros(len(corpus.ids))
+        for i, value in bm25_scores(corpus.titles, request.text, Bm25Settings(), population).items():
+            keyword[i] = value
+        if request.mode == "bm25":
+            return {corpus.ids[i]: keyword[i] for i in np.flatnonzero(mask & (keyword > 0))}
+        rankings = [_top(cos["fused"], mask, depth), _top(keyword, mask & (keyword > 0), depth)]
+        if request.fusion == "rrf":
+            return rrf_fusion(rankings, request.rrf_k, corpus.ids)
+        return dbsf_fusion(rankings, [cos["fused"], keyword], corpus.ids)
     weights = (request.weights or WEIGHTS).as_dict()
     scores = {}
     for i in np.flatnonzero(mask):
@@ -138,6 +167,33 @@ def reference_scores(corpus: Corpus, request: SearchRequest) -> dict[str, float]
         if fields:
             scores[corpus.ids[i]] = sum(weights[f] * cos[f][i] for f in fields)
     return scores
+
+
+def _top(scores: np.ndarray, keep: np.ndarray, depth: int) -> np.ndarray:
+    rows = np.flatnonzero(keep)
+    return rows[np.argsort(-scores[rows], kind="stable")][:depth]
+
+
+def rrf_fusion(rankings: list[np.ndarray], k: int, ids: list[str]) -> dict[str, float]:
+    """Σ over rankings of 1 / (k + 0-based position) (Qdrant's RRF)."""
+    scores: dict[str, float] = {}
+    for ranked in rankings:
+        for position, i in enumerate(ranked):
+            scores[ids[i]] = scores.get(ids[i], 0.0) + 1.0 / (k + position)
+    return scores
+
+
+def dbsf_fusion(rankings: list[np.ndarray], values: list[np.ndarray], ids: list[str]) -> dict[str, float]:
+    """Σ over rankings of (s − (μ − 3σ)) / 6σ, μ and σ (sample) over that ranking's scores; 0.5 each for a
+    ranking of one point or of equal scores (Qdrant's DBSF)."""
+    fused: dict[str, float] = {}
+    for ranked, score in zip(rankings, values, strict=True):
+        s = score[ranked].astype(np.float64)
+        sigma = s.std(ddof=1) if len(s) > 1 else 0.0
+        normalised = (s - (s.mean() - 3 * sigma)) / (6 * sigma) if sigma > 0 else np.full(len(s), 0.5)
+        for i, value in zip(ranked, normalised, strict=True):
+            fused[ids[i]] = fused.get(ids[i], 0.0) + float(value)
+    return fused
 
 
 def assert_top_k(hits: list[Hit], reference: dict[str, float], limit: int, atol: float = 1e-5) -> None:
@@ -191,7 +247,7 @@ def test_retrieve_round_trips_vectors_and_payload(searchable: VectorStore, corpu
         for field, vector in record.vectors.items():
             assert vector.dtype == np.float32
             np.testing.assert_allclose(vector, corpus.vectors[field][i], atol=1e-6)
-        assert record.payload == {"product_id": record.product_id, "title": f"product {record.product_id}",
+        assert record.payload == {"product_id": record.product_id, "title": corpus.titles[i],
                                   "image": f"images/{record.product_id}.jpg", "corpus": int(corpus.corpus[i]),
                                   "brand": str(corpus.brand[i])}
     assert searchable.retrieve(NAME, ["p0001"])[0].vectors == {}
@@ -224,6 +280,9 @@ QUERY_CASES = [
     dict(mode="fused", corpus=2), dict(mode="rrf", corpus=1, limit=7), dict(mode="image", filters={"brand": "bolt"}),
     dict(mode="weighted", weights=FieldWeights(image=0.2, title=0.8), corpus=1),
     dict(mode="weighted", weights=FieldWeights(image=0.0, title=1.0), limit=25), dict(mode="rrf", rrf_k=5, limit=3),
+    dict(mode="bm25"), dict(mode="bm25", corpus=2), dict(mode="bm25", filters={"brand": "bolt"}, limit=5),
+    dict(mode="hybrid"), dict(mode="hybrid", fusion="dbsf"), dict(mode="hybrid", corpus=1, fusion="dbsf", limit=7),
+    dict(mode="hybrid", rrf_k=5, corpus=2, limit=4), dict(mode="hybrid", fusion="dbsf", filters={"brand": "acme"}),
 ]
 
 
@@ -231,9 +290,11 @@ QUERY_CASES = [
 def test_every_mode_equals_numpy_brute_force(searchable: VectorStore, corpus: Corpus, case: dict) -> None:
     rng = np.random.default_rng(7)
     for _ in range(4):
-        request = SearchRequest(rng.normal(size=DIM).astype(np.float32), exact=True, **case)
+        request = SearchRequest(rng.normal(size=DIM).astype(np.float32), exact=True, text=make_query(rng), **case)
         hits = searchable.search(NAME, request)
         assert_top_k(hits, reference_scores(corpus, request), request.limit)
+        if request.mode == "bm25":
+            assert hits  # every query word is in some title
         for hit in hits:
             assert hit.payload is not None and hit.payload["product_id"] == hit.product_id
             if request.corpus is not None:
@@ -278,8 +339,9 @@ def test_search_without_payload_still_names_products(searchable: VectorStore) ->
 
 def test_search_batch_equals_repeated_search(searchable: VectorStore) -> None:
     rng = np.random.default_rng(11)
-    modes = ["fused", "image", "title", "rrf", "weighted"] * 3
-    requests = [SearchRequest(rng.normal(size=DIM), mode=m, limit=6, exact=True) for m in modes]
+    modes = ["fused", "image", "title", "rrf", "weighted", "bm25", "hybrid"] * 3
+    requests = [SearchRequest(rng.normal(size=DIM), mode=m, limit=6, exact=True, text=make_query(rng),
+                              fusion=("rrf", "dbsf")[i % 2]) for i, m in enumerate(modes)]
     batch = searchable.search_batch(NAME, requests)
     single = [searchable.search(NAME, r) for r in requests]
     for batched, alone in zip(batch, single, strict=True):  # local mode's numpy may differ in the 8th digit
@@ -294,8 +356,10 @@ def test_query_of_the_wrong_dimension_is_a_model_mismatch(searchable: VectorStor
 
 def test_backends_agree_on_every_mode(tmp_path: Path, corpus: Corpus) -> None:
     rng = np.random.default_rng(5)
-    requests = [SearchRequest(rng.normal(size=DIM), mode=m, limit=8, exact=True, corpus=c)
-                for m in ("fused", "image", "title", "rrf", "weighted") for c in (None, 2)]
+    requests = [SearchRequest(rng.normal(size=DIM), mode=m, limit=8, exact=True, corpus=c, text=make_query(rng),
+                              fusion=f)
+                for m in ("fused", "image", "title", "rrf", "weighted", "bm25", "hybrid") for c in (None, 2)
+                for f in ("rrf", "dbsf")]
     answers = []
     for location in (str(tmp_path / "embedded"), ":memory:"):
         with open_store(location) as store:
@@ -324,6 +388,9 @@ class _RecordingProgress:
     def task(self, description: str, total: float | None = None, unit: str = "it") -> _RecordingProgress:
         self.opened += 1
         return self
+
+    def advance(self, amount: float = 1) -> None:
+        self.advanced = getattr(self, "advanced", 0) + amount
 
     def close(self) -> None:
         self.closed += 1
@@ -371,3 +438,87 @@ def test_reopen_after_close_keeps_points_and_record(backend: str, tmp_path: Path
         assert store.get_record(NAME) == record
         assert store.count(NAME) == 30
         assert store.existing_ids(NAME, ["p0000", "p0029", "p0030"]) == {"p0000", "p0029"}
+
+
+# ---------------------------------------------------------------- keyword search on old collections
+
+
+def _keyword_requests(rng: np.random.Generator) -> list[SearchRequest]:
+    return [SearchRequest(rng.normal(size=DIM), mode=m, fusion=f, text=make_query(rng), corpus=c, limit=6, exact=True)
+            for m, f in (("bm25", "rrf"), ("hybrid", "rrf"), ("hybrid", "dbsf")) for c in (None, 1)]
+
+
+def test_a_collection_without_bm25_refuses_keyword_modes_until_add_bm25(location: str, corpus: Corpus) -> None:
+    """A collection made before keyword search: dense modes work, keyword modes name the fix, and
+    `add_bm25` (from the stored titles) gives the answers a collection made with BM25 gives."""
+    with open_store(location) as store:
+        store.create_collection(replace(make_record(), bm25=None))
+        store.upsert(NAME, corpus.points())
+        rng = np.random.default_rng(2)
+        assert store.search(NAME, SearchRequest(rng.normal(size=DIM), limit=3))
+        for request in _keyword_requests(rng)[:2]:
+            with pytest.raises(StoreError, match=f"no BM25 sparse vector.*gcl-vdb collections add-bm25 {NAME}"):
+                store.search(NAME, request)
+        progress = _RecordingProgress()
+        upgraded = store.add_bm25(NAME, progress=progress)
+        assert upgraded.bm25 == Bm25Settings() and store.get_record(NAME) == upgraded
+        assert progress.opened == progress.closed == 1 and progress.advanced == N
+        assert store.add_bm25(NAME) == upgraded  # already there: nothing to do
+        for request in _keyword_requests(rng):
+            assert_top_k(store.search(NAME, request), reference_scores(corpus, request), request.limit)
+        assert store.count(NAME) == N
+
+
+def test_add_bm25_interrupted_leaves_the_collection_usable_and_a_rerun_completes_it(
+    location: str, corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with open_store(location, batch_size=50) as store:
+        store.create_collection(replace(make_record(), bm25=None))
+        store.upsert(NAME, corpus.points())
+        write = type(store)._write_sparse
+        calls = []
+
+        def failing(self, name, updates):  # the second page fails, as a full disk or a lost server would
+            calls.append(len(updates))
+            if len(calls) == 2:
+                raise StoreError("disk full")
+            write(self, name, updates)
+
+        monkeypatch.setattr(type(store), "_write_sparse", failing)
+        with pytest.raises(StoreError, match="disk full"):
+            store.add_bm25(NAME)
+        assert store.get_record(NAME).bm25 is None  # the record changes last
+        rng = np.random.default_rng(4)
+        with pytest.raises(StoreError, match="add-bm25"):
+            store.search(NAME, _keyword_requests(rng)[0])
+        assert store.search(NAME, SearchRequest(rng.normal(size=DIM), limit=3, exact=True))
+        monkeypatch.setattr(type(store), "_write_sparse", write)
+        store.add_bm25(NAME)
+        for request in _keyword_requests(rng):
+            assert_top_k(store.search(NAME, request), reference_scores(corpus, request), request.limit)
+
+
+def test_keyword_query_of_stop_words_only(searchable: VectorStore) -> None:
+    """No query term: bm25 finds nothing, hybrid is the dense ranking alone (fused by RRF)."""
+    q = np.random.default_rng(8).normal(size=DIM)
+    assert searchable.search(NAME, SearchRequest(None, mode="bm25", text="the and of")) == []
+    assert searchable.search(NAME, SearchRequest(None, mode="bm25", text="")) == []
+    dense = searchable.search(NAME, SearchRequest(q, limit=5, exact=True))
+    hybrid = searchable.search(NAME, SearchRequest(q, mode="hybrid", text="of the", limit=5, exact=True))
+    assert [h.product_id for h in hybrid] == [h.product_id for h in dense]
+    np.testing.assert_allclose([h.score for h in hybrid], [1 / (60 + i) for i in range(5)], rtol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["embedded", "server"])
+def test_add_bm25_survives_reopening(backend: str, tmp_path: Path, corpus: Corpus) -> None:
+    location = str(tmp_path / "store") if backend == "embedded" else f"local:{tmp_path / 'qdrant'}"
+    with open_store(location) as store:
+        store.create_collection(replace(make_record(), bm25=None))
+        store.upsert(NAME, corpus.points()[:60])
+        store.add_bm25(NAME, Bm25Settings(k=0.9, b=0.4, avg_len=30))
+    request = SearchRequest(None, mode="bm25", text="red shoes", limit=5)
+    with open_store(location) as store:
+        assert store.get_record(NAME).bm25 == Bm25Settings(k=0.9, b=0.4, avg_len=30)
+        hits = store.search(NAME, request)
+    reference = bm25_scores(corpus.titles[:60], "red shoes", Bm25Settings(k=0.9, b=0.4, avg_len=30))
+    assert_top_k(hits, {corpus.ids[i]: s for i, s in reference.items()}, 5)

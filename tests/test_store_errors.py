@@ -334,3 +334,78 @@ def test_an_unwritable_store_location_is_a_store_error(tmp_path: Path) -> None:
     not_a_folder.write_text("x")
     with open_store(not_a_folder) as store, pytest.raises(StoreError, match="cannot create collection products"):
         store.create_collection(_record())
+
+
+# ---------------------------------------------------------------- add_bm25 under hostile conditions
+
+KILLED_UPGRADE = textwrap.dedent("""
+    import os, signal, sys
+    from gcl_vectordb.store import open_store
+    from gcl_vectordb.store.embedded import EmbeddedStore
+    write = EmbeddedStore._write_sparse
+    calls = []
+    def dying(self, name, updates):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGKILL)  # kill -9 in the middle of the upgrade
+        write(self, name, updates)
+    EmbeddedStore._write_sparse = dying
+    with open_store(sys.argv[1], batch_size=10) as store:
+        store.add_bm25("products")
+""")
+
+
+def _old_collection(root: Path, n: int = 60) -> None:
+    import dataclasses
+
+    rng = np.random.default_rng(1)
+    words = ["red", "blue", "shoe", "bag", "dress", "leather", "cotton", "nike"]
+    with open_store(root) as store:
+        store.create_collection(dataclasses.replace(_record(), bm25=None))
+        store.upsert("products", [
+            PointRecord(f"p{i}", {"fused": rng.normal(size=DIM)},
+                        product_payload(f"p{i}", " ".join(rng.choice(words, 3)) + " x" * i, None, 1))
+            for i in range(n)])
+
+
+def _bm25_hits(root: Path) -> list[tuple[str, float]]:
+    from gcl_vectordb.store import SearchRequest
+
+    with open_store(root) as store:
+        return [(h.product_id, round(h.score, 5))
+                for h in store.search("products", SearchRequest(None, mode="bm25", text="red leather", limit=20))]
+
+
+def test_add_bm25_killed_midway_then_run_again(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    root, fresh = tmp_path / "store", tmp_path / "fresh"
+    _old_collection(root)
+    killed = subprocess.run([sys.executable, "-c", KILLED_UPGRADE, str(root)], env=subprocess_env,
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    with open_store(root) as store:
+        assert store.get_record("products").bm25 is None  # the record changes last
+        assert store.count("products") == 60
+    with pytest.raises(StoreError, match="add-bm25"):
+        _bm25_hits(root)
+    with open_store(root) as store:
+        store.add_bm25("products")
+    _old_collection(fresh)
+    with open_store(fresh) as store:
+        store.add_bm25("products")
+    assert _bm25_hits(root) == _bm25_hits(fresh) and _bm25_hits(root)
+
+
+def test_add_bm25_on_a_collection_held_by_another_process(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    root = tmp_path / "store"
+    _old_collection(root, n=5)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(root)], env=subprocess_env,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding 5"
+        with open_store(root) as store, pytest.raises(CollectionInUse):
+            store.add_bm25("products")
+    finally:
+        holder.communicate("", timeout=60)
+    with open_store(root) as store:
+        assert store.get_record("products").bm25 is None
+        assert store.add_bm25("products").bm25 is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -21,6 +22,7 @@ from gcl_vectordb.store import (
     product_payload,
     schema,
 )
+from gcl_vectordb.store.bm25 import Bm25Settings, bm25_document_vectors, bm25_query_vector
 
 
 def test_point_id_is_a_stable_uuid5() -> None:
@@ -92,9 +94,11 @@ def test_point_record_and_payload_validation() -> None:
     assert product_payload("p", "t", "i.jpg", 1, {"brand": "x", "corpus": 9})["corpus"] == 1
 
 
-@pytest.mark.parametrize("bad", [dict(mode="bm25"), dict(limit=0), dict(vector=np.ones((2, 2))),
+@pytest.mark.parametrize("bad", [dict(mode="nearest"), dict(limit=0), dict(vector=np.ones((2, 2))),
                                  dict(vector=np.array([np.nan, 1.0])),
-                                 dict(filters={"in_stock": True}), dict(hnsw_ef=0), dict(rrf_k=0)])
+                                 dict(filters={"in_stock": True}), dict(hnsw_ef=0), dict(rrf_k=0),
+                                 dict(mode="bm25"), dict(mode="hybrid", vector=None, text="red"), dict(mode="hybrid"),
+                                 dict(vector=None, text="red"), dict(mode="hybrid", text="red", fusion="max")])
 def test_search_request_validation(bad: dict) -> None:
     with pytest.raises(ConfigError):
         SearchRequest(**(dict(vector=np.ones(4)) | bad))
@@ -147,3 +151,59 @@ def test_weighted_certificate() -> None:
     # negative cosines: an outsider scores at most 0 in that field
     assert plans.weighted_certified(request, weights, [_hits(0.1, -0.2, -0.3)] * 2, _hits(0.1, 0.0), depth=3)
     assert plans.weighted_certified(request, weights, [_hits(0.2), _hits()], _hits(0.1), depth=3)
+
+
+def test_records_made_before_keyword_search_have_no_bm25() -> None:
+    data = schema.record_to_json(CollectionRecord("old", model_ref="m", dim=4))
+    assert data["bm25"] == {"k": 1.2, "b": 0.75, "avg_len": 12.0, "language": "english"}
+    del data["bm25"]  # what gcl-vdb wrote before keyword search
+    old = schema.record_from_json(data, "test")
+    assert old.bm25 is None and "bm25" not in old.extra
+    assert schema.record_from_json(schema.record_to_json(old), "test") == old
+    with pytest.raises(StoreError, match="collections add-bm25 old"):
+        old.require_bm25("hybrid")
+    with pytest.raises(StoreError, match="unreadable"):
+        schema.record_from_json({**data, "bm25": {"k": -1}}, "test")
+
+
+@pytest.mark.parametrize("bad", [dict(k=-0.1), dict(b=1.5), dict(avg_len=0), dict(k=float("nan")),
+                                 dict(language="klingon"), dict(b="0.5")])
+def test_bm25_settings_validation(bad: dict) -> None:
+    with pytest.raises(ConfigError):
+        Bm25Settings(**bad)
+
+
+def test_bm25_vectors_of_documents_and_queries() -> None:
+    settings = Bm25Settings()
+    red_shoes, none, stop, empty = bm25_document_vectors(["Red shoes, red!", None, "the of", ""], settings)
+    assert none is stop is empty is None  # no vector: not in N, never matched
+    assert len(red_shoes) == 2  # red (tf 2), shoe (tf 1); |d| = 3 tokens
+    weights = sorted(red_shoes.values)
+    part = [tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * 3 / 12.0)) for tf in (1, 2)]
+    np.testing.assert_allclose(weights, part, rtol=1e-6)
+    query = bm25_query_vector("red red SHOES the", settings)
+    assert sorted(query.indices) == sorted(red_shoes.indices) and query.values == (1.0, 1.0)
+    assert len(bm25_query_vector("the and", settings)) == 0
+
+
+def test_client_request_of_the_keyword_modes() -> None:
+    q = np.array([1.0, 0.0], np.float32)
+    sparse = bm25_query_vector("red shoes", Bm25Settings())
+    bm25 = schema.client_request(plans.plan_search(SearchRequest(None, mode="bm25", text="red shoes", corpus=2),
+                                                   sparse))
+    assert bm25.using == "bm25" and bm25.query.nearest.indices == list(sparse.indices)
+    assert bm25.params.idf.corpus.must[0].key == "corpus" and bm25.params.idf.corpus.must[0].match.value == 2
+    local = schema.client_request(plans.plan_search(SearchRequest(None, mode="bm25", text="x", corpus=1), sparse),
+                                  with_params=False)
+    assert local.params.idf.corpus.must[0].match.value == 1 and not local.params.exact
+    everywhere = plans.plan_search(SearchRequest(None, mode="bm25", text="red shoes"), sparse)
+    assert schema.client_request(everywhere).params is None  # the whole collection is the IDF corpus
+    request = SearchRequest(q, mode="hybrid", text="red shoes", limit=20, fusion="dbsf", exact=True)
+    hybrid = schema.client_request(plans.plan_search(request, sparse))
+    assert hybrid.query.fusion == "dbsf" and hybrid.limit == 20
+    assert [(p.using, p.limit) for p in hybrid.prefetch] == [("fused", 100), ("bm25", 100)]
+    rrf = schema.client_request(plans.plan_search(replace(request, fusion="rrf", rrf_k=7), sparse))
+    assert rrf.query.rrf.k == 7
+    assert schema.edge_request(plans.plan_search(request, sparse)).limit == 20
+    with pytest.raises(ValueError, match="sparse vector"):
+        plans.plan_search(request)

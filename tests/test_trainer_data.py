@@ -12,13 +12,14 @@ import torch
 
 from gcl_vectordb.data import RejectLog, open_dataset
 from gcl_vectordb.encoders import ClipTokenizer
+from gcl_vectordb.encoders.models import encode_text_fast
 from gcl_vectordb.encoders.tokenizer import open_clip_vocab_path
 from gcl_vectordb.errors import ConfigError
 from gcl_vectordb.evaluation.protocol import QUERY_KEY_SUFFIX, build_qrels, rescale_relevance, sample_queries
 from trainer.config import DataConfig, EvalConfig
 from trainer.data import Augment, PairDataset, collate_pairs, load_pixels
 from trainer.losses import make_weight_transform
-from trainer.model import ClipTowers, encode_text_trimmed
+from trainer.model import ClipTowers
 from trainer.pairs import load_training_data
 
 
@@ -135,7 +136,7 @@ def test_trimmed_text_tower_equals_the_full_context(micro_model) -> None:
         ["red dress", "a long striped cotton summer shirt with buttons", "bag"]))
     with torch.no_grad():
         full = model.encode_text(tokens, normalize=True)
-        trimmed = encode_text_trimmed(model, tokens)
+        trimmed = encode_text_fast(model, tokens)
     torch.testing.assert_close(trimmed, full, atol=2e-6, rtol=1e-5)
     towers = ClipTowers(model, fields=("query", "image"))
     with torch.no_grad():

@@ -6,8 +6,8 @@ over the evaluation corpus (`EvalSet.products`) with the project's exact top-k (
 judged with `judge_run` and scored with `compute_metrics`, as `gcl-vdb evaluate` scores the store's run.
 
 `TrainingModelEncoder` embeds with the model being trained, without exporting it: the torch backend
-(`TorchEncoder`: the `Encoder` protocol's batching and normalisation) with the text padding trimmed
-(`encode_text_trimmed`), the run's autocast, and the model in eval mode only while it embeds.
+(`TorchEncoder`: the `Encoder` protocol's batching and normalisation, texts cut after their end-of-text
+token), the run's autocast, and the model in eval mode only while it embeds.
 
 A product whose image cannot be loaded is represented by its title alone (reported to `rejects`).
 """
@@ -30,16 +30,14 @@ from gcl_vectordb.evaluation import MetricTable, compute_metrics, judge_run
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.topk import exact_run
 from trainer.data import ProductImages, collate_images
-from trainer.model import encode_text_trimmed
 from trainer.pairs import EvalSet
 
 log = logging.getLogger(__name__)
 
 
 class TrainingModelEncoder(TorchEncoder):
-    """The model being trained behind the `Encoder` protocol: texts run on the columns up to the last
-    end-of-text token (`encode_text_trimmed`, several times faster on product titles), under
-    `autocast_dtype` (None: fp32); the model is in eval mode while it embeds and back in its mode after."""
+    """The model being trained behind the `Encoder` protocol, under `autocast_dtype` (None: fp32); the model
+    is in eval mode while it embeds and back in its mode after."""
 
     def __init__(self, loaded: LoadedClip, *, device: torch.device, batch_size: int = 256,
                  autocast_dtype: torch.dtype | None = None) -> None:
@@ -60,9 +58,6 @@ class TrainingModelEncoder(TorchEncoder):
             return super()._run(fn, array)
         finally:
             self.model.train(training)
-
-    def _run_text(self, tokens: np.ndarray) -> np.ndarray:
-        return self._run(lambda t, normalize: encode_text_trimmed(self.model, t), tokens)
 
 
 def embed_products(

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {  # name → module with a Typer `app`; pipeline ord
     "ingest": "gcl_vectordb.cli.ingest",
     "query": "gcl_vectordb.cli.query",
     "evaluate": "gcl_vectordb.cli.evaluate",
+    "serve": "gcl_vectordb.cli.serve",
     "collections": "gcl_vectordb.cli.collections",
     "demo": "gcl_vectordb.cli.demo",
 }

@@ -1,4 +1,5 @@
-"""`gcl-vdb collections list|info|drop`: what the store holds, and removing a collection."""
+"""`gcl-vdb collections list|info|drop|add-bm25`: what the store holds, removing a collection, and giving
+an older one the BM25 vector of keyword search."""
 
 from __future__ import annotations
 
@@ -10,15 +11,17 @@ from gcl_vectordb.cli import output
 from gcl_vectordb.cli.app import command_app
 from gcl_vectordb.cli.options import JsonOption, QdrantOption
 from gcl_vectordb.settings import resolve_settings
+from gcl_vectordb.store.bm25 import Bm25Settings
 from gcl_vectordb.store.catalog import (
     CollectionInfo,
     StoreTarget,
+    add_bm25,
     describe_collection,
     describe_collections,
     drop_collection,
 )
 
-app = command_app(no_args_is_help=True, help="List, inspect and drop the collections in the store.")
+app = command_app(no_args_is_help=True, help="List, inspect, drop and upgrade the collections in the store.")
 
 NameArgument = Annotated[str, typer.Argument(help="Collection name.", show_default=False)]
 
@@ -58,6 +61,12 @@ def _row(info: CollectionInfo) -> list[object]:
     return [info.name, points, record.dim, record.model_ref, _weights(info), record.created_at[:16].replace("T", " ")]
 
 
+def _bm25(settings: Bm25Settings | None) -> str:
+    if settings is None:
+        return "none (made before keyword search: `gcl-vdb collections add-bm25 NAME`)"
+    return f"k {settings.k:g}, b {settings.b:g}, avg_len {settings.avg_len:g}, {settings.language}"
+
+
 @app.command("info")
 def info(name: NameArgument, qdrant: QdrantOption = None, json_output: JsonOption = False) -> None:
     """Show one collection: its record (model, dim, field weights, dataset, ingest settings) and size.
@@ -75,6 +84,7 @@ def info(name: NameArgument, qdrant: QdrantOption = None, json_output: JsonOptio
         *((f"corpus {c} points", n) for c, n in described.corpus_points.items()),
         ("dim", record.dim), ("model", record.model_ref), ("vectors", ", ".join(record.vectors)),
         ("distance", record.distance), ("field weights", _weights(described)),
+        ("bm25", _bm25(record.bm25)),
         ("dataset root", record.dataset_root), ("created at", record.created_at),
         ("created by", f"gcl-vdb {record.created_by}"),
         *((f"ingest {k}", v) for k, v in record.ingest.items()),
@@ -107,3 +117,23 @@ def drop(
         return
     points = f"{dropped.points:,} points" if dropped.points is not None else "its points"
     output.info(f"dropped collection {name} ({points}) from {target.location}")
+
+
+@app.command("add-bm25")
+def add_bm25_command(name: NameArgument, qdrant: QdrantOption = None, json_output: JsonOption = False) -> None:
+    """Add the BM25 sparse vector of keyword search (`query --mode bm25|hybrid`) to a collection made
+    before gcl-vdb had it: reads the stored titles, needs no model and no dataset. Safe to stop and
+    run again.
+
+    Example: gcl-vdb collections add-bm25 gs10m
+    """
+    with output.ProgressBars() as progress:
+        described, added = add_bm25(_target(qdrant), name, progress)
+    if json_output:
+        output.print_json({"collection": described, "added": added})
+        return
+    if not added:
+        output.info(f"collection {name} has BM25 already ({_bm25(described.record.bm25)})")
+        return
+    points = f"{described.points:,} points" if described.points is not None else "its points"
+    output.info(f"added BM25 to collection {name} ({points}): `gcl-vdb query --mode bm25|hybrid` works now")

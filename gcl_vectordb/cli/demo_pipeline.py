@@ -15,15 +15,22 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gcl_vectordb.data.synth import SynthConfig, synthesize
 from gcl_vectordb.errors import ConfigError
+from gcl_vectordb.evaluation.runner import EvalConfig, evaluate
 from gcl_vectordb.files import write_json_atomic
+from gcl_vectordb.ingest import IngestConfig, ingest_dataset
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
+from gcl_vectordb.search.html import write_demo_page
+from gcl_vectordb.search.query import search_products
+from gcl_vectordb.store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +165,6 @@ class DemoRunner:
     # ------------------------------------------------------------------ stages
 
     def synthesize(self) -> str:
-        from gcl_vectordb.data.synth import SynthConfig, synthesize
-
         c = self.config
         synth = SynthConfig(out=self.data_dir, products=c.products, queries=c.queries, seed=c.seed, overwrite=True)
         inputs = fingerprint("synth", c.products, c.queries, c.seed)
@@ -174,7 +179,7 @@ class DemoRunner:
         return inputs
 
     def train(self, loss: str, data_inputs: str) -> str:
-        from trainer.config import load_config
+        from trainer.config import load_config  # cold start: torch, only when the demo trains
         from trainer.recipe import run_training
 
         c = self.config
@@ -203,7 +208,7 @@ class DemoRunner:
         return fingerprint(inputs, done.get("checkpoint"))
 
     def export(self, loss: str, train_inputs: str) -> str:
-        from exporters import ExportConfig, export_bundle
+        from exporters import ExportConfig, export_bundle  # cold start: torch and onnx
 
         out = self.model_dir(loss)
         inputs = fingerprint("export", train_inputs)
@@ -217,10 +222,6 @@ class DemoRunner:
         return inputs
 
     def ingest(self, loss: str, export_inputs: str) -> str:
-        from gcl_vectordb.ingest import IngestConfig
-        from gcl_vectordb.ingest import ingest_dataset as run_ingest
-        from gcl_vectordb.store import open_store
-
         c = self.config
         collection = c.collection_for(loss)
         inputs = fingerprint("ingest", export_inputs, c.store, collection)
@@ -233,8 +234,8 @@ class DemoRunner:
                 with open_store(c.store) as store:
                     store.drop(collection)
             self.state.record(f"ingest-{loss}-started", inputs)
-            report = run_ingest(IngestConfig(collection=collection, data=self.data_dir,
-                                             model_ref=str(self.model_dir(loss).resolve()), store=c.store),
+            report = ingest_dataset(IngestConfig(collection=collection, data=self.data_dir,
+                                                 model_ref=str(self.model_dir(loss).resolve()), store=c.store),
                                 self.progress)
             rejected = sum(report.rejects.values())
             return (f"{report.points_total:,} points into {collection} ({report.points_per_s:,.0f} points/s), "
@@ -244,16 +245,11 @@ class DemoRunner:
         return inputs
 
     def show_queries(self, loss: str) -> list[Any]:
-        from gcl_vectordb.search.query import search_products
-        from gcl_vectordb.store import open_store
-
         with open_store(self.config.store) as store:
             return [search_products(store, self.config.collection_for(loss), text, limit=8)
                     for text in self.config.queries_to_show]
 
     def evaluate(self, loss: str, ingest_inputs: str) -> dict[str, dict[str, float]]:
-        from gcl_vectordb.evaluation.runner import EvalConfig, evaluate
-
         c = self.config
         report_path = c.work / f"evaluation-{loss}.json"
         inputs = fingerprint("evaluate", ingest_inputs)
@@ -272,8 +268,6 @@ class DemoRunner:
     # ------------------------------------------------------------------ the whole demo
 
     def run(self) -> DemoReport:
-        from gcl_vectordb.search.html import write_demo_page
-
         start = time.perf_counter()
         data_inputs = self.synthesize()
         losses = LOSSES if self.config.baseline else ("gcl",)
@@ -294,7 +288,6 @@ class DemoRunner:
 
 
 def _clear_run_folder(run_dir: Path) -> None:
-    import shutil
 
     shutil.rmtree(run_dir)
 

@@ -11,6 +11,7 @@ import typer
 from gcl_vectordb.cli import output
 from gcl_vectordb.cli.app import command_app
 from gcl_vectordb.cli.options import CollectionOption, JsonOption, QdrantOption
+from gcl_vectordb.domain import FusionMethod
 from gcl_vectordb.errors import ConfigError
 from gcl_vectordb.evaluation.report import EvalReport
 from gcl_vectordb.evaluation.runner import EvalConfig, evaluate
@@ -34,6 +35,8 @@ class VectorChoice(StrEnum):
     fused = "fused"
     image = "image"
     title = "title"
+    bm25 = "bm25"
+    hybrid = "hybrid"
 
 
 @app.command("evaluate")
@@ -49,9 +52,14 @@ def evaluate_command(
     k: Annotated[int, typer.Option("--k", min=1, help="Retrieval depth and ground-truth cap.")] = 1000,
     vector: Annotated[
         VectorChoice, typer.Option("--vector", help="Document vector to search: fused (image+title), image or "
-                                   "title. The official GCL scripts evaluate image: use --vector image for "
-                                   "figures comparable with the paper.")
+                                   "title; bm25 (keyword search in the titles, no model) or hybrid (fused + bm25, "
+                                   "fused by --fusion). The official GCL scripts evaluate image: use --vector "
+                                   "image for figures comparable with the paper.")
     ] = VectorChoice.fused,
+    fusion: Annotated[
+        FusionMethod | None, typer.Option("--fusion", help="How --vector hybrid fuses its two rankings: rrf or dbsf. "
+                                          "Default: rrf.", show_default=False)
+    ] = None,
     approx: Annotated[
         bool, typer.Option("--approx", help="Search the HNSW index instead of exact search; also runs exact search "
                            "and reports what the index costs.")
@@ -85,7 +93,11 @@ def evaluate_command(
       gcl-vdb evaluate --split all --report report.json --save-run runs/
 
       gcl-vdb evaluate --split in-domain --approx --top-q 500 --json
+
+      gcl-vdb evaluate --split all --vector hybrid --fusion dbsf
     """
+    if fusion is not None and vector is not VectorChoice.hybrid:
+        raise typer.BadParameter(f"fusion applies to --vector hybrid, not {vector.value}", param_hint="--fusion")
     for target in (report_file, csv_file):  # fail before a long run, not after it
         if target is not None and not target.resolve().parent.is_dir():
             raise ConfigError(f"cannot write the report to {target}: its folder does not exist",
@@ -95,6 +107,7 @@ def evaluate_command(
         splits=(split.value,), collection=settings.collection, store=settings.store, api_key=settings.api_key,
         data=data, default_data=settings.data, top_q=top_q, k=k, vector=vector.value, approx=approx, seed=seed,
         save_run=save_run, check_bruteforce=check_bruteforce, batch_size=batch_size,
+        fusion=fusion or FusionMethod.rrf,
     )
     with output.ProgressBars() as progress:
         report = evaluate(config, progress)
@@ -121,8 +134,10 @@ def print_report(report: EvalReport) -> None:
     rows += [["queries", *(r.n_queries for r in report.splits)],
              ["seconds", *(f"{r.timings.total_s:.1f}" for r in report.splits)]]
     output.print_table(
-        f"GCL evaluation of {s.collection}: {s.search} search on {s.vector}, top-{s.k}, seed {s.seed}, "
-        f"model {s.model_ref}", ["metric", *splits], rows, right_align=splits,
+        f"GCL evaluation of {s.collection}: {s.search} search on {s.vector}"
+        f"{f' ({s.fusion})' if s.fusion else ''}, top-{s.k}, seed {s.seed}, "
+        f"model {'none (BM25)' if s.vector == 'bm25' else s.model_ref}", ["metric", *splits], rows,
+        right_align=splits,
     )
     approx = [r for r in report.splits if r.exact_metrics is not None]
     if approx:

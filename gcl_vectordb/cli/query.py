@@ -14,7 +14,7 @@ import typer
 from gcl_vectordb.cli import output
 from gcl_vectordb.cli.app import command_app
 from gcl_vectordb.cli.options import CollectionOption, JsonOption, QdrantOption, parse_filters, parse_weights
-from gcl_vectordb.domain import SearchMode
+from gcl_vectordb.domain import FusionMethod, SearchMode
 from gcl_vectordb.search import QueryConfig, QueryResult, query, write_results_page
 from gcl_vectordb.settings import resolve_settings
 
@@ -29,8 +29,14 @@ def query_command(
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Results to show.")] = 10,
     mode: Annotated[
         SearchMode, typer.Option("--mode", help="fused vector, image or title vector alone, rrf of image and title, "
-                                                "or weighted sum of image and title cosines.")
+                                                "weighted sum of image and title cosines, bm25 keyword search in "
+                                                "the titles (no model), or hybrid: fused + bm25 fused by --fusion.")
     ] = SearchMode.fused,
+    fusion: Annotated[
+        FusionMethod | None, typer.Option("--fusion", help="How --mode hybrid fuses the fused-vector and BM25 "
+                                                           "rankings: rrf (reciprocal rank) or dbsf (score "
+                                                           "distribution). Default: rrf.", show_default=False)
+    ] = None,
     weights: Annotated[
         str | None, typer.Option("--weights", metavar="image=A,title=B",
                                  help="Weights of --mode weighted; default: the collection's field weights.")
@@ -48,15 +54,20 @@ def query_command(
     """Search a collection: the query is embedded with the model that built the collection.
 
     Example: [bold]gcl-vdb query "red summer dress" --collection gs10m --limit 10 --mode rrf --html results.html[/bold]
+
+    Keyword and hybrid: [bold]gcl-vdb query "nordlys 42 boots" --mode hybrid --fusion dbsf[/bold]
     """
     if weights is not None and mode is not SearchMode.weighted:
         raise typer.BadParameter(f"weights apply to --mode weighted, not {mode.value}", param_hint="--weights")
+    if fusion is not None and mode is not SearchMode.hybrid:
+        raise typer.BadParameter(f"fusion applies to --mode hybrid, not {mode.value}", param_hint="--fusion")
     parsed_weights = parse_weights(weights, "--weights") if weights is not None else None
     corpus, exact_matches = parse_filters(filters or [], "--filter")
     settings = resolve_settings(store=qdrant, collection=collection)
     config = QueryConfig(
         text=text, collection=settings.collection, store=settings.store, api_key=settings.api_key,
         mode=mode, limit=limit, weights=parsed_weights, corpus=corpus, filters=exact_matches, exact=exact,
+        fusion=fusion,
     )
     result = query(config)
     page = write_results_page(result, html) if html is not None else None
@@ -73,7 +84,7 @@ def print_hits(result: QueryResult) -> None:
     where = f", corpus {result.corpus}" if result.corpus is not None else ""
     where += "".join(f", {k}={v}" for k, v in result.filters.items())
     output.print_table(
-        f'"{result.query}" in {result.collection} (mode {result.mode}{where}; '
+        f'"{result.query}" in {result.collection} (mode {result.describe_mode()}{where}; '
         f"{result.seconds['total'] * 1000:.0f} ms)",
         ["rank", "score", "product id", "title", "corpus"],
         [(hit.rank, hit.score, hit.product_id, hit.title, hit.corpus) for hit in result.hits],

@@ -4,7 +4,8 @@
     <bundle>/text.onnx, image.onnx          fp32 towers; variants: text.int8.onnx, image.fp16.onnx, ...
     <bundle>/bpe_simple_vocab_16e6.txt.gz   the tokenizer vocabulary (the bundle is self-contained)
 
-Towers take `tokens` (batch, context) int64 and `pixels` (batch, 3, S, S) float32 and return
+Towers take `tokens` (batch, context) int64 (with `dynamic_text_length`, rows cut after their last end-of-text
+token: (batch, length ≤ context)) and `pixels` (batch, 3, S, S) float32 and return
 `text_embeds` / `image_embeds` (batch, embed_dim) float32, L2-normalised. Loading checks that every file
 exists and has the sha256 recorded here, so a damaged or swapped file is a clear `ModelError`.
 """
@@ -84,6 +85,7 @@ class ExportManifest:
     parity: Mapping[str, Mapping[str, Parity]] = field(default_factory=dict)  # variant → tower → figures
     created_by: str = ""
     format_version: int = FORMAT_VERSION
+    dynamic_text_length: bool = False  # the text tower takes rows cut after the end-of-text token
 
     def __post_init__(self) -> None:
         if self.embed_dim < 1 or self.image_size < 1 or self.context_length < 2:
@@ -115,6 +117,7 @@ class ExportManifest:
                 **{k: data[k] for k in ("architecture", "model_config", "embed_dim", "image_size", "interpolation",
                                         "resize_mode", "fill_color", "context_length", "opset", "created_by",
                                         "format_version")},
+                dynamic_text_length=bool(data.get("dynamic_text_length", False)),  # absent before 0.1.0's end
                 mean=tuple(data["mean"]), std=tuple(data["std"]),
                 tokenizer=TokenizerSpec(**data["tokenizer"]),
                 variants={k: TowerFiles(**v) for k, v in data["variants"].items()},

@@ -18,8 +18,10 @@ from typing import Any
 
 import open_clip
 import torch
+import torch.nn.functional as F
 from open_clip.model import CLIP, CustomTextCLIP
 from open_clip.transform import PreprocessCfg
+from open_clip.transformer import text_global_pool
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
@@ -243,3 +245,41 @@ def load_checkpoint_folder(folder: str | Path) -> LoadedClip:
 
 def _complete_preprocess(cfg: dict[str, Any]) -> dict[str, Any]:
     return {**asdict(PreprocessCfg()), **cfg}
+
+
+def takes_cut_text(model: torch.nn.Module) -> bool:
+    """True when the text tower gives the same features for token rows cut after their last end-of-text
+    token: open_clip's `CLIP` text transformer with a causal mask, pooled at the end-of-text token. With a
+    causal mask no position attends to the padding after it, so cutting it changes nothing but the cost
+    (77 → ~20 positions for product titles, ~5 for queries)."""
+    mask = getattr(model, "attn_mask", None)
+    if not isinstance(model, CLIP) or not isinstance(mask, torch.Tensor) or model.text_pool_type != "argmax":
+        return False
+    return bool(torch.equal(mask, torch.full_like(mask, float("-inf")).triu(1)))
+
+
+def cut_text_tokens(tokens: torch.Tensor) -> torch.Tensor:
+    """(batch, context) token rows → (batch, length): the columns up to the rows' last end-of-text token
+    (the largest id of a row, as the CLIP tokenizer writes them)."""
+    return tokens[:, : int(tokens.argmax(dim=-1).max()) + 1]
+
+
+def encode_cut_text(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """`model.encode_text(tokens, normalize=True)` for rows of any length ≤ the context (positions and the
+    causal mask cut to it) → (batch, dim). Only for models where `takes_cut_text` holds."""
+    length = tokens.shape[1]
+    cast_dtype = model.transformer.get_cast_dtype()
+    x = model.token_embedding(tokens).to(cast_dtype) + model.positional_embedding[:length].to(cast_dtype)
+    x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask[:length, :length]))
+    x = text_global_pool(x, tokens, model.text_pool_type)
+    projection = model.text_projection
+    if projection is not None:
+        x = projection(x) if isinstance(projection, torch.nn.Linear) else x @ projection
+    return F.normalize(x, dim=-1)
+
+
+def encode_text_fast(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """`model.encode_text(tokens, normalize=True)`, on the cut rows where the model allows it."""
+    if takes_cut_text(model):
+        return encode_cut_text(model, cut_text_tokens(tokens))
+    return model.encode_text(tokens, normalize=True)

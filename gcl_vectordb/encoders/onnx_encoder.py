@@ -130,6 +130,8 @@ class OnnxEncoder(BatchedEncoder):
         return self.manifest.source.weights_sha256  # of the torch weights the bundle was exported from
 
     def _run_text(self, tokens: np.ndarray) -> np.ndarray:
+        if self.manifest.dynamic_text_length:  # cut after the rows' last end-of-text token (the largest id)
+            tokens = np.ascontiguousarray(tokens[:, : int(tokens.argmax(axis=1).max()) + 1])
         return self._text.run([TEXT_OUTPUT], {TEXT_INPUT: tokens})[0]
 
     def _run_image(self, pixels: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from gcl_vectordb.encoders.models import LoadedClip, create_clip_model, weights_sha256
+from gcl_vectordb.encoders.models import LoadedClip, create_clip_model, encode_text_fast, weights_sha256
 from gcl_vectordb.encoders.protocol import BatchedEncoder, EncoderInfo
 from gcl_vectordb.encoders.tokenizer import ClipTokenizer, open_clip_vocab_path
 from gcl_vectordb.errors import ModelError
@@ -64,7 +64,7 @@ class TorchEncoder(BatchedEncoder):
         return weights_sha256(self.model)
 
     def _run_text(self, tokens: np.ndarray) -> np.ndarray:
-        return self._run(self.model.encode_text, tokens)
+        return self._run(lambda t, normalize: encode_text_fast(self.model, t), tokens)
 
     def _run_image(self, pixels: np.ndarray) -> np.ndarray:
         return self._run(self.model.encode_image, pixels)

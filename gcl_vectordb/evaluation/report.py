@@ -121,6 +121,7 @@ class EvalSettings:
     seed: int
     weight_column: str
     versions: dict[str, str] = field(default_factory=dict)
+    fusion: str | None = None  # how vector "hybrid" fused its rankings
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ Per split: read the split table and apply the protocol (`protocol.prepare_split`
 queries with the model that built the collection, retrieve the top-k of each through the store (exact
 search, filter corpus == the split's corpus, limit k, the chosen named vector), judge the run
 (`judge_run`) and compute the metrics. Optionally: the same with HNSW (`approx`), TREC files of the run
-and ground truth, and the numpy brute-force check.
+and ground truth, and the numpy brute-force check. `vector="bm25"` ranks by BM25 of the query's words in
+the titles (IDF over the split's corpus; no model is loaded), `"hybrid"` fuses the fused-vector and the
+BM25 rankings (`fusion`); everything else is the same protocol.
 
     report = evaluate(EvalConfig(splits=("novel-doc",), collection="gs10m", store="gcl-vdb-store"))
     report.splits[0].headline()["ndcg@10"]
@@ -24,6 +26,7 @@ import numpy as np
 from gcl_vectordb import __version__
 from gcl_vectordb.data import SPLITS, Dataset, open_dataset
 from gcl_vectordb.data.tables import DEFAULT_WEIGHT_COLUMN
+from gcl_vectordb.domain import FusionMethod, SearchMode
 from gcl_vectordb.encoders import Encoder, load_encoder
 from gcl_vectordb.errors import ConfigError, GclVdbError
 from gcl_vectordb.evaluation.bruteforce import bruteforce_check
@@ -43,8 +46,8 @@ from gcl_vectordb.store import CollectionRecord, SearchRequest, VectorStore, che
 
 log = logging.getLogger(__name__)
 
-DocumentVector = Literal["fused", "image", "title"]
-DOCUMENT_VECTORS: tuple[str, ...] = ("fused", "image", "title")
+DocumentVector = Literal["fused", "image", "title", "bm25", "hybrid"]
+DOCUMENT_VECTORS: tuple[str, ...] = ("fused", "image", "title", "bm25", "hybrid")
 RUN_TAG = "gcl-vdb"
 
 
@@ -55,7 +58,8 @@ class EvalConfig:
     `data`: the dataset folder; None takes the collection record's `dataset_root`, then `default_data`.
     `k` is both the retrieval depth and the ground-truth cap (the official code uses one top_k for
     both). `approx` retrieves with the HNSW index (and also runs exact search, to report the cost).
-    `batch_size`: queries per embedding batch and per store round trip.
+    `batch_size`: queries per embedding batch and per store round trip. `fusion`: how `vector="hybrid"`
+    fuses its two rankings.
     """
 
     splits: tuple[str, ...] = ("all",)
@@ -74,6 +78,7 @@ class EvalConfig:
     check_bruteforce: bool = False
     batch_size: int = 256
     weight_column: str = DEFAULT_WEIGHT_COLUMN
+    fusion: FusionMethod = FusionMethod.rrf
 
     def __post_init__(self) -> None:
         names = tuple(s.name for s in SPLITS) if "all" in self.splits else tuple(dict.fromkeys(self.splits))
@@ -90,6 +95,15 @@ class EvalConfig:
                 raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")
         if self.hnsw_ef is not None and self.hnsw_ef < 1:
             raise ConfigError(f"hnsw_ef must be ≥ 1, got {self.hnsw_ef}")
+        object.__setattr__(self, "fusion", FusionMethod.parse(self.fusion))
+        if self.check_bruteforce and self.mode.lexical:
+            raise ConfigError(f"the brute-force check compares dense rankings, not {self.vector}",
+                              "leave --check-bruteforce out, or evaluate --vector fused|image|title")
+
+    @property
+    def mode(self) -> SearchMode:
+        """The search mode of `vector` (every document vector is one)."""
+        return SearchMode(self.vector)
 
 
 def _split_names() -> str:
@@ -103,8 +117,12 @@ def evaluate(config: EvalConfig, progress: Progress = NULL_PROGRESS) -> EvalRepo
         record = store.get_record(config.collection)
         dataset = open_dataset(_data_root(config, record))
         splits = [dataset.split(name) for name in config.splits]  # every split file checked before work
-        encoder = load_encoder(record.model_ref, batch_size=config.batch_size)
-        check_model(record, encoder.model_ref, encoder.dim)
+        if config.mode.lexical:
+            record.require_bm25(config.mode)
+        encoder = None
+        if config.mode.dense:  # BM25 alone needs no model
+            encoder = load_encoder(record.model_ref, batch_size=config.batch_size)
+            check_model(record, encoder.model_ref, encoder.dim)
         reports = tuple(
             _evaluate_split(store, record, encoder, dataset, split.name, config, progress) for split in splits
         )
@@ -112,6 +130,7 @@ def evaluate(config: EvalConfig, progress: Progress = NULL_PROGRESS) -> EvalRepo
         model_ref=record.model_ref, collection=record.name, store=store.location, dataset=str(dataset.root),
         vector=config.vector, search="hnsw" if config.approx else "exact", top_q=config.top_q, k=config.k,
         seed=config.seed, weight_column=config.weight_column, versions=library_versions(),
+        fusion=config.fusion.value if config.mode is SearchMode.hybrid else None,
     )
     return EvalReport(settings, reports, time.perf_counter() - started)
 
@@ -135,14 +154,15 @@ def library_versions() -> dict[str, str]:
 
 
 def _evaluate_split(
-    store: VectorStore, record: CollectionRecord, encoder: Encoder, dataset: Dataset, name: str,
+    store: VectorStore, record: CollectionRecord, encoder: Encoder | None, dataset: Dataset, name: str,
     config: EvalConfig, progress: Progress,
 ) -> SplitReport:
     clock = time.perf_counter()
     prepared = prepare_split(dataset, name, top_q=config.top_q, top_k=config.k, seed=config.seed,
                              weight_column=config.weight_column)
     prepare_s, clock = _lap(clock)
-    vectors = embed_queries(encoder, prepared.queries, config.batch_size, progress, name)
+    vectors = None if encoder is None else embed_queries(encoder, prepared.queries, config.batch_size, progress,
+                                                          name)
     embed_s, clock = _lap(clock)
     run = retrieve(store, record.name, prepared, vectors, config, exact=not config.approx, progress=progress)
     search_s, clock = _lap(clock)
@@ -155,6 +175,7 @@ def _evaluate_split(
         exact_table, overlap = score_run(prepared, exact_run, config.k), top_k_overlap(run, exact_run)
     check = None
     if config.check_bruteforce:
+        assert vectors is not None  # EvalConfig allows the check for dense vectors only
         check = bruteforce_check(store, record.name, dataset, prepared, vectors, exact_run, vector=config.vector,
                                  k=config.k, progress=progress)
     files = _save_run(config.save_run, name, prepared, run) if config.save_run is not None else ()
@@ -186,21 +207,23 @@ def embed_queries(encoder: Encoder, queries: tuple[str, ...], batch_size: int, p
 
 
 def retrieve(
-    store: VectorStore, collection: str, prepared: PreparedSplit, vectors: np.ndarray, config: EvalConfig, *,
-    exact: bool, progress: Progress = NULL_PROGRESS,
+    store: VectorStore, collection: str, prepared: PreparedSplit, vectors: np.ndarray | None, config: EvalConfig,
+    *, exact: bool, progress: Progress = NULL_PROGRESS,
 ) -> Run:
     """Top-k of every query through the store: `config.vector`, filter corpus == the split's, limit k;
-    `{query: [(product_id, score), ...]}` in the store's order (best first)."""
+    `{query: [(product_id, score), ...]}` in the store's order (best first). `vectors` `(Q, dim)` are the
+    query embeddings (None for bm25, which searches by the query texts)."""
     kind = "exact" if exact else "HNSW"
-    task = progress.task(f"{prepared.split.name}: {kind} search", total=len(vectors), unit="queries")
+    task = progress.task(f"{prepared.split.name}: {kind} search", total=len(prepared.queries), unit="queries")
     run: dict[str, list[tuple[str, float]]] = {}
-    for start in range(0, len(vectors), config.batch_size):
-        requests = [
-            SearchRequest(vector, mode=config.vector, limit=config.k, corpus=prepared.corpus, exact=exact,
-                          with_payload=False, hnsw_ef=None if exact else config.hnsw_ef)
-            for vector in vectors[start:start + config.batch_size]
-        ]
+    for start in range(0, len(prepared.queries), config.batch_size):
         queries = prepared.queries[start:start + config.batch_size]
+        requests = [
+            SearchRequest(None if vectors is None else vectors[start + i], mode=config.mode, limit=config.k,
+                          corpus=prepared.corpus, exact=exact, with_payload=False,
+                          hnsw_ef=None if exact else config.hnsw_ef, text=query, fusion=config.fusion)
+            for i, query in enumerate(queries)
+        ]
         for query, hits in zip(queries, store.search_batch(collection, requests), strict=True):
             run[query] = [(hit.product_id, hit.score) for hit in hits]
         task.advance(len(requests))

@@ -11,12 +11,14 @@ from gcl_vectordb.search.query import (
     QueryConfig,
     QueryHit,
     QueryResult,
+    TextQuery,
     cached_encoder,
     query,
     search_products,
+    search_products_batch,
 )
 
 __all__ = [
-    "QueryConfig", "QueryHit", "QueryResult", "cached_encoder", "query", "results_page", "search_products",
-    "write_results_page",
+    "QueryConfig", "QueryHit", "QueryResult", "TextQuery", "cached_encoder", "query", "results_page",
+    "search_products", "search_products_batch", "write_results_page",
 ]

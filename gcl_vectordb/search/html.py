@@ -12,13 +12,15 @@ import base64
 import html
 import io
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from string import Template
 
 from PIL import Image, UnidentifiedImageError
 
+from gcl_vectordb.domain import FusionMethod, SearchMode
 from gcl_vectordb.errors import ConfigError
 from gcl_vectordb.search.query import QueryHit, QueryResult
 
@@ -53,11 +55,23 @@ def thumbnail_data_uri(path: Path, size: int = THUMBNAIL_PX) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _card(hit: QueryHit, images_dir: str | None) -> str:
-    file = image_file(hit, images_dir)
-    uri = thumbnail_data_uri(file) if file is not None else None
+ImageSource = Callable[[QueryHit], str | None]
+"""Where a card's picture comes from: the `src` of its `<img>` (a URL or a data URI), or None for none."""
+
+
+def thumbnail_source(images_dir: str | None) -> ImageSource:
+    """Pictures inlined as thumbnails of the local image files (self-contained pages)."""
+
+    def source(hit: QueryHit) -> str | None:
+        file = image_file(hit, images_dir)
+        return thumbnail_data_uri(file) if file is not None else None
+
+    return source
+
+
+def _card(hit: QueryHit, src: str | None) -> str:
     title = html.escape(hit.title or "(no title)")
-    picture = (f'<img src="{uri}" alt="{title}">' if uri
+    picture = (f'<img src="{html.escape(src)}" alt="{title}">' if src
                else '<div class="noimage">no image</div>')
     corpus = f'<div class="corpus">corpus {hit.corpus}</div>' if hit.corpus is not None else ""
     return (
@@ -68,9 +82,11 @@ def _card(hit: QueryHit, images_dir: str | None) -> str:
     )
 
 
-def _cards(result: QueryResult) -> str:
-    """One card per hit, in rank order, or a note that there are none."""
-    cards = "\n".join(_card(hit, result.images_dir) for hit in result.hits)
+def _cards(result: QueryResult, source: ImageSource | None = None) -> str:
+    """One card per hit, in rank order, or a note that there are none; pictures from `source`
+    (default: thumbnails of the collection's image files)."""
+    source = source or thumbnail_source(result.images_dir)
+    cards = "\n".join(_card(hit, source(hit)) for hit in result.hits)
     return cards or '<p class="empty">No results.</p>'
 
 
@@ -92,8 +108,7 @@ def _write(path: Path, text: str, hint: str) -> Path:
 
 def results_page(result: QueryResult) -> str:
     """The HTML text of the results page (one card per hit, in rank order)."""
-    summary = (f"{len(result.hits)} results · collection {result.collection} · mode {result.mode} · "
-               f"model {result.model_ref}")
+    summary = f"{len(result.hits)} results · collection {result.collection} · {_mode_and_model(result)}"
     return _render(_TEMPLATE, query=html.escape(result.query), summary=html.escape(summary), cards=_cards(result))
 
 
@@ -137,3 +152,32 @@ def write_demo_page(
 ) -> Path:
     """Write `demo_page(...)` to `path` (folders created); returns the path."""
     return _write(path, demo_page(queries, evaluations), "choose a writable work folder (--work)")
+
+
+_SEARCH_TEMPLATE = "search.html"
+
+
+def _mode_and_model(result: QueryResult) -> str:
+    """`mode hybrid (rrf) · model M`; keyword search names no model (it uses none)."""
+    model = "none (keyword search)" if result.mode is SearchMode.bm25 else result.model_ref
+    return f"mode {result.describe_mode()} · model {model}"
+
+
+def _options(choices: type[StrEnum], chosen: StrEnum) -> str:
+    return "".join(f'<option value="{c.value}"{" selected" if c is chosen else ""}>{c.value}</option>'
+                   for c in choices)
+
+
+def search_page(collection: str, text: str, mode: SearchMode, result: QueryResult | None,
+                source: ImageSource, message: str = "", fusion: FusionMethod = FusionMethod.rrf) -> str:
+    """The search service's page: a query box, a mode switch and the hybrid mode's fusion (a plain GET
+    form; the page has no script), then the cards of `result` with pictures from `source`, or `message`.
+    All text is escaped."""
+    if result is not None:
+        summary = f"{len(result.hits)} results · {_mode_and_model(result)}"
+        body = (f'<p class="summary">{html.escape(summary)}</p>'
+                f'<main class="results">{_cards(result, source)}</main>')
+    else:
+        body = f'<p class="message">{html.escape(message)}</p>' if message else ""
+    return _render(_SEARCH_TEMPLATE, collection=html.escape(collection), query=html.escape(text),
+                   modes=_options(SearchMode, mode), fusions=_options(FusionMethod, fusion), body=body)

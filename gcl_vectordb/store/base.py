@@ -7,9 +7,9 @@ engine and a Qdrant server give the same answers.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -18,13 +18,14 @@ from gcl_vectordb.domain import SearchMode
 from gcl_vectordb.errors import CollectionNotFound, ConfigError, ModelMismatch, StoreError
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.store import plans
+from gcl_vectordb.store.bm25 import Bm25Settings, SparseVector, bm25_document_vectors, bm25_query_vector
 from gcl_vectordb.store.records import VECTOR_NAMES, CollectionRecord, Hit, PointRecord, SearchRequest
-from gcl_vectordb.store.schema import hits_from_wire, point_from_wire, point_id, wire_rows
+from gcl_vectordb.store.schema import WireRow, hits_from_wire, point_from_wire, point_id, wire_rows
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class PreparedUpsert:
     """Points of one `prepare_upsert` call in the backend's wire form, `batch_size` per batch."""
 
@@ -73,6 +74,10 @@ class VectorStore(Protocol):
 
     def search_batch(self, name: str, requests: Sequence[SearchRequest]) -> list[list[Hit]]: ...
 
+    def add_bm25(
+        self, name: str, settings: Bm25Settings | None = None, *, progress: Progress = NULL_PROGRESS
+    ) -> CollectionRecord: ...
+
     def flush(self, name: str) -> None: ...
 
     def optimize(self, name: str, *, progress: Progress = NULL_PROGRESS) -> None: ...
@@ -99,10 +104,27 @@ class StoreBase:
     thread_safe: bool = False
     """Whether one thread may read (retrieve, count) while another writes, without a lock of the caller's."""
 
-    def _wire_points(self, rows: list[tuple[str, dict[str, list[float]], dict[str, Any]]]) -> list[Any]:
+    def _wire_points(self, rows: list[WireRow]) -> list[Any]:
         raise NotImplementedError
 
     def _write_wire(self, name: str, points: list[Any]) -> None:
+        raise NotImplementedError
+
+    def _add_sparse_vector(self, name: str) -> None:
+        """Create the `bm25` sparse vector on an existing collection (a no-op where it exists)."""
+        raise NotImplementedError
+
+    def _scroll_titles(self, name: str, offset: Any, limit: int) -> tuple[list[tuple[str, str | None]], Any]:
+        """One page of (point id, title) pairs from `offset` (None: the start), and the next offset
+        (None after the last page)."""
+        raise NotImplementedError
+
+    def _write_sparse(self, name: str, updates: list[tuple[str, SparseVector]]) -> None:
+        """Set the `bm25` vector of existing points."""
+        raise NotImplementedError
+
+    def _save_record(self, record: CollectionRecord) -> None:
+        """Replace the stored record of an existing collection."""
         raise NotImplementedError
 
     def _query(self, name: str, query_plans: Sequence[plans.QueryPlan]) -> list[list[Any]]:
@@ -138,7 +160,9 @@ class StoreBase:
         """Columnar upsert, the ingest hot path: `vectors[name]` `(n, dim)`, `present[name]` `(n,)` bool.
 
         `present=None` means every vector is present. `fused` must be present for every product.
-        Returns the number of points written. Same as `write_prepared(prepare_upsert(...))`.
+        Returns the number of points written. Same as `write_prepared(prepare_upsert(...))`. A collection
+        with BM25 also gets each title's sparse vector (`bm25_document_vectors` of the payload's `title`),
+        whoever writes the points.
         """
         return self.write_prepared(self.prepare_upsert(name, product_ids, vectors, present, payloads))
 
@@ -146,7 +170,7 @@ class StoreBase:
         self, name: str, product_ids: Sequence[str], vectors: Mapping[str, np.ndarray],
         present: Mapping[str, np.ndarray] | None, payloads: Sequence[Mapping[str, Any]],
     ) -> PreparedUpsert:
-        """The checked wire form of an `upsert_arrays` call, for `write_prepared`.
+        """The checked wire form of an `upsert_arrays` call (BM25 vectors included), for `write_prepared`.
 
         The two halves exist so that one thread can convert while another writes: the conversion (vectors
         to Python lists, then the client's point objects) holds the GIL, the embedded engine's write does not.
@@ -158,9 +182,12 @@ class StoreBase:
         batches = []
         for start in range(0, n, self.batch_size):
             stop = min(start + self.batch_size, n)
+            sparse = None
+            if record.bm25 is not None:
+                sparse = bm25_document_vectors([p.get("title") for p in payloads[start:stop]], record.bm25)
             batches.append(self._wire_points(list(wire_rows(
                 product_ids[start:stop], {k: v[start:stop] for k, v in vectors.items()},
-                {k: present[k][start:stop] for k in vectors}, payloads[start:stop],
+                {k: present[k][start:stop] for k in vectors}, payloads[start:stop], sparse,
             ))))
         return PreparedUpsert(name, n, batches)
 
@@ -192,17 +219,23 @@ class StoreBase:
     def search_batch(self, name: str, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
         """Run many requests as one engine batch per round; results in request order."""
         record = self.get_record(name)
-        for request in requests:
-            if request.vector.shape != (record.dim,):
+        sparse: dict[int, SparseVector] = {}
+        for i, request in enumerate(requests):
+            if request.vector is not None and request.vector.shape != (record.dim,):
                 raise ModelMismatch(
                     f"query vector has {request.vector.shape[0]} dimensions but collection {name!r} holds "
                     f"{record.dim}-dim vectors built by {record.model_ref}",
                     f"embed the query with {record.model_ref}",
                 )
+            if request.mode.lexical:
+                assert request.text is not None  # SearchRequest checks it
+                sparse[i] = bm25_query_vector(request.text, record.require_bm25(request.mode))
         results: dict[int, list[Hit]] = {}
-        simple = [i for i, r in enumerate(requests) if r.mode is not SearchMode.weighted]
+        # A bm25 query of stop words only matches nothing; the engine is not asked.
+        results.update({i: [] for i, r in enumerate(requests) if r.mode is SearchMode.bm25 and not sparse[i]})
+        simple = [i for i, r in enumerate(requests) if r.mode is not SearchMode.weighted and i not in results]
         if simple:
-            raw = self._query(name, [plans.plan_search(requests[i]) for i in simple])
+            raw = self._query(name, [plans.plan_search(requests[i], sparse.get(i)) for i in simple])
             for i, points in zip(simple, raw, strict=True):
                 results[i] = hits_from_wire(points, requests[i].with_payload)
         weighted = {i: r for i, r in enumerate(requests) if r.mode is SearchMode.weighted}
@@ -234,6 +267,42 @@ class StoreBase:
                 log.debug("weighted search: %d queries need a deeper candidate set", len(still))
             pending = still
         return results
+
+    # ---- upgrade
+    def add_bm25(
+        self, name: str, settings: Bm25Settings | None = None, *, progress: Progress = NULL_PROGRESS
+    ) -> CollectionRecord:
+        """Give a collection made before keyword search its BM25 sparse vector, from the stored titles.
+
+        Creates the sparse vector, writes every titled point's BM25 vector (`bm25_document_vectors`),
+        then saves the record with `settings` (default `Bm25Settings()`), which is what enables the
+        `bm25` and `hybrid` modes. Interrupted at any point, it leaves the collection searchable as
+        before, and running it again completes it. A collection that has BM25 is returned unchanged.
+        """
+        record = self.get_record(name)
+        if record.bm25 is not None:
+            return record
+        settings = settings or Bm25Settings()
+        self._add_sparse_vector(name)
+        task = progress.task(f"adding BM25 vectors to {name}", total=self.count(name), unit="points")
+        offset: Any = None
+        try:
+            while True:
+                page, offset = self._scroll_titles(name, offset, self.batch_size)
+                vectors = bm25_document_vectors([title for _, title in page], settings)
+                updates = [(pid, v) for (pid, _), v in zip(page, vectors, strict=True) if v is not None]
+                if updates:
+                    self._write_sparse(name, updates)
+                task.advance(len(page))
+                if offset is None:
+                    break
+        finally:
+            task.close()
+        self.flush(name)
+        upgraded = dataclasses.replace(record, bm25=settings)
+        self._save_record(upgraded)
+        log.info("added BM25 vectors to %s (%s)", name, settings)
+        return upgraded
 
     # ---- context manager
     def __enter__(self) -> StoreBase:

@@ -1,4 +1,5 @@
-"""What `gcl-vdb collections list|info|drop` does, as library calls: describe and drop collections."""
+"""What `gcl-vdb collections list|info|drop|add-bm25` does, as library calls: describe, drop and upgrade
+collections."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass, field
 
 from gcl_vectordb.data.records import CORPORA
 from gcl_vectordb.errors import CollectionInUse, ConfigError
+from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.store import VectorStore, open_store
 from gcl_vectordb.store.records import CollectionRecord
 
@@ -71,3 +73,13 @@ def drop_collection(target: StoreTarget, name: str) -> CollectionInfo:
         info = _describe(store, store.get_record(name))
         store.drop(name)
     return info
+
+
+def add_bm25(target: StoreTarget, name: str, progress: Progress = NULL_PROGRESS) -> tuple[CollectionInfo, bool]:
+    """Give a collection made before keyword search its BM25 sparse vector from the stored titles (no
+    model needed; `VectorStore.add_bm25`). Returns the collection and whether anything was added (False
+    when it had BM25 already). Safe to interrupt and run again."""
+    with target.open() as store:
+        had = store.get_record(name).bm25 is not None
+        store.add_bm25(name, progress=progress)
+        return _describe(store, store.get_record(name)), not had

@@ -23,6 +23,7 @@ from gcl_vectordb.files import write_json_atomic
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.store import plans, schema
 from gcl_vectordb.store.base import StoreBase, collection_not_found, existing_record
+from gcl_vectordb.store.bm25 import SparseVector
 from gcl_vectordb.store.records import CollectionRecord, validate_collection_name
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,8 @@ class EmbeddedStore(StoreBase):
             return existing_record(self.get_record(record.name), record, exist_ok, self.location)
         if (folder / SHARD_DIR).exists():  # a create that died before writing its record
             shutil.rmtree(folder / SHARD_DIR)
-        config = schema.edge_config(record.dim, self.options.hnsw(), self.options.indexing_threshold_kb)
+        config = schema.edge_config(record.dim, self.options.hnsw(), self.options.indexing_threshold_kb,
+                                    bm25=record.bm25 is not None)
         try:
             folder.mkdir(parents=True, exist_ok=True)
             shard = edge.EdgeShard.create(str(folder / SHARD_DIR), config)
@@ -180,11 +182,27 @@ class EmbeddedStore(StoreBase):
         conditions = [("corpus", corpus)] if corpus is not None else []
         return self._shard(name).count(edge.CountRequest(exact=True, filter=schema.edge_filter(conditions)))
 
-    def _wire_points(self, rows: list[tuple[str, dict[str, list[float]], dict[str, Any]]]) -> list[Any]:
+    def _wire_points(self, rows: list[schema.WireRow]) -> list[Any]:
         return schema.edge_points(iter(rows))
 
     def _write_wire(self, name: str, points: list[Any]) -> None:
         self._shard(name).update(edge.UpdateOperation.upsert_points(points))
+
+    def _add_sparse_vector(self, name: str) -> None:
+        self._shard(name).update(schema.edge_create_sparse_vector())
+
+    def _scroll_titles(self, name: str, offset: Any, limit: int) -> tuple[list[tuple[str, str | None]], Any]:
+        records, following = self._shard(name).scroll(edge.ScrollRequest(
+            offset=offset, limit=limit, with_payload=edge.PayloadSelector.Include(["title"]), with_vector=False))
+        return [(str(r.id), (r.payload or {}).get("title")) for r in records], following
+
+    def _write_sparse(self, name: str, updates: list[tuple[str, SparseVector]]) -> None:
+        self._shard(name).update(schema.edge_sparse_updates(updates))
+
+    def _save_record(self, record: CollectionRecord) -> None:
+        self._shard(record.name)  # holds the collection's lock while the record changes
+        write_json_atomic(self.root / record.name / RECORD_FILE, schema.record_to_json(record))
+        self._records[record.name] = record
 
     def _query(self, name: str, query_plans: Sequence[plans.QueryPlan]) -> list[list[Any]]:
         shard = self._shard(name)

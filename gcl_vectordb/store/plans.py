@@ -10,6 +10,9 @@ vector or cos ≤ s_f(L) (the L-th best cosine of f), so its score is at most
     bound = Σ_f w_f · max(s_f(L), 0)        (a field whose top-L list ran short contributes 0).
 If the k-th best score in C reaches `bound`, the top-k is certified exact (Fagin's threshold
 algorithm); otherwise L doubles and the search runs again.
+
+The `bm25` mode scores the title's sparse vector (`gcl_vectordb.store.bm25`); `hybrid` prefetches the
+top-N on `fused` and the top-N by BM25 and fuses the two rankings in the engine (RRF or DBSF).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gcl_vectordb.domain import DOCUMENT_FIELDS, FieldWeights, SearchMode
+from gcl_vectordb.domain import DOCUMENT_FIELDS, FieldWeights, FusionMethod, SearchMode
+from gcl_vectordb.store.bm25 import SPARSE_VECTOR, SparseVector
 from gcl_vectordb.store.records import Hit, SearchRequest
 
 RRF_DEPTH_FACTOR = 5
@@ -34,6 +38,21 @@ class Nearest:
 
     vector: np.ndarray
     using: str
+
+
+@dataclass(frozen=True)
+class SparseNearest:
+    """Dot product of the sparse `vector` with the sparse vector `using`, each stored weight scaled by its
+    term's IDF over the points matching `idf_corpus` (exact-match conditions; empty: the whole collection)."""
+
+    vector: SparseVector
+    using: str
+    idf_corpus: tuple[tuple[str, str | int], ...] = ()
+
+
+@dataclass(frozen=True)
+class DbsfFusion:
+    """Distribution-based score fusion of the prefetches (`gcl_vectordb.domain.FusionMethod`)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +77,7 @@ class QueryPlan:
     `with_payload`: True (all), False (none) or the keys to return.
     """
 
-    query: Nearest | RrfFusion | WeightedSum
+    query: Nearest | SparseNearest | RrfFusion | DbsfFusion | WeightedSum
     limit: int
     prefetch: tuple[QueryPlan, ...] = ()
     conditions: tuple[tuple[str, str | int], ...] = ()
@@ -88,15 +107,40 @@ def _nearest(
     )
 
 
-def plan_search(request: SearchRequest) -> QueryPlan:
-    """The plan of a `fused`, `image`, `title` or `rrf` request (`weighted` has `plan_weighted`)."""
+def _bm25(
+    request: SearchRequest, sparse: SparseVector, limit: int, payload: bool | tuple[str, ...] = ("product_id",)
+) -> QueryPlan:
+    # The IDF is the searched corpus's: the one product corpus a search or an evaluation split filters on.
+    idf_corpus = (("corpus", request.corpus),) if request.corpus is not None else ()
+    return QueryPlan(SparseNearest(sparse, SPARSE_VECTOR, idf_corpus), limit, conditions=conditions_of(request),
+                     with_payload=payload)
+
+
+def fusion_depth(request: SearchRequest) -> int:
+    """How many candidates each ranking of an `rrf` or `hybrid` search contributes to the fusion."""
+    return max(request.limit * RRF_DEPTH_FACTOR, RRF_MIN_DEPTH)
+
+
+def plan_search(request: SearchRequest, sparse: SparseVector | None = None) -> QueryPlan:
+    """The plan of any request but `weighted` (which has `plan_weighted`); `sparse` is the query's BM25
+    vector, needed by the `bm25` and `hybrid` modes."""
     if request.mode in (SearchMode.fused, SearchMode.image, SearchMode.title):
         return _nearest(request, request.mode.value, request.limit, _payload_of(request))
     if request.mode is SearchMode.rrf:
-        depth = max(request.limit * RRF_DEPTH_FACTOR, RRF_MIN_DEPTH)
         return QueryPlan(
             RrfFusion(request.rrf_k), request.limit,
-            prefetch=tuple(_nearest(request, f, depth) for f in DOCUMENT_FIELDS),
+            prefetch=tuple(_nearest(request, f, fusion_depth(request)) for f in DOCUMENT_FIELDS),
+            conditions=conditions_of(request), with_payload=_payload_of(request),
+        )
+    if request.mode.lexical:
+        if sparse is None:
+            raise ValueError(f"mode {request.mode} needs the query's sparse vector")
+        if request.mode is SearchMode.bm25:
+            return _bm25(request, sparse, request.limit, _payload_of(request))
+        fusion = RrfFusion(request.rrf_k) if request.fusion is FusionMethod.rrf else DbsfFusion()
+        depth = fusion_depth(request)
+        return QueryPlan(
+            fusion, request.limit, prefetch=(_nearest(request, "fused", depth), _bm25(request, sparse, depth)),
             conditions=conditions_of(request), with_payload=_payload_of(request),
         )
     raise ValueError(f"use plan_weighted for mode {request.mode!r}")

@@ -16,14 +16,16 @@ from typing import Any
 import numpy as np
 
 from gcl_vectordb import __version__
-from gcl_vectordb.domain import DEFAULT_FIELD_WEIGHTS, DOCUMENT_FIELDS, FieldWeights, SearchMode
-from gcl_vectordb.errors import ConfigError, ModelMismatch
+from gcl_vectordb.domain import DEFAULT_FIELD_WEIGHTS, DOCUMENT_FIELDS, FieldWeights, FusionMethod, SearchMode
+from gcl_vectordb.errors import ConfigError, ModelMismatch, StoreError
+from gcl_vectordb.store.bm25 import Bm25Settings
 
 log = logging.getLogger(__name__)
 
 VECTOR_NAMES: tuple[str, ...] = (*DOCUMENT_FIELDS, "fused")
 """Named dense vectors of every collection (cosine): one per document field, and `fused` =
-normalize(Σ α_f · e_f), always present. `rrf` and `weighted` searches combine the field vectors."""
+normalize(Σ α_f · e_f), always present. `rrf` and `weighted` searches combine the field vectors.
+Collections made since keyword search exists also hold the sparse vector `bm25` (`store.bm25`)."""
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -48,7 +50,8 @@ class CollectionRecord:
 
     `field_weights` are the GCL field weights α_f the fused vector was built with; `weighted` searches
     default to them. `ingest` keeps ingest settings (batch size,
-    fields, ...), `extra` anything else a caller wants remembered.
+    fields, ...), `extra` anything else a caller wants remembered. `bm25`: the BM25 settings of the
+    title's sparse vector; None for a collection made before keyword search (`require_bm25`).
     """
 
     name: str
@@ -62,6 +65,7 @@ class CollectionRecord:
     vectors: tuple[str, ...] = VECTOR_NAMES
     ingest: Mapping[str, Any] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    bm25: Bm25Settings | None = field(default_factory=Bm25Settings)
 
     def __post_init__(self) -> None:
         validate_collection_name(self.name)
@@ -76,6 +80,19 @@ class CollectionRecord:
             )
         if not isinstance(self.field_weights, FieldWeights):
             raise TypeError(f"field_weights must be FieldWeights, got {type(self.field_weights).__name__}")
+        if self.bm25 is not None and not isinstance(self.bm25, Bm25Settings):
+            raise TypeError(f"bm25 must be Bm25Settings or None, got {type(self.bm25).__name__}")
+
+    def require_bm25(self, mode: SearchMode | str) -> Bm25Settings:
+        """The BM25 settings; a collection without the sparse vector is a StoreError naming the fix."""
+        if self.bm25 is None:
+            raise StoreError(
+                f"collection {self.name!r} has no BM25 sparse vector, which the {mode} mode searches "
+                "(it was made before gcl-vdb had keyword search)",
+                f"add it with `gcl-vdb collections add-bm25 {self.name}` (reads the stored titles, no model "
+                "needed), or ingest into a new collection",
+            )
+        return self.bm25
 
 
 @dataclass(frozen=True)
@@ -120,16 +137,20 @@ def product_payload(
 class SearchRequest:
     """One query against a collection.
 
-    `vector` is the query embedding `(dim,)` (a text embedding for text search). Modes:
+    `vector` is the query embedding `(dim,)` (a text embedding for text search; None for `bm25`),
+    `text` the query's words (the `bm25` and `hybrid` modes embed it with the collection's BM25). Modes:
     `fused` / `image` / `title`: nearest neighbours on that named vector (cosine).
     `rrf`: top-N on image and on title (N = max(limit·RRF_DEPTH_FACTOR, RRF_MIN_DEPTH)), fused by
     reciprocal rank: score = Σ_f 1 / (rrf_k + r_f − 1) with r_f the 1-based rank in field f (Qdrant's).
     `weighted`: score = Σ_f w_f · cos(q, e_f) over image/title, a missing field counting 0; `weights`
-    defaults to the collection's field weights. `exact=True` makes every mode the exact top-k.
+    defaults to the collection's field weights. `bm25`: keyword search on the title's sparse vector,
+    with the IDF taken over the searched corpus (`corpus`, else the whole collection). `hybrid`: top-N
+    on `fused` and top-N by BM25 (N as for `rrf`), fused in the engine by `fusion` (RRF with `rrf_k`,
+    or DBSF). `exact=True` makes every dense ranking the exact top-k (BM25 always is).
     `corpus` filters corpus == N; `filters` adds exact-match payload conditions.
     """
 
-    vector: np.ndarray
+    vector: np.ndarray | None
     mode: SearchMode = SearchMode.fused
     limit: int = 10
     corpus: int | None = None
@@ -139,13 +160,21 @@ class SearchRequest:
     rrf_k: int = 60
     with_payload: bool = True
     hnsw_ef: int | None = None
+    text: str | None = None
+    fusion: FusionMethod = FusionMethod.rrf
 
     def __post_init__(self) -> None:
-        vector = np.ascontiguousarray(self.vector, dtype=np.float32)
-        if vector.ndim != 1 or vector.size == 0 or not np.all(np.isfinite(vector)):
-            raise ConfigError(f"query vector must be a finite 1-d array, got shape {vector.shape}")
-        object.__setattr__(self, "vector", vector)
         object.__setattr__(self, "mode", SearchMode.parse(self.mode))
+        object.__setattr__(self, "fusion", FusionMethod.parse(self.fusion))
+        if self.vector is not None:
+            vector = np.ascontiguousarray(self.vector, dtype=np.float32)
+            if vector.ndim != 1 or vector.size == 0 or not np.all(np.isfinite(vector)):
+                raise ConfigError(f"query vector must be a finite 1-d array, got shape {vector.shape}")
+            object.__setattr__(self, "vector", vector)
+        elif self.mode.dense:
+            raise ConfigError(f"the {self.mode} mode needs a query vector")
+        if self.mode.lexical and not isinstance(self.text, str):
+            raise ConfigError(f"the {self.mode} mode needs the query text")
         _require_positive("limit", self.limit)
         _require_positive("rrf_k", self.rrf_k)
         if self.hnsw_ef is not None:

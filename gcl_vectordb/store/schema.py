@@ -18,7 +18,8 @@ import qdrant_edge as edge
 
 from gcl_vectordb.domain import FieldWeights
 from gcl_vectordb.errors import ConfigError, StoreError
-from gcl_vectordb.store.plans import Nearest, QueryPlan, RrfFusion, WeightedSum
+from gcl_vectordb.store.bm25 import SPARSE_VECTOR, Bm25Settings, SparseVector
+from gcl_vectordb.store.plans import DbsfFusion, Nearest, QueryPlan, RrfFusion, SparseNearest, WeightedSum
 from gcl_vectordb.store.records import VECTOR_NAMES, CollectionRecord, Hit, PointRecord
 
 PRODUCT_NAMESPACE = uuid.UUID("6f1c2a0e-5b7d-5c43-9e0a-3d4b8f2e7a91")
@@ -45,7 +46,8 @@ def record_to_json(record: CollectionRecord) -> dict[str, Any]:
 
 
 def record_from_json(data: Mapping[str, Any], where: str) -> CollectionRecord:
-    """Rebuild a record; unknown keys (from a newer gcl-vdb) are kept under `extra`."""
+    """Rebuild a record; unknown keys (from a newer gcl-vdb) are kept under `extra`. A record without
+    `bm25` (made before keyword search) has no sparse vector: `bm25` is None."""
     known = {f.name for f in fields(CollectionRecord)}
     values = {k: v for k, v in data.items() if k in known}
     newer = {k: v for k, v in data.items() if k not in known and k != "format"}
@@ -55,6 +57,8 @@ def record_from_json(data: Mapping[str, Any], where: str) -> CollectionRecord:
         values["vectors"] = tuple(values.get("vectors", VECTOR_NAMES))
         if "field_weights" in values:
             values["field_weights"] = FieldWeights.from_mapping(values["field_weights"])
+        bm25 = values.get("bm25")
+        values["bm25"] = Bm25Settings.from_dict(bm25) if bm25 is not None else None
         return CollectionRecord(**values)
     except (TypeError, ValueError, ConfigError) as exc:
         raise StoreError(f"the collection record in {where} is unreadable: {exc}",
@@ -64,40 +68,71 @@ def record_from_json(data: Mapping[str, Any], where: str) -> CollectionRecord:
 # ---------------------------------------------------------------- points
 
 
+WireRow = tuple[str, dict[str, list[float] | SparseVector], dict[str, Any]]
+"""(point id, {name: dense vector as a list, or the `bm25` SparseVector}, payload)."""
+
+
 def wire_rows(
     product_ids: Sequence[str], vectors: Mapping[str, np.ndarray], present: Mapping[str, np.ndarray],
-    payloads: Sequence[Mapping[str, Any]],
-) -> Iterator[tuple[str, dict[str, list[float]], dict[str, Any]]]:
-    """(point id, {name: vector as list}, payload) per product; a vector absent in `present` is left out.
+    payloads: Sequence[Mapping[str, Any]], sparse: Sequence[SparseVector | None] | None = None,
+) -> Iterator[WireRow]:
+    """One WireRow per product; a vector absent in `present` (or a None `sparse[i]`) is left out.
 
-    `vectors[name]` is `(n, dim)`, `present[name]` `(n,)` bool. One `tolist()` per array is the fast
-    path (≈ 3× faster than per-row conversion).
+    `vectors[name]` is `(n, dim)`, `present[name]` `(n,)` bool, `sparse` the products' BM25 vectors.
+    One `tolist()` per array is the fast path (≈ 3× faster than per-row conversion).
     """
     lists = {name: np.asarray(array, dtype=np.float32).tolist() for name, array in vectors.items()}
     masks = {name: np.asarray(present[name], dtype=bool).tolist() for name in vectors}
     for i, product_id in enumerate(product_ids):
-        named = {name: rows[i] for name, rows in lists.items() if masks[name][i]}
+        named: dict[str, list[float] | SparseVector] = {
+            name: rows[i] for name, rows in lists.items() if masks[name][i]}
+        if sparse is not None and sparse[i] is not None:
+            named[SPARSE_VECTOR] = sparse[i]
         yield point_id(product_id), named, {**payloads[i], "product_id": product_id}
 
 
-def edge_points(rows: Iterator[tuple[str, dict[str, list[float]], dict[str, Any]]]) -> list[edge.Point]:
-    return [edge.Point(pid, named, payload) for pid, named, payload in rows]
+def _edge_vector(vector: list[float] | SparseVector) -> Any:
+    return edge.SparseVector(list(vector.indices), list(vector.values)) if isinstance(vector, SparseVector) \
+        else vector
 
 
-def client_points(rows: Iterator[tuple[str, dict[str, list[float]], dict[str, Any]]]) -> list[Any]:
+def _client_vector(vector: list[float] | SparseVector) -> Any:
+    if isinstance(vector, SparseVector):
+        return client_models().SparseVector.model_construct(indices=list(vector.indices), values=list(vector.values))
+    return vector
+
+
+def edge_points(rows: Iterator[WireRow]) -> list[edge.Point]:
+    return [edge.Point(pid, {k: _edge_vector(v) for k, v in named.items()}, payload) for pid, named, payload in rows]
+
+
+def client_points(rows: Iterator[WireRow]) -> list[Any]:
     models = client_models()
     # model_construct skips pydantic validation: the rows are already well-typed.
-    return [models.PointStruct.model_construct(id=pid, vector=named, payload=payload)
+    return [models.PointStruct.model_construct(id=pid, vector={k: _client_vector(v) for k, v in named.items()},
+                                               payload=payload)
             for pid, named, payload in rows]
 
 
+def edge_sparse_updates(updates: Sequence[tuple[str, SparseVector]]) -> edge.UpdateOperation:
+    """Set the `bm25` vector of existing points: (point id, vector) pairs."""
+    return edge.UpdateOperation.update_vectors(
+        [edge.PointVectors(pid, {SPARSE_VECTOR: _edge_vector(vector)}) for pid, vector in updates])
+
+
+def client_sparse_updates(updates: Sequence[tuple[str, SparseVector]]) -> list[Any]:
+    models = client_models()
+    return [models.PointVectors(id=pid, vector={SPARSE_VECTOR: _client_vector(vector)}) for pid, vector in updates]
+
+
 def point_from_wire(record: Any) -> PointRecord:
-    """A qdrant-edge `Record` or qdrant-client `Record` as a PointRecord (vectors float32 `(dim,)`)."""
+    """A qdrant-edge `Record` or qdrant-client `Record` as a PointRecord (dense vectors float32 `(dim,)`;
+    the sparse `bm25` vector, derived from the title, is not part of a PointRecord)."""
     payload = dict(record.payload or {})
     vectors = record.vector if isinstance(record.vector, dict) else {}
     return PointRecord(
         product_id=str(payload.get("product_id")),
-        vectors={name: np.asarray(v, dtype=np.float32) for name, v in vectors.items()},
+        vectors={name: np.asarray(v, dtype=np.float32) for name, v in vectors.items() if name != SPARSE_VECTOR},
         payload=payload,
     )
 
@@ -114,8 +149,11 @@ def hits_from_wire(points: Sequence[Any], with_payload: bool) -> list[Hit]:
 # ---------------------------------------------------------------- embedded (qdrant-edge-py)
 
 
-def edge_config(dim: int, hnsw: Mapping[str, int] | None, indexing_threshold_kb: int | None) -> edge.EdgeConfig:
-    """Three cosine named vectors of `dim`; HNSW and indexing thresholds only where given."""
+def edge_config(
+    dim: int, hnsw: Mapping[str, int] | None, indexing_threshold_kb: int | None, bm25: bool = True
+) -> edge.EdgeConfig:
+    """Three cosine named vectors of `dim` and, with `bm25`, the sparse `bm25` vector with the IDF
+    modifier; HNSW and indexing thresholds only where given."""
     hnsw_config = None
     if hnsw:
         hnsw_config = edge.HnswIndexConfig(
@@ -127,8 +165,14 @@ def edge_config(dim: int, hnsw: Mapping[str, int] | None, indexing_threshold_kb:
         optimizers = edge.EdgeOptimizersConfig(indexing_threshold=indexing_threshold_kb)
     return edge.EdgeConfig(
         vectors={name: edge.EdgeVectorParams(size=dim, distance=edge.Distance.Cosine) for name in VECTOR_NAMES},
+        sparse_vectors={SPARSE_VECTOR: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)} if bm25 else None,
         hnsw_config=hnsw_config, optimizers=optimizers,
     )
+
+
+def edge_create_sparse_vector() -> edge.UpdateOperation:
+    """Add the `bm25` sparse vector (IDF modifier) to an existing shard; a no-op where it exists."""
+    return edge.UpdateOperation.create_sparse_vector(SPARSE_VECTOR, modifier=edge.Modifier.Idf)
 
 
 def edge_payload_indexes() -> list[edge.UpdateOperation]:
@@ -148,8 +192,12 @@ def _edge_scoring(plan: QueryPlan) -> Any:
     query = plan.query
     if isinstance(query, Nearest):
         return edge.Query.Nearest(query.vector.tolist(), using=query.using)
+    if isinstance(query, SparseNearest):
+        return edge.Query.Nearest(_edge_vector(query.vector), using=query.using)
     if isinstance(query, RrfFusion):
         return edge.Fusion.Rrf(k=query.k)
+    if isinstance(query, DbsfFusion):
+        return edge.Fusion.Dbsf()
     terms = [
         edge.Expression.Mult([edge.Expression.Constant(w), edge.Expression.Variable(f"$score[{i}]")])
         for i, w in enumerate(query.weights)
@@ -158,10 +206,16 @@ def _edge_scoring(plan: QueryPlan) -> Any:
     return edge.Formula(edge.Expression.Sum(terms), defaults=defaults)
 
 
+def _idf_corpus(plan: QueryPlan) -> tuple[tuple[str, str | int], ...] | None:
+    return (plan.query.idf_corpus or None) if isinstance(plan.query, SparseNearest) else None
+
+
 def _edge_params(plan: QueryPlan) -> edge.SearchParams | None:
-    if not plan.exact and plan.hnsw_ef is None:
+    idf_corpus = _idf_corpus(plan)
+    if not plan.exact and plan.hnsw_ef is None and idf_corpus is None:
         return None
-    return edge.SearchParams(hnsw_ef=plan.hnsw_ef, exact=plan.exact)
+    idf = edge.IdfParams(corpus=edge_filter(idf_corpus)) if idf_corpus is not None else None
+    return edge.SearchParams(hnsw_ef=plan.hnsw_ef, exact=plan.exact, idf=idf)
 
 
 def _edge_prefetch(plan: QueryPlan) -> edge.Prefetch:
@@ -195,6 +249,18 @@ def client_vectors_config(dim: int) -> dict[str, Any]:
     return {name: models.VectorParams(size=dim, distance=models.Distance.COSINE) for name in VECTOR_NAMES}
 
 
+def client_sparse_vectors_config(bm25: bool = True) -> dict[str, Any] | None:
+    """The sparse `bm25` vector with the IDF modifier (Qdrant ≥ 1.19 for the per-corpus IDF of searches)."""
+    models = client_models()
+    return {SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)} if bm25 else None
+
+
+def client_sparse_vector_name_config() -> Any:
+    """The `bm25` vector added to an existing collection (Qdrant ≥ 1.18)."""
+    models = client_models()
+    return models.SparseVectorNameConfig(sparse=models.SparseVectorConfig(modifier=models.Modifier.IDF))
+
+
 def client_payload_indexes() -> list[tuple[str, Any]]:
     models = client_models()
     return [("corpus", models.PayloadSchemaType.INTEGER), ("product_id", models.PayloadSchemaType.KEYWORD)]
@@ -214,8 +280,12 @@ def _client_scoring(plan: QueryPlan) -> tuple[Any, str | None]:
     query = plan.query
     if isinstance(query, Nearest):
         return models.NearestQuery(nearest=query.vector.tolist()), query.using
+    if isinstance(query, SparseNearest):
+        return models.NearestQuery(nearest=_client_vector(query.vector)), query.using
     if isinstance(query, RrfFusion):
         return models.RrfQuery(rrf=models.Rrf(k=query.k)), None
+    if isinstance(query, DbsfFusion):
+        return models.FusionQuery(fusion=models.Fusion.DBSF), None
     assert isinstance(query, WeightedSum)
     terms = [models.MultExpression(mult=[w, f"$score[{i}]"]) for i, w in enumerate(query.weights)]
     defaults = {f"$score[{i}]": 0.0 for i in range(len(query.weights))}
@@ -223,9 +293,15 @@ def _client_scoring(plan: QueryPlan) -> tuple[Any, str | None]:
 
 
 def _client_params(plan: QueryPlan, with_params: bool) -> Any:
-    if not with_params or (not plan.exact and plan.hnsw_ef is None):
+    """Search params; without `with_params` (local mode, always exact) only the IDF corpus."""
+    models = client_models()
+    idf_corpus = _idf_corpus(plan)
+    idf = models.IdfCorpusParams(corpus=client_filter(idf_corpus)) if idf_corpus is not None else None
+    if not with_params:
+        return models.SearchParams(idf=idf) if idf is not None else None
+    if not plan.exact and plan.hnsw_ef is None and idf is None:
         return None
-    return client_models().SearchParams(hnsw_ef=plan.hnsw_ef, exact=plan.exact)
+    return models.SearchParams(hnsw_ef=plan.hnsw_ef, exact=plan.exact, idf=idf)
 
 
 def _client_prefetch(plan: QueryPlan, with_params: bool) -> Any:

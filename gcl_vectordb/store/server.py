@@ -25,6 +25,7 @@ from gcl_vectordb.errors import CollectionInUse, StoreError, StoreUnreachable
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.store import plans, schema
 from gcl_vectordb.store.base import StoreBase, collection_not_found, existing_record
+from gcl_vectordb.store.bm25 import SPARSE_VECTOR, SparseVector
 from gcl_vectordb.store.records import CollectionRecord, validate_collection_name
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ class ServerStore(StoreBase):
                 return existing_record(self.get_record(record.name), record, exist_ok, self.location)
             self._client.create_collection(
                 record.name, vectors_config=schema.client_vectors_config(record.dim),
+                sparse_vectors_config=schema.client_sparse_vectors_config(record.bm25 is not None),
                 shard_number=shards, replication_factor=replicas,
                 optimizers_config=models.OptimizersConfigDiff(indexing_threshold=0) if bulk_load else None,
                 metadata={schema.RECORD_METADATA_KEY: schema.record_to_json(record)},
@@ -216,12 +218,35 @@ class ServerStore(StoreBase):
         with self._translated(f"count {name}"):
             return self._client.count(name, count_filter=schema.client_filter(conditions), exact=True).count
 
-    def _wire_points(self, rows: list[tuple[str, dict[str, list[float]], dict[str, Any]]]) -> list[Any]:
+    def _wire_points(self, rows: list[schema.WireRow]) -> list[Any]:
         return schema.client_points(iter(rows))
 
     def _write_wire(self, name: str, points: list[Any]) -> None:
         self._retrying(f"upsert {len(points)} points into {name}",
                        lambda: self._client.upsert(name, points=points, wait=True))
+
+    def _add_sparse_vector(self, name: str) -> None:
+        with self._translated(f"add the BM25 vector to {name}"):
+            params = self._client.get_collection(name).config.params
+            if SPARSE_VECTOR not in (params.sparse_vectors or {}):
+                self._client.create_vector_name(name, SPARSE_VECTOR, schema.client_sparse_vector_name_config())
+
+    def _scroll_titles(self, name: str, offset: Any, limit: int) -> tuple[list[tuple[str, str | None]], Any]:
+        with self._translated(f"read the titles of {name}"):
+            records, following = self._client.scroll(name, offset=offset, limit=limit, with_payload=["title"],
+                                                     with_vectors=False)
+        return [(str(r.id), (r.payload or {}).get("title")) for r in records], following
+
+    def _write_sparse(self, name: str, updates: list[tuple[str, SparseVector]]) -> None:
+        points = schema.client_sparse_updates(updates)
+        self._retrying(f"write BM25 vectors into {name}",
+                       lambda: self._client.update_vectors(name, points=points, wait=True))
+
+    def _save_record(self, record: CollectionRecord) -> None:
+        with self._translated(f"update the record of {record.name}"):
+            self._client.update_collection(
+                record.name, metadata={schema.RECORD_METADATA_KEY: schema.record_to_json(record)})
+        self._records[record.name] = record
 
     def _query(self, name: str, query_plans: Sequence[plans.QueryPlan]) -> list[list[Any]]:
         requests = [schema.client_request(plan, with_params=not self.local) for plan in query_plans]
