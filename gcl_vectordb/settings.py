@@ -113,3 +113,8 @@ def torchrun_env() -> TorchrunEnv | None:
         except ValueError:
             raise ConfigError(f"environment variable {name}={text!r} is not an integer", "unset it or fix it") from None
     return TorchrunEnv(values["RANK"], values["WORLD_SIZE"], values["LOCAL_RANK"])
+
+
+def hub_token() -> str | None:
+    """The Hugging Face token (`HF_TOKEN`) for `data download --source hf`, or None (public data)."""
+    return os.environ.get("HF_TOKEN") or None
