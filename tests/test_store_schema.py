@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from dataclasses import replace
 from types import SimpleNamespace
@@ -30,6 +31,10 @@ def test_point_id_is_a_stable_uuid5() -> None:
     assert point_id("B07XYZ") == "5801891f-5b01-5195-bcd5-78c971f994f7"
     assert uuid.UUID(point_id("42")).version == 5
     assert point_id("42") == str(uuid.uuid5(schema.PRODUCT_NAMESPACE, "42")) != point_id("43")
+    rng = random.Random(5)  # the spelled-out UUID5 against the standard library's, on all kinds of ids
+    ids = ["", "ü ✓ 商品", "x" * 500, *("".join(rng.choice("aZ09-_ é") for _ in range(rng.randint(1, 40)))
+                                        for _ in range(2000))]
+    assert [point_id(p) for p in ids] == [str(uuid.uuid5(schema.PRODUCT_NAMESPACE, p)) for p in ids]
 
 
 def test_collection_record_json_round_trip() -> None:

@@ -139,7 +139,7 @@ def _fill(
         clock = time.perf_counter()
         with open_source(not all(state.cursor(c).complete for c in corpora)) as source:
             tally = run_pipeline(PipelineSetup(source, StoreSink(store, record.name), state, rejects, corpora,
-                                               config.checkpoint_s, f"ingesting into {record.name}"), progress)
+                                               config.resolved_checkpoint_s(), f"ingesting into {record.name}"), progress)
         seconds["pipeline"] = time.perf_counter() - clock
     finally:
         rejects.close()
