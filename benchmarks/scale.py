@@ -127,7 +127,8 @@ class ClusteredEmbeddings:
     """Products (image, title, fused) and text-like queries drawn around `components` cluster centres.
 
     `centres`: `(K, 2, dim)` image and title centres (real model outputs, from `centres_from`); None draws
-    them. Rows are deterministic in (seed, row index), whatever the batch boundaries.
+    them. A batch of rows is deterministic in (seed, its first row, its length): N products are always made
+    in the batches of `batches(N)`.
     """
 
     def __init__(self, spec: ClusterSpec, dim: int = DIM, centres: np.ndarray | None = None) -> None:
@@ -163,11 +164,28 @@ class ClusteredEmbeddings:
         return {"image": image, "title": title, "fused": _unit(weights.image * image + weights.title * title)}
 
     def queries(self, n: int, products: int, seed: int) -> np.ndarray:
-        """`(n, dim)` text-like queries: the title vector of a random product plus noise, unit length."""
+        """`(n, dim)` text-like queries: the title vector of a random one of the `products` stored products
+        plus noise, unit length."""
         rng = np.random.default_rng([self.spec.seed, 3, seed])
-        rows = rng.integers(0, products, n)
-        titles = np.stack([self.products(int(r), 1)["title"][0] for r in rows])
-        return _unit(titles + self.spec.query_noise * (rng.standard_normal((n, self.dim), dtype=np.float32) @ self.mix))
+        rows = np.sort(rng.integers(0, products, n))
+        titles, made = [], {}
+        for row in rows.tolist():
+            _, start, count = next(b for b in batches(products) if b[1] <= row < b[1] + b[2])
+            if start not in made:
+                made = {start: self.products(start, count)["title"]}
+            titles.append(made[start][row - start])
+        noise = rng.standard_normal((n, self.dim), dtype=np.float32) @ self.mix
+        return _unit(np.stack(titles) + self.spec.query_noise * noise)
+
+
+GENERATION_BATCH = 8192
+
+
+def batches(n: int) -> list[tuple[int, int, int]]:
+    """(corpus, first row, rows) of the batches N products are generated in: rows [0, N/2) are corpus 1."""
+    half = n // 2
+    return [(corpus, start, min(GENERATION_BATCH, last - start))
+            for corpus, first, last in ((1, 0, half), (2, half, n)) for start in range(first, last, GENERATION_BATCH)]
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -218,19 +236,18 @@ def write_shards(out: Path, n: int, generator: ClusteredEmbeddings, key: str) ->
     folder.mkdir(parents=True)
     record = ShardRecord(header, WHOLE)
     record.save(folder)
-    half = n // 2
-    for corpus, first, last in ((1, 0, half), (2, half, n)):
-        sink = PartsSink(folder, header, {corpus: 0}, part_rows=65_536)
-        for start in range(first, last, 8192):
-            count = min(8192, last - start)
-            vectors = generator.products(start, count)
-            ids = [f"p{i:08d}" for i in range(start, start + count)]
-            payloads = [product_payload(pid, _title(i), None, corpus) for i, pid in enumerate(ids, start)]
-            present = {name: np.ones(count, dtype=bool) for name in vectors}
-            sink.write(EncodedBatch(ReadBatch(corpus, start + count - first, None, 0, []), ids, vectors, present,
-                                    payloads, []), None)
-            if sink.due():
-                sink.flush()
+    sinks = {corpus: PartsSink(folder, header, {corpus: 0}, part_rows=65_536) for corpus in (1, 2)}
+    for corpus, start, count in batches(n):
+        vectors = generator.products(start, count)
+        ids = [f"p{i:08d}" for i in range(start, start + count)]
+        payloads = [product_payload(pid, _title(i), None, corpus) for i, pid in enumerate(ids, start)]
+        present = {name: np.ones(count, dtype=bool) for name in vectors}
+        cursor = start + count - (0 if corpus == 1 else n // 2)
+        sinks[corpus].write(EncodedBatch(ReadBatch(corpus, cursor, None, 0, []), ids, vectors, present, payloads, []),
+                            None)
+        if sinks[corpus].due():
+            sinks[corpus].flush()
+    for sink in sinks.values():
         sink.flush()
     record.completed(list_parts(folder, out)).save(folder)
     manifest, _ = assemble_manifest(out)

@@ -23,6 +23,7 @@ from gcl_vectordb.cli.app import app
 from gcl_vectordb.data import open_dataset
 from gcl_vectordb.data.records import Partition, RejectLog
 from gcl_vectordb.data.synth import SynthConfig, synthesize
+from gcl_vectordb.domain import FieldWeights
 from gcl_vectordb.errors import ConfigError, DataError
 from gcl_vectordb.ingest import IngestConfig, ingest_dataset
 from gcl_vectordb.ingest.embed import EmbedConfig, embed_dataset
@@ -49,7 +50,7 @@ def _embed(data: Path, bundle: Path, out: Path, shards: int = 1, **overrides) ->
             for i in range(shards)]
 
 
-def _load(embeddings: Path, store: Path, **overrides):
+def _load(embeddings: Path, store: Path | str, **overrides):
     return ingest_dataset(IngestConfig(**({"collection": "gs", "embeddings": embeddings, "store": str(store),
                                            "batch_size": 8} | overrides)))
 
@@ -169,6 +170,21 @@ def test_float16_shards_are_half_the_size_and_close(tmp_path: Path, tiny_gs: Pat
     for pid, point in a.items():
         for name, vector in point.vectors.items():
             np.testing.assert_allclose(b[pid].vectors[name], vector, atol=2e-3)
+
+
+def test_shards_load_into_a_server_collection_too(tmp_path: Path, tiny_gs: Path, micro_bundle: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the server's ingest state goes under ./gcl-vdb-work/ingest/<collection>
+    _embed(tiny_gs, micro_bundle, tmp_path / "emb", shards=2)
+    report = _load(tmp_path / "emb", f"local:{tmp_path / 'qdrant'}")  # qdrant-client's local mode
+    assert report.points_written == report.points_total == 55
+    _load(tmp_path / "emb", tmp_path / "embedded")
+    ids = all_product_ids(tiny_gs)
+    server, embedded = stored_points(f"local:{tmp_path / 'qdrant'}", "gs", ids), stored_points(str(tmp_path / "embedded"), "gs", ids)
+    assert set(server) == set(embedded)
+    for pid, point in embedded.items():
+        assert server[pid].payload == point.payload
+        np.testing.assert_allclose(server[pid].vectors["fused"], point.vectors["fused"], atol=1e-6)
 
 
 def test_a_folder_copied_together_without_a_manifest_still_loads(tmp_path: Path, tiny_gs: Path,
@@ -298,6 +314,8 @@ def test_usage_errors(tmp_path: Path, shards: Path) -> None:
     assert "I/N" in _cli_error(["embed", "--shard", "2", "--out", str(tmp_path)], 2)
     with pytest.raises(ConfigError, match="leave --model and --data out"):
         IngestConfig(collection="gs", embeddings=shards, model_ref="x")
+    with pytest.raises(ConfigError, match="the shards' fused vectors were built with field weights image=0.9"):
+        _load(shards, tmp_path / "store", field_weights=FieldWeights(image=0.5, title=0.5))
 
 
 # ---- the CLI, torchrun, and stops on the way
