@@ -40,6 +40,7 @@ from gcl_vectordb.ingest.shard_format import (
     part_name,
     part_schema,
     shard_folders,
+    vector_type,
 )
 from gcl_vectordb.ingest.state import IngestState
 from gcl_vectordb.store import product_payload
@@ -104,10 +105,10 @@ class PartsSink:
         }
         for name, column in PRESENCE_COLUMNS.items():
             columns[column] = np.concatenate([b.present[name] for b in batches])
-        value = pa.float16() if self.header.dtype == "float16" else pa.float32()
+        kind = vector_type(self.header.dim, self.header.dtype)
         for name, column in VECTOR_COLUMNS.items():
-            array = np.concatenate([b.vectors[name] for b in batches]).astype(value.to_pandas_dtype())
-            columns[column] = pa.FixedSizeListArray.from_arrays(pa.array(array.reshape(-1)), self.header.dim)
+            array = np.concatenate([b.vectors[name] for b in batches]).astype(kind.value_type.to_pandas_dtype())
+            columns[column] = pa.FixedSizeListArray.from_arrays(pa.array(array.reshape(-1)), type=kind)
         return pa.table(columns, schema=self.schema)
 
 
