@@ -14,9 +14,9 @@ Per size N (half corpus 1, half corpus 2), 512-d vectors:
    in a random rotation — an intrinsic dimension of ≈ 30, as CLIP embeddings have; or, with `--centres DIR`,
    components around the real model outputs of an embeddings folder), written as `gcl-vdb embed` writes
    them (`PartsSink`, manifest, sha256).
-2. Per storage choice (`fp32-ram`: float32 vectors cached in RAM; `int8-disk`: `fused` quantized to int8 in
-   RAM, the original vectors on disk (`Memory.Cold`); `float16`: float16 vectors in RAM), each in a fresh
-   process so that peak RSS is its own:
+2. Per storage choice — the store's presets (`gcl_vectordb.store.storage`): `fp32-ram` = `ram` (float32 in
+   RAM), `int8-disk` (int8 copies in RAM, the originals on disk, rescoring with oversampling 2), `float16`
+   (float16 in RAM) — with HNSW on `fused` only, each step in a fresh process so that peak RSS is its own:
    - raw: the engine's upsert from memory — `upsert_arrays` of vectors held in numpy (the first 16,384 rows
      of the shards, cycled with new ids), the same batch size, the same collection settings, no index;
    - load: `gcl-vdb ingest --embeddings` (the library call) into a fresh collection: points/s, then the
@@ -44,15 +44,11 @@ recall costs instead), 100 queries and 50 evaluate queries at 1M, the raw baseli
 for `fp32-ram` only (the load path is the same for every storage; the ratio is stated for that one), shards
 written once per size and deleted afterwards (`--keep-shards` keeps them), and vectors generated with numpy
 in batches (≈ 1 min for 1M × 3 × 512). Timings never decide a test; this script only measures.
-
-Interim until the collection storage options of issue 13 (items 3–4) land on main: the storage choice is
-one parameter, `storage_choice(name)`, applied where the embedded store builds a collection's engine config.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -63,7 +59,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -91,6 +86,7 @@ from gcl_vectordb.ingest.shard_format import (  # noqa: E402
 from gcl_vectordb.ingest.shard_parts import PartsSink, embedded_batch, list_parts  # noqa: E402
 from gcl_vectordb.store import CollectionRecord, open_store, product_payload, schema  # noqa: E402
 from gcl_vectordb.store.embedded import SHARD_DIR  # noqa: E402
+from gcl_vectordb.store.storage import StorageOptions  # noqa: E402
 
 DIM = 512
 STORAGES = ("fp32-ram", "int8-disk", "float16")
@@ -265,54 +261,25 @@ def _title(i: int) -> str:
     return " ".join(_WORDS[(i * p) % len(_WORDS)] for p in (1, 7, 13, 3)) + f" {i % 997}"
 
 
-# ---------------------------------------------------------------- storage choices (interim, see docstring)
+# ---------------------------------------------------------------- storage choices
 
 
-def vector_params(storage: str, dim: int) -> dict[str, edge.EdgeVectorParams]:
-    """The named vectors of a collection for one storage choice; HNSW on `fused` only (m 0 elsewhere)."""
+STORAGE_PRESETS = {"fp32-ram": "ram", "int8-disk": "int8-disk", "float16": "float16"}
+
+
+def storage_options(storage: str, ef_construct: int) -> StorageOptions:
+    """The collection storage of one choice (`gcl_vectordb.store.storage` presets): HNSW on `fused` only."""
     if storage not in STORAGES:
         raise SystemExit(f"error: unknown storage option {storage!r} — use one of {', '.join(STORAGES)}")
-    exact_only = edge.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000)
-    params: dict[str, Any] = {"size": dim, "distance": edge.Distance.Cosine}
-    if storage == "float16":
-        params["datatype"] = edge.VectorStorageDatatype.Float16
-    if storage == "int8-disk":
-        params["memory"] = edge.Memory.Cold
-    vectors = {name: edge.EdgeVectorParams(**params, hnsw_config=exact_only) for name in ("image", "title")}
-    quantized = (edge.ScalarQuantizationConfig(edge.ScalarType.Int8, quantile=0.99, memory=edge.Memory.Cached)
-                 if storage == "int8-disk" else None)
-    vectors["fused"] = edge.EdgeVectorParams(**params, quantization_config=quantized)
-    return vectors
+    return StorageOptions.preset(STORAGE_PRESETS[storage]).with_settings(
+        f"image.hnsw=off,title.hnsw=off,fused.hnsw_m=16,fused.hnsw_ef_construct={ef_construct}")
 
 
-@contextlib.contextmanager
-def storage_choice(storage: str, ef_construct: int) -> Iterator[None]:
-    """Collections created inside get this storage choice (the embedded store builds their engine config
-    with `schema.edge_config`, which this wraps). Interim: see the module docstring."""
-    original = schema.edge_config
-    vectors = vector_params(storage, DIM)
-
-    def configured(dim: int, hnsw: Any, indexing_threshold_kb: Any, bm25: bool = True) -> edge.EdgeConfig:
-        base = original(dim, hnsw, indexing_threshold_kb, bm25)
-        return edge.EdgeConfig(
-            vectors=vectors, sparse_vectors=base.sparse_vectors, optimizers=base.optimizers,
-            hnsw_config=edge.HnswIndexConfig(m=16, ef_construct=ef_construct, full_scan_threshold=10_000))
-
-    schema.edge_config = configured
-    try:
-        yield
-    finally:
-        schema.edge_config = original
-
-
-def shards_record(embeddings: Path, name: str) -> CollectionRecord:
-    """The record `ingest --embeddings` would create for these shards (so that a pre-created collection
-    with a storage choice is the one it loads into)."""
+def raw_record(embeddings: Path, storage: StorageOptions) -> CollectionRecord:
+    """The baseline's collection: what `ingest --embeddings` makes of these shards, same storage."""
     header = read_manifest(embeddings).header
-    return CollectionRecord(
-        name, model_ref=header.model.model_ref, dim=header.dim, field_weights=header.field_weights,
-        dataset_root=header.dataset["root"], ingest={"embeddings": str(embeddings)},
-        extra={"model_identity": header.model.to_dict()})
+    return CollectionRecord("raw", model_ref=header.model.model_ref, dim=header.dim,
+                            field_weights=header.field_weights, storage=storage)
 
 
 # ---------------------------------------------------------------- measurements (each in a child process)
@@ -374,8 +341,8 @@ def child_raw(task: dict[str, Any]) -> dict[str, Any]:
     table = pq.read_table(embeddings / manifest.files[0].path).slice(0, POOL).combine_chunks()
     pool = embedded_batch(ReadBatch(1, 0, None, 0, []), table.to_batches()[0], manifest.header.dim)
     size = task["size"]
-    with storage_choice(task["storage"], task["ef_construct"]), open_store(store_root) as store:
-        store.create_collection(shards_record(embeddings, "raw"))
+    with open_store(store_root) as store:
+        store.create_collection(raw_record(embeddings, storage_options(task["storage"], task["ef_construct"])))
         started = time.perf_counter()
         for first in range(0, size, BATCH):
             at = first % len(pool.product_ids)
@@ -398,11 +365,9 @@ def child_load(task: dict[str, Any]) -> dict[str, Any]:
     shutil.rmtree(store_root / "bench", ignore_errors=True)
     result: dict[str, Any] = {}
     with MemoryWatch() as memory:
-        with storage_choice(task["storage"], task["ef_construct"]):
-            with open_store(store_root) as store:
-                store.create_collection(shards_record(embeddings, "bench"))
-            report = ingest_dataset(IngestConfig(collection="bench", embeddings=embeddings, store=str(store_root),
-                                                 batch_size=BATCH, build_index=False))
+        report = ingest_dataset(IngestConfig(
+            collection="bench", embeddings=embeddings, store=str(store_root), batch_size=BATCH, build_index=False,
+            storage=storage_options(task["storage"], task["ef_construct"])))
         result["load"] = {"points": report.points_written, "seconds": report.seconds["pipeline"],
                           "points_per_s": round(report.points_per_s, 1), "verify_s": report.seconds["verify"],
                           "stages": {k: report.seconds[k] for k in ("read", "convert", "prepare", "upsert",
@@ -744,7 +709,7 @@ def main() -> None:
         return
     args.storages = [s.strip() for s in args.storages.split(",") if s.strip()]
     for storage in args.storages:
-        vector_params(storage, DIM)  # an unknown storage option: one line, before any work
+        storage_options(storage, 64)  # an unknown storage option: one line, before any work
     if args.components < 1000 and not args.quick:
         raise SystemExit("error: --components must be ≥ 1000 (a realistic mixture)")
     sizes = [3000] if args.quick else [int(s) for s in args.sizes.split(",")]

@@ -45,6 +45,7 @@ _MODULES = {
     "write_results_page": "gcl_vectordb.search.html",
     "open_store": "gcl_vectordb.store",
     "SearchRequest": "gcl_vectordb.store",
+    "StorageOptions": "gcl_vectordb.store",
     "load_encoder": "gcl_vectordb.encoders",
     "EvalConfig": "gcl_vectordb.evaluation.runner",
     "EvalReport": "gcl_vectordb.evaluation.report",

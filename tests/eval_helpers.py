@@ -16,14 +16,15 @@ from gcl_vectordb.data import ImageRejected, decode_image, open_dataset
 from gcl_vectordb.domain import DEFAULT_FIELD_WEIGHTS
 from gcl_vectordb.encoders import fused_document_vector, load_encoder
 from gcl_vectordb.store import CollectionRecord, open_store, product_payload
+from gcl_vectordb.store.storage import StorageOptions
 
 
 def ingest_dataset(
     root: Path, store_location: Path | str, collection: str, model_ref: str, *, batch_size: int = 128,
-    store_options: dict[str, Any] | None = None, optimize: bool = False,
+    store_options: dict[str, Any] | None = None, optimize: bool = False, storage: StorageOptions | None = None,
 ) -> dict[str, float]:
-    """Load `root` into `collection` (store created with `store_options`; HNSW built if `optimize`);
-    returns seconds spent {"encode": ..., "upsert": ..., "optimize": ...}."""
+    """Load `root` into `collection` (stored as `storage`, store opened with `store_options`; HNSW built if
+    `optimize`); returns seconds spent {"encode": ..., "upsert": ..., "optimize": ...}."""
     import time
 
     dataset = open_dataset(root)
@@ -32,7 +33,7 @@ def ingest_dataset(
     with open_store(store_location, **(store_options or {})) as store:
         store.create_collection(CollectionRecord(
             collection, model_ref=encoder.model_ref, dim=encoder.dim, field_weights=DEFAULT_FIELD_WEIGHTS,
-            dataset_root=str(Path(root).resolve()),
+            dataset_root=str(Path(root).resolve()), storage=storage or StorageOptions(),
         ))
         for corpus in dataset.corpora:
             for batch in dataset.iter_products(corpus, batch_size=batch_size):

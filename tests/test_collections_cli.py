@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from gcl_vectordb.cli.app import app
 from gcl_vectordb.domain import FieldWeights
 from gcl_vectordb.store import CollectionRecord, PointRecord, open_store, product_payload
+from gcl_vectordb.store.storage import parse_storage
 
 runner = CliRunner()
 
@@ -28,7 +29,8 @@ def store_dir(tmp_path: Path) -> Path:
             PointRecord(f"p{i}", {"fused": np.ones(8)}, product_payload(f"p{i}", "t", None, 1 + (i < 3)))
             for i in range(7)
         ])
-        store.create_collection(CollectionRecord("empty", model_ref="other-model", dim=4))
+        store.create_collection(CollectionRecord("empty", model_ref="other-model", dim=4,
+                                                 storage=parse_storage("int8-disk", "image.hnsw=off")))
     return root
 
 
@@ -62,6 +64,20 @@ def test_info_shows_the_record_and_corpus_sizes(store_dir: Path) -> None:
     assert info["record"]["ingest"] == {"batch_size": 64}
     table = runner.invoke(app, ["collections", "info", "gs10m", "--qdrant", str(store_dir)])
     assert table.exit_code == 0 and "/data/gs" in table.output and "corpus 2 points" in table.output
+    assert "float32 in RAM, HNSW m default" in table.output
+
+
+def test_info_shows_the_storage(store_dir: Path) -> None:
+    info = json.loads(runner.invoke(app, ["collections", "info", "empty", "--qdrant", str(store_dir), "--json"]).stdout)
+    storage = info["record"]["storage"]
+    assert storage["name"] == "int8-disk+" and storage["oversampling"] == 2.0
+    assert storage["vectors"]["image"] == {"datatype": "float32", "on_disk": True, "quantization": "int8",
+                                           "quantile": 0.99, "always_ram": True, "hnsw_m": 0,
+                                           "hnsw_ef_construct": None}
+    table = runner.invoke(app, ["collections", "info", "empty", "--qdrant", str(store_dir)])
+    assert table.exit_code == 0 and "int8-disk+" in table.output
+    assert all(f"storage {row}" in table.output for row in ("image", "title", "fused", "search"))
+    assert "no HNSW" in table.output  # the rows' full text: test_store_storage.py
 
 
 def test_unknown_collection_is_one_line_naming_the_existing_ones(store_dir: Path) -> None:

@@ -1,6 +1,7 @@
 """docker-compose.yml and the Dockerfile: no Docker engine runs on the build machines, so their structure
 is checked here (single node by default; a `cluster` profile of three peers bootstrapped from node 1; a
-`serve` profile with `gcl-vdb serve` built from the repository's Dockerfile beside Qdrant)."""
+`serve` profile with `gcl-vdb serve` built from the repository's Dockerfile beside Qdrant; every Qdrant node
+runs the release of the installed qdrant-client)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import typer.main
 import yaml
 
 from gcl_vectordb.cli import serve
+from gcl_vectordb.store.server import check_server_version, client_version
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -30,8 +32,15 @@ def test_default_is_one_node_with_ports_volume_and_health_check() -> None:
     assert {"6333:6333", "6334:6334"} <= set(node["ports"])
     assert node["volumes"] == ["qdrant-storage:/qdrant/storage"]
     assert "6333" in " ".join(node["healthcheck"]["test"])
-    major, minor = (int(x) for x in node["image"].split(":v")[1].split(".")[:2])
-    assert (major, minor) >= (1, 16)  # collection metadata holds gcl-vdb's record
+
+
+def test_every_node_runs_the_release_of_the_installed_qdrant_client() -> None:
+    """The pinned server is the client's own minor release, which the connect-time check accepts."""
+    images = {s["image"] for s in _services().values() if s.get("image", "").startswith("qdrant/qdrant:")}
+    assert len(images) == 1
+    release = images.pop().split(":v")[1]
+    assert release.split(".")[:2] == client_version().split(".")[:2]
+    check_server_version(release, "docker-compose.yml", client_version())
 
 
 def test_cluster_profile_has_three_peers_bootstrapped_from_the_first() -> None:

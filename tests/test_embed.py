@@ -398,7 +398,10 @@ def test_ctrl_c_during_embed_and_sigkill_during_the_load_both_resume(
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     finished = run_harness(harness, 0, 0, load, subprocess_env)
     assert finished.returncode == 0, finished.stderr[-2000:]
-    assert json.loads(finished.stdout)["resumed_from"]["1"] == 28
+    report = json.loads(finished.stdout)
+    # a load from shards checkpoints rarely (redoing it is cheap): the engine's log kept what was upserted
+    # before the kills, and the re-run skips those points
+    assert report["points_present"] >= 40 and report["points_written"] + report["points_present"] == 55
     _one_shot(tiny_gs, micro_bundle, tmp_path / "reference")
     _assert_same_collection(tmp_path / "store", tmp_path / "reference", tiny_gs)
     shutil.rmtree(tmp_path / "reference")

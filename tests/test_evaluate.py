@@ -22,11 +22,13 @@ from gcl_vectordb.evaluation import DEFAULT_KS, DEFAULT_RBP_PS
 from gcl_vectordb.evaluation.bruteforce import compare_runs
 from gcl_vectordb.evaluation.protocol import prepare_split
 from gcl_vectordb.evaluation.runner import EvalConfig, evaluate
-from gcl_vectordb.store import open_store
+from gcl_vectordb.store import SearchRequest, open_store
+from gcl_vectordb.store.storage import StorageOptions
 from gcl_vectordb.topk import exact_run
 
 runner = CliRunner()
 K = 12  # tiny_gs lists 10 results per query; corpora hold ~30 products
+TINY_INDEX = {"indexing_threshold_kb": 1, "full_scan_threshold_kb": 1, "hnsw_m": 4, "hnsw_ef_construct": 8}
 
 
 @pytest.fixture(scope="module")
@@ -134,8 +136,7 @@ def test_saved_trec_files_give_the_same_figures_in_pytrec_eval(store_dir, tmp_pa
 def test_approx_reports_hnsw_beside_exact(tmp_path, tiny_gs, micro_bundle):
     root = tmp_path / "hnsw-store"
     ingest_dataset(tiny_gs, root, "gs10m", str(micro_bundle),
-                   store_options={"indexing_threshold_kb": 1, "full_scan_threshold_kb": 1, "hnsw_m": 4,
-                                  "hnsw_ef_construct": 8}, optimize=True)
+                   store_options=TINY_INDEX, optimize=True)
     with open_store(root) as store:
         assert store.indexed_vectors("gs10m") > 0
     report = evaluate(_config(root, splits=("in-domain",), approx=True, hnsw_ef=1))
@@ -149,6 +150,46 @@ def test_approx_reports_hnsw_beside_exact(tmp_path, tiny_gs, micro_bundle):
     assert split.timings.exact_search_s is not None
     body = split.to_dict()
     assert {"exact_metrics", "hnsw_minus_exact", "hnsw_overlap"} <= set(body)
+
+
+def test_exact_evaluation_of_a_quantized_collection_equals_float32(store_dir, tmp_path, tiny_gs, micro_bundle):
+    """int8 copies built (HNSW + quantization, tiny thresholds) and really searched by approximate
+    queries, yet exact evaluation reads the originals: the same figures as the float32 collection."""
+    root = tmp_path / "int8-store"
+    ingest_dataset(tiny_gs, root, "gs10m", str(micro_bundle), store_options=TINY_INDEX, optimize=True,
+                   storage=StorageOptions.preset("int8-disk"))
+    with open_store(root) as store:
+        assert store.indexed_vectors("gs10m") > 0
+        (point,) = store.retrieve("gs10m", [_first_product(tiny_gs)], with_vectors=True)
+        query = point.vectors["fused"] + 0.1
+        exact = {h.product_id: h.score for h in store.search("gs10m", SearchRequest(query, limit=50, exact=True))}
+        raw = store.search("gs10m", SearchRequest(query, limit=5, hnsw_ef=8, rescore=False))
+        assert max(abs(h.score - exact[h.product_id]) for h in raw) > 1e-4  # the int8 copies are searched
+    quantized = evaluate(_config(root, check_bruteforce=True))
+    reference = evaluate(_config(store_dir))
+    assert quantized.settings.storage == "int8-disk" and quantized.settings.datatype == "float32"
+    for ours, theirs in zip(quantized.splits, reference.splits, strict=True):
+        for name, values in theirs.metrics.per_query.items():
+            np.testing.assert_array_equal(ours.metrics.per_query[name], values, err_msg=name)
+        assert ours.bruteforce.passed
+
+
+def test_a_float16_collection_is_evaluated_with_a_warning(store_dir, tmp_path, tiny_gs, micro_bundle, caplog):
+    root = tmp_path / "f16-store"
+    ingest_dataset(tiny_gs, root, "gs10m", str(micro_bundle), storage=StorageOptions.preset("float16"))
+    report = evaluate(_config(root, splits=("in-domain",)))
+    assert report.settings.datatype == "float16" and "rounds vectors and queries to float16" in caplog.text
+    reference = evaluate(_config(store_dir, splits=("in-domain",)))
+    ours, theirs = report.splits[0].metrics.mean(), reference.splits[0].metrics.mean()
+    assert ours["ndcg@10"] == pytest.approx(theirs["ndcg@10"], abs=0.05)  # close, not necessarily equal
+    result = runner.invoke(app, ["evaluate", "--split", "in-domain", "--collection", "gs10m", "--qdrant", str(root),
+                                 "--k", str(K)])
+    assert result.exit_code == 0, result.output
+    assert "stores the fused vectors as float16" in " ".join(result.output.split())
+
+
+def _first_product(root: Path) -> str:
+    return next(iter(open_dataset(root).iter_products(1, check_images=False)))[0].product_id
 
 
 def test_errors_are_clear(store_dir, tmp_path, tiny_gs):

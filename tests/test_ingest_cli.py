@@ -155,6 +155,31 @@ def test_shards_need_a_server(tmp_path: Path, tiny_gs: Path, micro_bundle: Path)
     assert "shards and replicas need a Qdrant server" in line
 
 
+def test_storage_is_chosen_at_creation_validated_first_and_then_fixed(
+    tmp_path: Path, tiny_gs: Path, micro_bundle: Path
+) -> None:
+    store = tmp_path / "store"
+    ingest = ["ingest", "--collection", "shop", "--data", str(tiny_gs), "--model", str(micro_bundle),
+              "--qdrant", str(store), "--workers", "0"]
+    line = _one_line_error(runner.invoke(app, [*ingest, "--storage", "int9-disk"]))
+    assert "unknown storage preset 'int9-disk' — use one of: ram, float16, int8-disk, binary-disk" in line
+    line = _one_line_error(runner.invoke(app, [*ingest, "--storage", "int8-disk", "--storage-set", "fused.colour=red"]))
+    assert "unknown storage option 'fused.colour'" in line
+    line = _one_line_error(runner.invoke(app, [*ingest, "--storage-set", "quantization=int4"]))
+    assert "unknown storage quantization 'int4'" in line
+    assert not store.exists()  # refused before anything was created
+
+    created = runner.invoke(app, [*ingest, "--storage", "int8-disk", "--storage-set", "image.hnsw=off", "--json"])
+    assert created.exit_code == 0, created.output
+    info = json.loads(runner.invoke(app, ["collections", "info", "shop", "--qdrant", str(store), "--json"]).stdout)
+    assert info["points"] == 55 and info["record"]["storage"]["name"] == "int8-disk+"
+    assert info["record"]["storage"]["vectors"]["image"]["hnsw_m"] == 0
+    line = _one_line_error(runner.invoke(app, [*ingest, "--storage", "float16"]))
+    assert "collection 'shop' is stored as int8-disk+, not float16" in line and "leave --storage out" in line
+    again = runner.invoke(app, [*ingest, "--json"])  # no --storage: the collection keeps its own
+    assert again.exit_code == 0 and json.loads(again.stdout)["points_written"] == 0
+
+
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

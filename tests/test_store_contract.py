@@ -3,7 +3,9 @@
 Every search mode is checked against a numpy brute force on small random data (exact search), the
 keyword modes against an independent BM25 (`tests/bm25_reference.py`), and the two backends must agree
 with each other. The test titles have pairwise different token counts, so that no two BM25 scores tie
-and rank-based fusion has one right answer.
+and rank-based fusion has one right answer. The read-only tests run on every storage preset too: with an
+HNSW graph and quantized copies really built (embedded, `optimize()` with tiny thresholds), exact search
+must still equal the brute force over the stored originals (float16-rounded where the storage says so).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from gcl_vectordb.store import (
 )
 from gcl_vectordb.store.bm25 import Bm25Settings
 from gcl_vectordb.store.plans import RRF_DEPTH_FACTOR, RRF_MIN_DEPTH
+from gcl_vectordb.store.storage import Datatype, StorageOptions
 from tests.bm25_reference import bm25_scores, tokens
 
 DIM = 16
@@ -49,6 +52,7 @@ class Corpus:
     corpus: np.ndarray
     brand: np.ndarray
     titles: list[str]
+    half: frozenset[str] = frozenset()  # fields stored as float16: the engine rounds vectors and queries
 
     def points(self) -> list[PointRecord]:
         return [
@@ -89,9 +93,24 @@ def make_corpus(seed: int = 0, n: int = N, dim: int = DIM) -> Corpus:
                   np.array(["acme", "bolt", "corex"])[index % 3], make_titles(n, rng))
 
 
-def make_record(name: str = NAME, dim: int = DIM) -> CollectionRecord:
+def make_record(name: str = NAME, dim: int = DIM, storage: StorageOptions | None = None) -> CollectionRecord:
     return CollectionRecord(name, model_ref="tiny-clip@test", dim=dim, field_weights=WEIGHTS,
-                            dataset_root="/data/gs", ingest={"batch_size": 64})
+                            dataset_root="/data/gs", ingest={"batch_size": 64}, storage=storage or StorageOptions())
+
+
+def as_stored(corpus: Corpus, storage: StorageOptions) -> Corpus:
+    """The corpus as the engine holds it: float16 vectors rounded to float16 (then read as float32)."""
+    half = frozenset(f for f in corpus.vectors if storage.vectors[f].datatype is Datatype.float16)
+    vectors = {f: _half(v) if f in half else v for f, v in corpus.vectors.items()}
+    return replace(corpus, vectors=vectors, half=half)
+
+
+def _half(array: np.ndarray) -> np.ndarray:
+    return array.astype(np.float16).astype(array.dtype)
+
+
+TINY_INDEX = {"indexing_threshold_kb": 1, "full_scan_threshold_kb": 1}
+"""Embedded options that make `optimize()` build HNSW graphs and quantized copies on a few hundred points."""
 
 
 @pytest.fixture(params=["embedded", "server"])
@@ -112,15 +131,35 @@ def loaded(location: str, corpus: Corpus):
         yield store
 
 
-@pytest.fixture(scope="module", params=["embedded", "server"])
-def searchable(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, corpus: Corpus):
-    """A loaded store shared by the read-only tests of a module (one per backend)."""
+SEARCHABLE = ["embedded", "server", "embedded-int8-disk", "embedded-binary-disk", "embedded-float16",
+              "server-int8-disk"]
+
+
+@pytest.fixture(scope="module", params=SEARCHABLE)
+def searchable_storage(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, corpus: Corpus):
+    """A loaded store shared by the read-only tests of a module (per backend and storage preset), and the
+    corpus as it stores it. Embedded quantized collections are optimized: their quantized copies exist."""
+    backend, _, preset = request.param.partition("-")
+    storage = StorageOptions.preset(preset or "ram")
     root = tmp_path_factory.mktemp(request.param)
-    location = str(root / "store") if request.param == "embedded" else f"local:{root / 'qdrant'}"
-    with open_store(location) as store:
-        store.create_collection(make_record())
+    location = str(root / "store") if backend == "embedded" else f"local:{root / 'qdrant'}"
+    with open_store(location, **(TINY_INDEX if backend == "embedded" and preset else {})) as store:
+        store.create_collection(make_record(storage=storage))
         store.upsert(NAME, corpus.points())
-        yield store
+        if backend == "embedded" and preset:
+            store.optimize(NAME)
+            assert store.indexed_vectors(NAME) > 0
+        yield store, as_stored(corpus, storage)
+
+
+@pytest.fixture
+def searchable(searchable_storage) -> VectorStore:
+    return searchable_storage[0]
+
+
+@pytest.fixture
+def stored(searchable_storage) -> Corpus:
+    return searchable_storage[1]
 
 
 # ---------------------------------------------------------------- numpy references
@@ -139,7 +178,7 @@ def reference_scores(corpus: Corpus, request: SearchRequest) -> dict[str, float]
     """Score of every product the mode can return (brute force, float64)."""
     q = request.vector.astype(np.float64)
     q /= np.linalg.norm(q)
-    cos = {f: corpus.vectors[f].astype(np.float64) @ q for f in corpus.vectors}
+    cos = {f: corpus.vectors[f].astype(np.float64) @ (_half(q) if f in corpus.half else q) for f in corpus.vectors}
     mask = _mask(corpus, request)
     if request.mode in ("fused", "image", "title"):
         keep = mask & corpus.has[request.mode]
@@ -227,6 +266,8 @@ def test_create_get_list_and_record_round_trip(location: str) -> None:
         assert store.create_collection(record, exist_ok=True) == record
         with pytest.raises(ModelMismatch, match="holds 16-dim vectors"):
             store.create_collection(make_record(dim=32), exist_ok=True)
+        with pytest.raises(ConfigError, match="'products' is stored as ram, not int8-disk"):
+            store.create_collection(make_record(storage=StorageOptions.preset("int8-disk")), exist_ok=True)
 
 
 def test_upsert_count_corpus_filter_and_idempotence(loaded: VectorStore, corpus: Corpus) -> None:
@@ -237,7 +278,8 @@ def test_upsert_count_corpus_filter_and_idempotence(loaded: VectorStore, corpus:
     assert loaded.count(NAME) == N
 
 
-def test_retrieve_round_trips_vectors_and_payload(searchable: VectorStore, corpus: Corpus) -> None:
+def test_retrieve_round_trips_vectors_and_payload(searchable: VectorStore, stored: Corpus) -> None:
+    corpus = stored
     wanted = ["p0000", "p0007", "p0013", "missing"]
     records = searchable.retrieve(NAME, wanted, with_vectors=True)
     assert [r.product_id for r in records] == ["p0000", "p0007", "p0013"]
@@ -287,7 +329,8 @@ QUERY_CASES = [
 
 
 @pytest.mark.parametrize("case", QUERY_CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
-def test_every_mode_equals_numpy_brute_force(searchable: VectorStore, corpus: Corpus, case: dict) -> None:
+def test_every_mode_equals_numpy_brute_force(searchable: VectorStore, stored: Corpus, case: dict) -> None:
+    corpus = stored
     rng = np.random.default_rng(7)
     for _ in range(4):
         request = SearchRequest(rng.normal(size=DIM).astype(np.float32), exact=True, text=make_query(rng), **case)
@@ -522,3 +565,35 @@ def test_add_bm25_survives_reopening(backend: str, tmp_path: Path, corpus: Corpu
         hits = store.search(NAME, request)
     reference = bm25_scores(corpus.titles[:60], "red shoes", Bm25Settings(k=0.9, b=0.4, avg_len=30))
     assert_top_k(hits, {corpus.ids[i]: s for i, s in reference.items()}, 5)
+
+
+@pytest.mark.parametrize("preset, recall_floor", [("int8-disk", 0.9), ("binary-disk", 0.5)])
+def test_quantized_collections_search_their_copies_and_rescore_with_the_originals(
+    tmp_path: Path, preset: str, recall_floor: float
+) -> None:
+    """With the quantized copies built: unrescored scores are approximate (the copies are really
+    searched), rescored ones are the exact cosines, exact search is the brute force, and the HNSW +
+    quantization recall@10 is measured against it (a floor far below what it reaches, not equality)."""
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(12, DIM))
+    fused = (centres[rng.integers(0, 12, 400)] + 0.15 * rng.normal(size=(400, DIM))).astype(np.float32)
+    ids = [f"c{i}" for i in range(400)]
+    with open_store(tmp_path / "store", **TINY_INDEX) as store:
+        store.create_collection(make_record(storage=StorageOptions.preset(preset)), bulk_load=True)
+        store.upsert_arrays(NAME, ids, {"fused": fused}, None, [product_payload(p, p, None, 1) for p in ids])
+        store.optimize(NAME)
+        recalls, drift = [], []
+        for i in range(0, 400, 10):
+            q = fused[i] + 0.3 * rng.normal(size=DIM).astype(np.float32)
+            cosines = fused.astype(np.float64) @ (q / np.linalg.norm(q))
+            cosines /= np.linalg.norm(fused.astype(np.float64), axis=1)
+            reference = dict(zip(ids, cosines, strict=True))
+            exact = store.search(NAME, SearchRequest(q, limit=10, exact=True))
+            assert_top_k(exact, reference, 10)
+            rescored = store.search(NAME, SearchRequest(q, limit=10, hnsw_ef=32))
+            assert all(h.score == pytest.approx(reference[h.product_id], abs=1e-5) for h in rescored)
+            raw = store.search(NAME, SearchRequest(q, limit=10, hnsw_ef=32, rescore=False))
+            drift.append(max(abs(h.score - reference[h.product_id]) for h in raw))
+            recalls.append(len({h.product_id for h in exact} & {h.product_id for h in rescored}) / 10)
+    assert max(drift) > 1e-3  # scores of the quantized copies, not of the originals
+    assert np.mean(recalls) >= recall_floor

@@ -3,14 +3,12 @@ an API key that must never leak; and the server backend's bulk-load, cluster and
 
 from __future__ import annotations
 
-import http.server
 import json
 import logging
 import socket
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -29,6 +27,7 @@ from gcl_vectordb.store import (
     product_payload,
 )
 from gcl_vectordb.store.server import ServerStore, redact_url
+from tests.qdrant_fakes import FakeRest, fake_rest
 
 DIM = 8
 SECRET = "s3cr3t-api-key-do-not-print"
@@ -126,43 +125,14 @@ def test_credentials_in_the_url_are_redacted() -> None:
     assert redact_url("http://localhost:6333") == "http://localhost:6333"
 
 
-class _FakeQdrant(http.server.BaseHTTPRequestHandler):
-    """A loopback stand-in for the Qdrant REST API: lists no collections, or answers 401."""
-
-    seen_keys: list[str | None] = []
-    status = 200
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        type(self).seen_keys.append(self.headers.get("api-key"))
-        body = {"result": {"collections": []}, "status": "ok", "time": 0.0}
-        if self.status != 200:
-            body = {"status": {"error": "Unauthorized"}, "time": 0.0}
-        data = json.dumps(body).encode()
-        self.send_response(self.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def fake_qdrant() -> Iterator[tuple[str, type[_FakeQdrant]]]:
-    handler = type("Handler", (_FakeQdrant,), {"seen_keys": [], "status": 200})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    finally:
-        server.shutdown()
-        server.server_close()
+def fake_qdrant() -> Iterator[tuple[str, type[FakeRest]]]:
+    with fake_rest() as served:
+        yield served
 
 
 def test_api_key_reaches_the_server_but_no_repr_log_or_error(
-    fake_qdrant: tuple[str, type[_FakeQdrant]], caplog: pytest.LogCaptureFixture
+    fake_qdrant: tuple[str, type[FakeRest]], caplog: pytest.LogCaptureFixture
 ) -> None:
     url, handler = fake_qdrant
     caplog.set_level(logging.DEBUG)
@@ -334,6 +304,39 @@ def test_an_unwritable_store_location_is_a_store_error(tmp_path: Path) -> None:
     not_a_folder.write_text("x")
     with open_store(not_a_folder) as store, pytest.raises(StoreError, match="cannot create collection products"):
         store.create_collection(_record())
+
+
+def test_a_create_that_fails_half_way_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shard is made, then writing the record fails (a full disk, say): no folder stays behind, and
+    the same create succeeds once the cause is gone."""
+    from gcl_vectordb.store import embedded
+    from gcl_vectordb.store.storage import StorageOptions
+
+    def full_disk(*args: Any, **kwargs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    record = CollectionRecord("big", model_ref="m", dim=DIM, storage=StorageOptions.preset("int8-disk"))
+    with open_store(tmp_path / "store") as store:
+        monkeypatch.setattr(embedded, "write_json_atomic", full_disk)
+        with pytest.raises(StoreError, match="cannot create collection big .*No space left on device"):
+            store.create_collection(record)
+        assert not (tmp_path / "store" / "big").exists() and store.list_collections() == []
+        monkeypatch.undo()
+        assert store.create_collection(record) == record
+    with open_store(tmp_path / "store") as store:
+        assert store.get_record("big").storage == record.storage
+
+
+def test_a_server_create_that_fails_half_way_drops_the_collection(recorded) -> None:
+    from qdrant_client.http.exceptions import UnexpectedResponse
+
+    store, recorder = recorded
+    record = _record()
+    recorder.failures["create_payload_index"] = [UnexpectedResponse(500, "Internal Server Error", b"{}", None)]
+    with pytest.raises(StoreError, match="refused to index the payload of products: HTTP 500"):
+        store.create_collection(record)
+    assert recorder.names("delete_collection") and not recorder._client.collection_exists("products")
+    assert store.create_collection(record) == record  # once the cause is gone, the same create works
 
 
 # ---------------------------------------------------------------- add_bm25 under hostile conditions

@@ -24,6 +24,7 @@ from gcl_vectordb.store import (
     schema,
 )
 from gcl_vectordb.store.bm25 import Bm25Settings, bm25_document_vectors, bm25_query_vector
+from gcl_vectordb.store.records import PointColumns
 
 
 def test_point_id_is_a_stable_uuid5() -> None:
@@ -64,18 +65,57 @@ def test_collection_record_validation(bad: dict) -> None:
         CollectionRecord(**values)
 
 
-def test_wire_rows_leave_out_absent_vectors_and_set_product_id() -> None:
+def _two_products() -> PointColumns:
     vectors = {"fused": np.arange(6, dtype=np.float32).reshape(2, 3) / 7, "image": np.ones((2, 3), np.float32)}
     present = {"fused": np.array([True, True]), "image": np.array([False, True])}
-    rows = list(schema.wire_rows(["a", "b"], vectors, present, [{"title": "x"}, {"product_id": "stale"}]))
+    return PointColumns(["a", "b"], vectors, present, [{"title": "x"}, {"product_id": "stale", "corpus": 2}])
+
+
+def _with_sparse(batch: PointColumns) -> PointColumns:
+    """The batch with BM25 vectors: a title for the first product, none for the second."""
+    (first,) = bm25_document_vectors(["red leather shoes"], Bm25Settings())
+    return replace(batch, sparse=[first, None])
+
+
+def test_wire_rows_leave_out_absent_vectors_and_set_product_id() -> None:
+    batch = _two_products()
+    rows = list(schema.wire_rows(batch))
     assert [r[0] for r in rows] == [point_id("a"), point_id("b")]
     assert set(rows[0][1]) == {"fused"} and set(rows[1][1]) == {"fused", "image"}
-    assert rows[0][1]["fused"] == [np.float32(v) for v in vectors["fused"][0]]
+    assert rows[0][1]["fused"] == [np.float32(v) for v in batch.vectors["fused"][0]]
     assert rows[0][2] == {"title": "x", "product_id": "a"} and rows[1][2]["product_id"] == "b"
     edge_point = schema.edge_points(iter(rows))[1]
     client_point = schema.client_points(iter(rows))[1]
     assert str(edge_point.id) == str(client_point.id) == point_id("b")
-    assert edge_point.payload == client_point.payload == {"product_id": "b"}
+    assert edge_point.payload == client_point.payload == {"product_id": "b", "corpus": 2}
+
+
+def test_grpc_upsert_carries_the_same_points_as_rest() -> None:
+    """The protobuf request, serialised and parsed back by qdrant-client's own converter, holds exactly the
+    points the REST path sends (vectors bit for bit, ids, payloads, absent vectors left out)."""
+    from qdrant_client import grpc
+    from qdrant_client.conversions.conversion import GrpcToRest
+
+    batch = _with_sparse(_two_products())
+    request = grpc.UpsertPoints.FromString(schema.grpc_upsert("products", batch).SerializeToString())
+    assert request.collection_name == "products" and request.wait
+    decoded = [GrpcToRest.convert_point_struct(p) for p in request.points]
+    rest = schema.client_points(schema.wire_rows(batch))
+    assert [str(p.id) for p in decoded] == [str(p.id) for p in rest]
+    assert [p.payload for p in decoded] == [p.payload for p in rest]
+    assert [p.vector for p in decoded] == [p.vector for p in rest]
+    assert set(decoded[0].vector) == {"fused", "bm25"} and set(decoded[1].vector) == {"fused", "image"}
+
+
+@pytest.mark.parametrize("dim", [1, 31, 32, 512, 4096, 40_000])
+def test_grpc_vectors_round_trip_at_every_varint_length(dim: int) -> None:
+    rng = np.random.default_rng(dim)
+    fused = rng.normal(size=(3, dim)).astype(np.float32)
+    batch = PointColumns(["x", "y", "z"], {"fused": fused}, {"fused": np.ones(3, bool)}, [{}, {}, {}])
+    request = type(schema.grpc_upsert("c", batch)).FromString(schema.grpc_upsert("c", batch).SerializeToString())
+    for i, point in enumerate(request.points):
+        np.testing.assert_array_equal(np.array(point.vectors.vectors.vectors["fused"].dense.data, np.float32),
+                                      fused[i])
 
 
 def test_point_and_hit_from_wire() -> None:

@@ -69,7 +69,7 @@ def _bm25(settings: Bm25Settings | None) -> str:
 
 @app.command("info")
 def info(name: NameArgument, qdrant: QdrantOption = None, json_output: JsonOption = False) -> None:
-    """Show one collection: its record (model, dim, field weights, dataset, ingest settings) and size.
+    """Show one collection: its record (model, dim, field weights, storage, dataset, ingest settings) and size.
 
     Example: gcl-vdb collections info gs10m --json
     """
@@ -84,6 +84,8 @@ def info(name: NameArgument, qdrant: QdrantOption = None, json_output: JsonOptio
         *((f"corpus {c} points", n) for c, n in described.corpus_points.items()),
         ("dim", record.dim), ("model", record.model_ref), ("vectors", ", ".join(record.vectors)),
         ("distance", record.distance), ("field weights", _weights(described)),
+        ("storage", record.storage.name),
+        *((f"storage {key}", value) for key, value in record.storage.describe().items()),
         ("bm25", _bm25(record.bm25)),
         ("dataset root", record.dataset_root), ("created at", record.created_at),
         ("created by", f"gcl-vdb {record.created_by}"),

@@ -14,7 +14,7 @@ from gcl_vectordb.cli.options import CollectionOption, JsonOption, QdrantOption
 from gcl_vectordb.domain import FusionMethod
 from gcl_vectordb.errors import ConfigError
 from gcl_vectordb.evaluation.report import EvalReport
-from gcl_vectordb.evaluation.runner import EvalConfig, evaluate
+from gcl_vectordb.evaluation.runner import FLOAT16_NOTE, EvalConfig, evaluate
 from gcl_vectordb.settings import resolve_settings
 
 app = command_app()
@@ -139,6 +139,8 @@ def print_report(report: EvalReport) -> None:
         f"model {'none (BM25)' if s.vector == 'bm25' else s.model_ref}", ["metric", *splits], rows,
         right_align=splits,
     )
+    if s.datatype == "float16":
+        output.warn(FLOAT16_NOTE % (s.collection, "fused" if s.vector == "hybrid" else s.vector))
     approx = [r for r in report.splits if r.exact_metrics is not None]
     if approx:
         deltas = [[HEADLINE_NAMES.get(m, m), *(f"{r.delta()[m]:+.4f}" for r in approx)] for m in names]

@@ -15,11 +15,14 @@ from gcl_vectordb.cli.options import (
     JsonOption,
     ModelOption,
     QdrantOption,
+    StorageOption,
+    StorageSetOption,
     WorkersOption,
     parse_weights,
 )
 from gcl_vectordb.ingest import IngestConfig, IngestReport, ingest_dataset
 from gcl_vectordb.settings import resolve_settings
+from gcl_vectordb.store.storage import parse_storage
 
 app = command_app()
 
@@ -53,6 +56,8 @@ def ingest_command(
     ] = None,
     shards: Annotated[int, typer.Option("--shards", min=1, help="Shards (Qdrant server only).")] = 1,
     replicas: Annotated[int, typer.Option("--replicas", min=1, help="Replicas (Qdrant server only).")] = 1,
+    storage: StorageOption = None,
+    storage_set: StorageSetOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Embed every product of a dataset (both corpora) and load it into a collection.
@@ -78,6 +83,7 @@ def ingest_command(
         collection=settings.collection, store=settings.store, **source,
         api_key=settings.api_key, batch_size=batch_size, workers=workers, build_index=not no_index,
         rejects=rejects, shards=shards, replicas=replicas, field_weights=weights,
+        storage=parse_storage(storage, storage_set) if storage or storage_set else None,
     )
     with output.ProgressBars() as progress:
         report = ingest_dataset(config, progress)

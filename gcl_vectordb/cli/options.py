@@ -16,6 +16,7 @@ import typer
 from gcl_vectordb.domain import FieldWeights, parse_pairs
 from gcl_vectordb.errors import ConfigError
 from gcl_vectordb.settings import DEFAULTS, ENV_VARS
+from gcl_vectordb.store.storage import PRESETS
 
 
 def _setting_help(text: str, key: str) -> str:
@@ -51,6 +52,20 @@ ImagesDirOption = Annotated[
                       "sibling images* folder."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document on stdout.")]
+StorageOption = Annotated[
+    str | None,
+    typer.Option("--storage", metavar="PRESET", show_default=False,
+                 help=f"How a new collection stores its vectors: {', '.join(PRESETS)} (default: ram; an "
+                      "existing collection keeps its own)."),
+]
+StorageSetOption = Annotated[
+    str | None,
+    typer.Option("--storage-set", metavar="KEY=VALUE,...", show_default=False,
+                 help="Change the storage preset: [image|title|fused.]OPTION=VALUE with OPTION datatype "
+                      "(float32|float16), on_disk, quantization (none|int8|binary), quantile, always_ram, "
+                      "hnsw (on|off), hnsw_m, hnsw_ef_construct; or oversampling=N, rescore=true|false. "
+                      "E.g. image.hnsw=off,title.hnsw=off"),
+]
 WorkersOption = Annotated[
     int | None,
     typer.Option("--workers", min=0, help="Image decoding processes; default: one per CPU; 0: decode in a thread."),

@@ -108,7 +108,9 @@ class SplitReport:
 
 @dataclass(frozen=True)
 class EvalSettings:
-    """What produced the figures: model, collection, data, protocol parameters, library versions."""
+    """What produced the figures: model, collection, data, protocol parameters, library versions, and how
+    the collection stores the evaluated vector (`storage` preset, `datatype`: exact search reads the
+    original vectors, so a quantized copy changes nothing, but float16 originals round every score)."""
 
     model_ref: str
     collection: str
@@ -122,6 +124,8 @@ class EvalSettings:
     weight_column: str
     versions: dict[str, str] = field(default_factory=dict)
     fusion: str | None = None  # how vector "hybrid" fused its rankings
+    storage: str = "ram"
+    datatype: str | None = "float32"  # of the dense vector searched; None for bm25
 
 
 @dataclass(frozen=True)

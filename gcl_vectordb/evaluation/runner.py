@@ -6,7 +6,9 @@ search, filter corpus == the split's corpus, limit k, the chosen named vector), 
 (`judge_run`) and compute the metrics. Optionally: the same with HNSW (`approx`), TREC files of the run
 and ground truth, and the numpy brute-force check. `vector="bm25"` ranks by BM25 of the query's words in
 the titles (IDF over the split's corpus; no model is loaded), `"hybrid"` fuses the fused-vector and the
-BM25 rankings (`fusion`); everything else is the same protocol.
+BM25 rankings (`fusion`); everything else is the same protocol. Exact search reads the original vectors
+whatever the collection's quantization, so an int8 or binary collection gives the figures of a float32
+one; float16 originals round the scores, and evaluate warns (`FLOAT16_NOTE`).
 
     report = evaluate(EvalConfig(splits=("novel-doc",), collection="gs10m", store="gcl-vdb-store"))
     report.splits[0].headline()["ndcg@10"]
@@ -49,6 +51,9 @@ log = logging.getLogger(__name__)
 DocumentVector = Literal["fused", "image", "title", "bm25", "hybrid"]
 DOCUMENT_VECTORS: tuple[str, ...] = ("fused", "image", "title", "bm25", "hybrid")
 RUN_TAG = "gcl-vdb"
+FLOAT16_NOTE = ("collection %r stores the %s vectors as float16: the engine rounds vectors and queries to "
+                "float16, so scores differ from float32 by ~1e-4 and near-ties may rank differently (the brute-force "
+                "check computes in float32); compare figures with a float32 collection, not across the two")
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,9 @@ def evaluate(config: EvalConfig, progress: Progress = NULL_PROGRESS) -> EvalRepo
         if config.mode.dense:  # BM25 alone needs no model
             encoder = load_encoder(record.model_ref, batch_size=config.batch_size)
             check_model(record, encoder.model_ref, encoder.dim)
+        datatype = _dense_datatype(record, config)
+        if datatype == "float16":
+            log.warning(FLOAT16_NOTE, record.name, "fused" if config.mode is SearchMode.hybrid else config.vector)
         reports = tuple(
             _evaluate_split(store, record, encoder, dataset, split.name, config, progress) for split in splits
         )
@@ -131,8 +139,16 @@ def evaluate(config: EvalConfig, progress: Progress = NULL_PROGRESS) -> EvalRepo
         vector=config.vector, search="hnsw" if config.approx else "exact", top_q=config.top_q, k=config.k,
         seed=config.seed, weight_column=config.weight_column, versions=library_versions(),
         fusion=config.fusion.value if config.mode is SearchMode.hybrid else None,
+        storage=record.storage.name, datatype=datatype,
     )
     return EvalReport(settings, reports, time.perf_counter() - started)
+
+
+def _dense_datatype(record: CollectionRecord, config: EvalConfig) -> str | None:
+    """The stored datatype of the dense vector the evaluation searches (`fused` for hybrid; None for bm25)."""
+    dense = "fused" if config.mode is SearchMode.hybrid else config.vector
+    storage = record.storage.vectors.get(dense)
+    return storage.datatype.value if storage is not None else None
 
 
 def _data_root(config: EvalConfig, record: CollectionRecord) -> Path:

@@ -11,6 +11,7 @@ from gcl_vectordb.errors import ConfigError
 from gcl_vectordb.settings import DEFAULTS, WORK_DIR
 from gcl_vectordb.store import is_server_location
 from gcl_vectordb.store.records import validate_collection_name
+from gcl_vectordb.store.storage import StorageOptions
 
 STATE_FILE = "state.json"
 REJECTS_FILE = "rejects.jsonl"
@@ -29,8 +30,10 @@ class IngestConfig:
     `checkpoint_s`: seconds between durable checkpoints (store flush, then the cursor); 0 = every batch;
     None: 5 s when embedding, 30 s when loading shards (a flush costs as much as ≈ 0.5 s of loading, and
     the points after the cursor are in the engine's write-ahead log anyway: a resumed load skips them).
-    `shards` / `replicas`: server collections only. `embeddings`: load the shards of `gcl-vdb embed`
-    from this folder instead of embedding `data` with `model_ref` (leave both None then).
+    `shards` / `replicas`: server collections only. `storage`: how a new collection stores its vectors
+    (`gcl_vectordb.store.storage`; None: the existing collection's, else the `ram` preset); an existing
+    collection stored otherwise is refused. `embeddings`: load the shards of `gcl-vdb embed` from this
+    folder instead of embedding `data` with `model_ref` (leave both None then).
     """
 
     collection: str
@@ -51,12 +54,15 @@ class IngestConfig:
     checkpoint_s: float | None = None
     device: str = "auto"
     encoder_batch_size: int = 64
+    storage: StorageOptions | None = None
     embeddings: Path | None = None
 
     def __post_init__(self) -> None:
         validate_collection_name(self.collection)
         if self.field_weights is not None and not isinstance(self.field_weights, FieldWeights):
             raise TypeError(f"field_weights must be FieldWeights, got {type(self.field_weights).__name__}")
+        if self.storage is not None and not isinstance(self.storage, StorageOptions):
+            raise TypeError(f"storage must be StorageOptions, got {type(self.storage).__name__}")
         object.__setattr__(self, "corpora", tuple(self.corpora))
         if self.embeddings is not None:
             object.__setattr__(self, "embeddings", Path(self.embeddings))

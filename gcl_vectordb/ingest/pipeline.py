@@ -201,6 +201,7 @@ class Pipeline:
         self.to_finish: queue.Queue = queue.Queue(maxsize=PREFETCH)
         self.to_write: queue.Queue = queue.Queue(maxsize=2)
         self._last_checkpoint = time.monotonic()
+        self._pending = False  # committed batches the last checkpoint does not cover
         self._prepare_s = 0.0
 
     # ---- the calling thread: finish
@@ -294,7 +295,8 @@ class Pipeline:
             with contextlib.suppress(Exception):  # keep what was committed; the first error is raised
                 self._checkpoint()
             raise
-        self._checkpoint()
+        if self._pending:  # (the last corpus's end already checkpointed, unless a stop came before it)
+            self._checkpoint()
 
     def _commit(self, batch: EncodedBatch) -> None:
         setup, source = self.setup, batch.source
@@ -306,12 +308,15 @@ class Pipeline:
         new = setup.rejects.add(batch.rejects, source.corpus)
         cursor = setup.state.cursor(source.corpus)
         cursor.done, cursor.complete = source.end, source.complete
+        self._pending = True
         self.tally.add(self.tally.written, source.corpus, len(batch.product_ids))
         self.tally.add(self.tally.present, source.corpus, source.present)
         self.tally.add(self.tally.rejected, source.corpus, new)
         self.task.advance(len(batch.product_ids) + source.present + len(batch.rejects))
-        if (source.complete or setup.sink.due()
-                or time.monotonic() - self._last_checkpoint >= setup.checkpoint_s):
+        # A corpus's end is checkpointed where redoing work costs a model's time; a load from shards
+        # redoes cheaply, and a flush costs ≈ 0.5 s: it checkpoints only at the end and on the interval.
+        corpus_end = source.complete and (setup.source.encodes or source.corpus == setup.corpora[-1])
+        if corpus_end or setup.sink.due() or time.monotonic() - self._last_checkpoint >= setup.checkpoint_s:
             self._checkpoint()
         if source.complete:
             self.committed[source.corpus].set()
@@ -322,7 +327,7 @@ class Pipeline:
         self.setup.sink.flush()
         self.setup.rejects.sync()
         self.setup.state.save()
-        self._last_checkpoint = time.monotonic()
+        self._last_checkpoint, self._pending = time.monotonic(), False
         self.tally.seconds["checkpoint"] += time.perf_counter() - started
 
     # ---- plumbing

@@ -43,6 +43,7 @@ from gcl_vectordb.ingest.state import IngestState, RejectsFile, dataset_fingerpr
 from gcl_vectordb.ingest.store_sink import StoreSink
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.store import CollectionRecord, VectorStore, check_model, open_store
+from gcl_vectordb.store.storage import StorageOptions
 
 log = logging.getLogger(__name__)
 IDENTITY_KEY = "model_identity"
@@ -181,7 +182,7 @@ def _collection(
     existing = _stored_record(store, config.collection)
     weights = _field_weights(config, existing)
     if existing is not None:
-        _check_same_source(existing, dataset.root, weights)
+        _check_same_source(existing, dataset.root, weights, config.storage)
         store.count(config.collection)  # takes the collection now: "in use" before the slow work
     clock = time.perf_counter()
     encoder = load_encoder(config.model_ref, device=config.device, batch_size=config.encoder_batch_size)
@@ -208,20 +209,26 @@ def _field_weights(config: IngestConfig, existing: CollectionRecord | None) -> F
     return existing.field_weights if existing is not None else DEFAULT_FIELD_WEIGHTS
 
 
-def _check_same_source(record: CollectionRecord, root: Path, weights: FieldWeights) -> None:
-    """A collection holds one dataset with one set of field weights: refuse to mix in another."""
+def _check_same_source(
+    record: CollectionRecord, root: Path, weights: FieldWeights, storage: StorageOptions | None
+) -> None:
+    """A collection holds one dataset with one set of field weights, stored one way: refuse to mix in
+    another, or to change the storage (fixed at creation)."""
     drop = f"ingest into another collection, or drop this one first (`gcl-vdb collections drop {record.name}`)"
     if record.dataset_root is not None and Path(record.dataset_root) != root:
         raise ConfigError(f"collection {record.name!r} was built from {record.dataset_root}, not {root}", drop)
     if record.field_weights != weights:
         raise ConfigError(f"collection {record.name!r} was built with field weights {record.field_weights}, "
                           f"not {weights}", drop)
+    if storage is not None and record.storage != storage:
+        raise ConfigError(f"collection {record.name!r} is stored as {record.storage.name}, not {storage.name}",
+                          f"storage is chosen when a collection is created: leave --storage out, or {drop}")
 
 
 def _new_record(config: IngestConfig, dataset: Dataset, encoder: Encoder, weights: FieldWeights) -> CollectionRecord:
     return CollectionRecord(
         config.collection, model_ref=encoder.model_ref, dim=encoder.dim, field_weights=weights,
-        dataset_root=str(dataset.root),
+        dataset_root=str(dataset.root), storage=config.storage or StorageOptions(),
         ingest={"layout": dataset.layout, "images_dir": str(dataset.images_dir), "batch_size": config.batch_size,
                 "corpora": list(config.corpora), "image_size": encoder.image_size},
         extra={IDENTITY_KEY: encoder.identity.to_dict()},
@@ -238,13 +245,13 @@ def _collection_for_shards(config: IngestConfig, store: VectorStore, manifest: M
     root = Path(header.dataset["root"])
     existing = _stored_record(store, config.collection)
     if existing is not None:
-        _check_same_source(existing, root, header.field_weights)
+        _check_same_source(existing, root, header.field_weights, config.storage)
         check_identity(existing, header.model)
         store.count(config.collection)  # takes the collection now: "in use" before the slow work
         return existing, False
     record = CollectionRecord(
         config.collection, model_ref=header.model.model_ref, dim=header.dim, field_weights=header.field_weights,
-        dataset_root=str(root),
+        dataset_root=str(root), storage=config.storage or StorageOptions(),
         ingest={"layout": header.dataset.get("layout"), "images_dir": header.dataset.get("images_dir"),
                 "batch_size": config.batch_size, "corpora": list(config.corpora),
                 "image_size": header.model.preprocessing.image_size, "embeddings": str(manifest.root)},

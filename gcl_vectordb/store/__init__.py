@@ -6,9 +6,13 @@
 - anything else → `EmbeddedStore`, the Qdrant engine in-process, one folder per collection under it.
 
     with open_store("gcl-vdb-store") as store:
-        store.create_collection(CollectionRecord("gs10m", model_ref="model/", dim=512))
+        store.create_collection(CollectionRecord("gs10m", model_ref="model/", dim=512,
+                                                 storage=StorageOptions.preset("int8-disk")))
         store.upsert("gs10m", points)
         hits = store.search("gs10m", SearchRequest(query_vector, mode="rrf", limit=10))
+
+`CollectionRecord.storage` (`gcl_vectordb.store.storage`) says how the collection stores its vectors; it is
+applied when the collection is created and fixed from then on.
 """
 
 from __future__ import annotations
@@ -30,11 +34,12 @@ from gcl_vectordb.store.records import (
     product_payload,
 )
 from gcl_vectordb.store.schema import point_id
+from gcl_vectordb.store.storage import PRESETS, StorageOptions, VectorStorage, parse_storage
 
 __all__ = [
-    "VECTOR_NAMES", "CollectionRecord", "EmbeddedOptions", "EmbeddedStore",
-    "Hit", "PointRecord", "SearchRequest", "VectorStore",
-    "check_model", "is_server_location", "open_store", "point_id", "product_payload",
+    "PRESETS", "VECTOR_NAMES", "CollectionRecord", "EmbeddedOptions", "EmbeddedStore",
+    "Hit", "PointRecord", "SearchRequest", "StorageOptions", "VectorStorage", "VectorStore",
+    "check_model", "is_server_location", "open_store", "parse_storage", "point_id", "product_payload",
 ]
 
 
@@ -48,7 +53,8 @@ def open_store(location: str | Path, *, api_key: str | None = None, **options: A
     """Open the store at `location` (see the module docstring); `options` go to the backend's options.
 
     Embedded options: `EmbeddedOptions` fields (HNSW and indexing thresholds, batch size).
-    Server options: `ServerOptions` fields (timeout, batch size, retries, backoff, green wait).
+    Server options: `ServerOptions` fields (timeout, batch size, retries, backoff, green wait, gRPC port,
+    upserts in flight).
     """
     text = str(location)
     if is_server_location(text):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -19,19 +19,27 @@ from gcl_vectordb.errors import CollectionNotFound, ConfigError, ModelMismatch, 
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.store import plans
 from gcl_vectordb.store.bm25 import Bm25Settings, SparseVector, bm25_document_vectors, bm25_query_vector
-from gcl_vectordb.store.records import VECTOR_NAMES, CollectionRecord, Hit, PointRecord, SearchRequest
-from gcl_vectordb.store.schema import WireRow, hits_from_wire, point_from_wire, point_id, wire_rows
+from gcl_vectordb.store.records import (
+    VECTOR_NAMES,
+    CollectionRecord,
+    Hit,
+    PointColumns,
+    PointRecord,
+    SearchRequest,
+)
+from gcl_vectordb.store.schema import hits_from_wire, point_from_wire, point_id
 
 log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
 class PreparedUpsert:
-    """Points of one `prepare_upsert` call in the backend's wire form, `batch_size` per batch."""
+    """The batches of one `prepare_upsert` call, checked, with their BM25 vectors, in the form the backend
+    writes (the embedded engine's point objects; `PointColumns` for a server)."""
 
     collection: str
     count: int
-    batches: list[list[Any]]
+    batches: list[Any]
 
 
 @runtime_checkable
@@ -104,11 +112,17 @@ class StoreBase:
     thread_safe: bool = False
     """Whether one thread may read (retrieve, count) while another writes, without a lock of the caller's."""
 
-    def _wire_points(self, rows: list[WireRow]) -> list[Any]:
+    def _write(self, name: str, batches: Iterator[PointColumns]) -> None:
+        """Write every batch (at most `batch_size` products each) before returning."""
         raise NotImplementedError
 
-    def _write_wire(self, name: str, points: list[Any]) -> None:
-        raise NotImplementedError
+    def _prepare_batch(self, batch: PointColumns) -> Any:
+        """A batch in the form `_write_prepared` takes; by default the batch itself."""
+        return batch
+
+    def _write_prepared(self, name: str, batches: list[Any]) -> None:
+        """Write batches made by `_prepare_batch`; by default through `_write`."""
+        self._write(name, iter(batches))
 
     def _add_sparse_vector(self, name: str) -> None:
         """Create the `bm25` sparse vector on an existing collection (a no-op where it exists)."""
@@ -160,41 +174,40 @@ class StoreBase:
         """Columnar upsert, the ingest hot path: `vectors[name]` `(n, dim)`, `present[name]` `(n,)` bool.
 
         `present=None` means every vector is present. `fused` must be present for every product.
-        Returns the number of points written. Same as `write_prepared(prepare_upsert(...))`. A collection
-        with BM25 also gets each title's sparse vector (`bm25_document_vectors` of the payload's `title`),
-        whoever writes the points.
-        """
-        return self.write_prepared(self.prepare_upsert(name, product_ids, vectors, present, payloads))
-
-    def prepare_upsert(
-        self, name: str, product_ids: Sequence[str], vectors: Mapping[str, np.ndarray],
-        present: Mapping[str, np.ndarray] | None, payloads: Sequence[Mapping[str, Any]],
-    ) -> PreparedUpsert:
-        """The checked wire form of an `upsert_arrays` call (BM25 vectors included), for `write_prepared`.
-
-        The two halves exist so that one thread can convert while another writes: the conversion (vectors
-        to Python lists, then the client's point objects) holds the GIL, the embedded engine's write does not.
+        Returns the number of points written. A collection with BM25 also gets each title's sparse
+        vector (`bm25_document_vectors` of the payload's `title`), whoever writes the points.
         """
         record = self.get_record(name)
         n = len(product_ids)
         present = present or {key: np.ones(n, dtype=bool) for key in vectors}
         _check_columns(record, n, vectors, present, payloads)
-        batches = []
-        for start in range(0, n, self.batch_size):
-            stop = min(start + self.batch_size, n)
-            sparse = None
-            if record.bm25 is not None:
-                sparse = bm25_document_vectors([p.get("title") for p in payloads[start:stop]], record.bm25)
-            batches.append(self._wire_points(list(wire_rows(
-                product_ids[start:stop], {k: v[start:stop] for k, v in vectors.items()},
-                {k: present[k][start:stop] for k in vectors}, payloads[start:stop], sparse,
-            ))))
-        return PreparedUpsert(name, n, batches)
+        columns = PointColumns(product_ids, vectors, {k: present[k] for k in vectors}, payloads)
+        self._write(name, (_with_bm25(batch, record.bm25) for batch in columns.batches(self.batch_size)))
+        log.debug("upserted %d points into %s", n, name)
+        return n
+
+    def prepare_upsert(
+        self, name: str, product_ids: Sequence[str], vectors: Mapping[str, np.ndarray],
+        present: Mapping[str, np.ndarray] | None, payloads: Sequence[Mapping[str, Any]],
+    ) -> PreparedUpsert:
+        """The first half of `upsert_arrays`: checked batches with their BM25 vectors, converted to what the
+        backend writes; `write_prepared` writes them.
+
+        The halves exist so that one thread can convert while another writes: on the embedded engine the
+        conversion (vectors to Python lists, then the engine's point objects) holds the GIL and its write
+        does not, so a load from embedding shards overlaps the two (`gcl_vectordb.ingest.store_sink`).
+        """
+        record = self.get_record(name)
+        n = len(product_ids)
+        present = present or {key: np.ones(n, dtype=bool) for key in vectors}
+        _check_columns(record, n, vectors, present, payloads)
+        columns = PointColumns(product_ids, vectors, {k: present[k] for k in vectors}, payloads)
+        return PreparedUpsert(name, n, [self._prepare_batch(_with_bm25(batch, record.bm25))
+                                        for batch in columns.batches(self.batch_size)])
 
     def write_prepared(self, prepared: PreparedUpsert) -> int:
-        """Write what `prepare_upsert` made; returns the number of points written."""
-        for points in prepared.batches:
-            self._write_wire(prepared.collection, points)
+        """The second half of `upsert_arrays` (see `prepare_upsert`); returns the number of points written."""
+        self._write_prepared(prepared.collection, prepared.batches)
         log.debug("upserted %d points into %s", prepared.count, prepared.collection)
         return prepared.count
 
@@ -235,7 +248,7 @@ class StoreBase:
         results.update({i: [] for i, r in enumerate(requests) if r.mode is SearchMode.bm25 and not sparse[i]})
         simple = [i for i, r in enumerate(requests) if r.mode is not SearchMode.weighted and i not in results]
         if simple:
-            raw = self._query(name, [plans.plan_search(requests[i], sparse.get(i)) for i in simple])
+            raw = self._query(name, [plans.plan_search(requests[i], sparse.get(i), record.storage) for i in simple])
             for i, points in zip(simple, raw, strict=True):
                 results[i] = hits_from_wire(points, requests[i].with_payload)
         weighted = {i: r for i, r in enumerate(requests) if r.mode is SearchMode.weighted}
@@ -252,7 +265,7 @@ class StoreBase:
         results: dict[int, list[Hit]] = {}
         pending = list(requests)
         while pending:
-            groups = {i: plans.plan_weighted(requests[i], weights[i], depth[i]) for i in pending}
+            groups = {i: plans.plan_weighted(requests[i], weights[i], depth[i], record.storage) for i in pending}
             raw = iter(self._query(name, [plan for i in pending for plan in groups[i]]))
             still = []
             for i in pending:
@@ -312,6 +325,13 @@ class StoreBase:
         self.close()
 
 
+def _with_bm25(batch: PointColumns, settings: Bm25Settings | None) -> PointColumns:
+    """The batch with each title's BM25 vector, on a collection with keyword search (whoever writes)."""
+    if settings is None:
+        return batch
+    return dataclasses.replace(batch, sparse=bm25_document_vectors([p.get("title") for p in batch.payloads], settings))
+
+
 def _sized(vector: np.ndarray, dim: int, name: str, product_id: str) -> np.ndarray:
     if vector.shape != (dim,):
         raise ModelMismatch(
@@ -351,7 +371,8 @@ def collection_not_found(name: str, location: str, existing: list[str]) -> Colle
 def existing_record(
     stored: CollectionRecord, wanted: CollectionRecord, exist_ok: bool, location: str
 ) -> CollectionRecord:
-    """`create_collection` on an existing name: the stored record if `exist_ok` and the dims agree."""
+    """`create_collection` on an existing name: the stored record if `exist_ok` and the dims and the
+    storage agree (storage is fixed when a collection is created)."""
     if not exist_ok:
         raise StoreError(
             f"collection {wanted.name!r} already exists in {location}",
@@ -362,5 +383,11 @@ def existing_record(
             f"collection {wanted.name!r} holds {stored.dim}-dim vectors built by {stored.model_ref}, "
             f"not {wanted.dim}-dim ones from {wanted.model_ref}",
             "use the collection's model, or ingest into a new collection",
+        )
+    if stored.storage != wanted.storage:
+        raise ConfigError(
+            f"collection {wanted.name!r} is stored as {stored.storage.name}, not {wanted.storage.name}",
+            f"storage is chosen when a collection is created: drop it first (`gcl-vdb collections drop "
+            f"{wanted.name}`), or keep its storage",
         )
     return stored

@@ -11,7 +11,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.store import plans, schema
 from gcl_vectordb.store.base import StoreBase, collection_not_found, existing_record
 from gcl_vectordb.store.bm25 import SparseVector
-from gcl_vectordb.store.records import CollectionRecord, validate_collection_name
+from gcl_vectordb.store.records import CollectionRecord, PointColumns, validate_collection_name
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +97,10 @@ class EmbeddedStore(StoreBase):
             return existing_record(self.get_record(record.name), record, exist_ok, self.location)
         if (folder / SHARD_DIR).exists():  # a create that died before writing its record
             shutil.rmtree(folder / SHARD_DIR)
-        config = schema.edge_config(record.dim, self.options.hnsw(), self.options.indexing_threshold_kb,
+        config = schema.edge_config(record.dim, record.storage, self.options.hnsw(), self.options.indexing_threshold_kb,
                                     bm25=record.bm25 is not None)
+        new_folder = not folder.exists()
+        shard = None
         try:
             folder.mkdir(parents=True, exist_ok=True)
             shard = edge.EdgeShard.create(str(folder / SHARD_DIR), config)
@@ -106,10 +108,12 @@ class EmbeddedStore(StoreBase):
                 shard.update(operation)
             write_json_atomic(folder / RECORD_FILE, schema.record_to_json(record))
         except Exception as exc:  # OSError, or qdrant-edge's plain Exception
+            _remove_partial(folder, shard, new_folder)
             raise StoreError(f"cannot create collection {record.name} in {self.location}: {exc}",
                              "check that the store folder is writable (--qdrant PATH)") from exc
         self._shards[record.name], self._records[record.name] = shard, record
-        log.info("created collection %s in %s (dim %d)", record.name, self.location, record.dim)
+        log.info("created collection %s in %s (dim %d, storage %s)", record.name, self.location, record.dim,
+                 record.storage.name)
         return record
 
     def get_record(self, name: str) -> CollectionRecord:
@@ -182,11 +186,18 @@ class EmbeddedStore(StoreBase):
         conditions = [("corpus", corpus)] if corpus is not None else []
         return self._shard(name).count(edge.CountRequest(exact=True, filter=schema.edge_filter(conditions)))
 
-    def _wire_points(self, rows: list[schema.WireRow]) -> list[Any]:
-        return schema.edge_points(iter(rows))
+    def _write(self, name: str, batches: Iterator[PointColumns]) -> None:
+        shard = self._shard(name)
+        for batch in batches:
+            shard.update(edge.UpdateOperation.upsert_points(schema.edge_points(schema.wire_rows(batch))))
 
-    def _write_wire(self, name: str, points: list[Any]) -> None:
-        self._shard(name).update(edge.UpdateOperation.upsert_points(points))
+    def _prepare_batch(self, batch: PointColumns) -> list[edge.Point]:
+        return schema.edge_points(schema.wire_rows(batch))
+
+    def _write_prepared(self, name: str, batches: list[Any]) -> None:
+        shard = self._shard(name)
+        for points in batches:
+            shard.update(edge.UpdateOperation.upsert_points(points))
 
     def _add_sparse_vector(self, name: str) -> None:
         self._shard(name).update(schema.edge_create_sparse_vector())
@@ -231,3 +242,10 @@ class EmbeddedStore(StoreBase):
         self._shards[name] = shard
         return shard
 
+
+def _remove_partial(folder: Path, shard: edge.EdgeShard | None, new_folder: bool) -> None:
+    """Undo a create that failed half-way: nothing of the collection stays behind."""
+    if shard is not None:
+        shard.close()
+    target = folder if new_folder else folder / SHARD_DIR
+    shutil.rmtree(target, ignore_errors=True)

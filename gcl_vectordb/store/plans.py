@@ -9,10 +9,17 @@ C by nested prefetches and summed by a formula. A point outside C has, for every
 vector or cos ≤ s_f(L) (the L-th best cosine of f), so its score is at most
     bound = Σ_f w_f · max(s_f(L), 0)        (a field whose top-L list ran short contributes 0).
 If the k-th best score in C reaches `bound`, the top-k is certified exact (Fagin's threshold
-algorithm); otherwise L doubles and the search runs again.
+algorithm); otherwise L doubles and the search runs again. The certificate needs the exact cosine of
+every candidate: the stages that rescore the candidates are exact (on an indexed collection the engine
+would otherwise walk the HNSW graph restricted to the candidates and may skip some) and read the
+original vectors, never a quantized copy.
 
 The `bm25` mode scores the title's sparse vector (`gcl_vectordb.store.bm25`); `hybrid` prefetches the
 top-N on `fused` and the top-N by BM25 and fuses the two rankings in the engine (RRF or DBSF).
+
+Quantized collections (`StorageOptions`): a `Nearest` stage of an approximate search scores the quantized
+copy and rescores `oversampling` × limit candidates with the originals; an exact one reads the originals
+(`ORIGINALS`), so `exact=True` gives the same results on every storage with float32 originals.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import numpy as np
 from gcl_vectordb.domain import DOCUMENT_FIELDS, FieldWeights, FusionMethod, SearchMode
 from gcl_vectordb.store.bm25 import SPARSE_VECTOR, SparseVector
 from gcl_vectordb.store.records import Hit, SearchRequest
+from gcl_vectordb.store.storage import StorageOptions
 
 RRF_DEPTH_FACTOR = 5
 RRF_MIN_DEPTH = 50
@@ -70,11 +78,25 @@ class WeightedSum:
 
 
 @dataclass(frozen=True)
+class QuantizedSearch:
+    """How a stage uses quantized copies: `ignore` them and read the original vectors, or score them
+    and `rescore` the best `oversampling` × limit candidates with the originals."""
+
+    ignore: bool = False
+    rescore: bool = True
+    oversampling: float = 1.0
+
+
+ORIGINALS = QuantizedSearch(ignore=True)
+
+
+@dataclass(frozen=True)
 class QueryPlan:
     """One query stage: score the prefetched candidates (or the whole collection) and keep `limit`.
 
     `conditions` are exact-match payload conditions (key, value), applied at every stage.
-    `with_payload`: True (all), False (none) or the keys to return.
+    `with_payload`: True (all), False (none) or the keys to return. `quantization`: how the stage uses
+    quantized copies (None: the engine's default).
     """
 
     query: Nearest | SparseNearest | RrfFusion | DbsfFusion | WeightedSum
@@ -84,6 +106,7 @@ class QueryPlan:
     exact: bool = False
     hnsw_ef: int | None = None
     with_payload: bool | tuple[str, ...] = ("product_id",)
+    quantization: QuantizedSearch | None = None
 
 
 def conditions_of(request: SearchRequest) -> tuple[tuple[str, str | int], ...]:
@@ -98,12 +121,26 @@ def _payload_of(request: SearchRequest) -> bool | tuple[str, ...]:
     return True if request.with_payload else ("product_id",)
 
 
+def quantized_search(request: SearchRequest, storage: StorageOptions | None) -> QuantizedSearch | None:
+    """Exact: the originals. Approximate on a quantized collection: the request's rescoring, else the
+    collection's. Otherwise None (nothing to say to the engine)."""
+    if request.exact:
+        return ORIGINALS
+    if storage is None or not storage.quantized:
+        return None
+    return QuantizedSearch(
+        rescore=storage.rescore if request.rescore is None else request.rescore,
+        oversampling=storage.oversampling if request.oversampling is None else float(request.oversampling),
+    )
+
+
 def _nearest(
-    request: SearchRequest, using: str, limit: int, payload: bool | tuple[str, ...] = ("product_id",)
+    request: SearchRequest, using: str, limit: int, storage: StorageOptions | None,
+    payload: bool | tuple[str, ...] = ("product_id",),
 ) -> QueryPlan:
     return QueryPlan(
         Nearest(request.vector, using), limit, conditions=conditions_of(request), exact=request.exact,
-        hnsw_ef=request.hnsw_ef, with_payload=payload,
+        hnsw_ef=request.hnsw_ef, with_payload=payload, quantization=quantized_search(request, storage),
     )
 
 
@@ -121,15 +158,17 @@ def fusion_depth(request: SearchRequest) -> int:
     return max(request.limit * RRF_DEPTH_FACTOR, RRF_MIN_DEPTH)
 
 
-def plan_search(request: SearchRequest, sparse: SparseVector | None = None) -> QueryPlan:
+def plan_search(
+    request: SearchRequest, sparse: SparseVector | None = None, storage: StorageOptions | None = None
+) -> QueryPlan:
     """The plan of any request but `weighted` (which has `plan_weighted`); `sparse` is the query's BM25
-    vector, needed by the `bm25` and `hybrid` modes."""
+    vector, needed by the `bm25` and `hybrid` modes; `storage` the collection's (None: not quantized)."""
     if request.mode in (SearchMode.fused, SearchMode.image, SearchMode.title):
-        return _nearest(request, request.mode.value, request.limit, _payload_of(request))
+        return _nearest(request, request.mode.value, request.limit, storage, _payload_of(request))
     if request.mode is SearchMode.rrf:
         return QueryPlan(
             RrfFusion(request.rrf_k), request.limit,
-            prefetch=tuple(_nearest(request, f, fusion_depth(request)) for f in DOCUMENT_FIELDS),
+            prefetch=tuple(_nearest(request, f, fusion_depth(request), storage) for f in DOCUMENT_FIELDS),
             conditions=conditions_of(request), with_payload=_payload_of(request),
         )
     if request.mode.lexical:
@@ -140,7 +179,7 @@ def plan_search(request: SearchRequest, sparse: SparseVector | None = None) -> Q
         fusion = RrfFusion(request.rrf_k) if request.fusion is FusionMethod.rrf else DbsfFusion()
         depth = fusion_depth(request)
         return QueryPlan(
-            fusion, request.limit, prefetch=(_nearest(request, "fused", depth), _bm25(request, sparse, depth)),
+            fusion, request.limit, prefetch=(_nearest(request, "fused", depth, storage), _bm25(request, sparse, depth)),
             conditions=conditions_of(request), with_payload=_payload_of(request),
         )
     raise ValueError(f"use plan_weighted for mode {request.mode!r}")
@@ -150,13 +189,16 @@ def initial_depth(request: SearchRequest) -> int:
     return max(request.limit * WEIGHTED_DEPTH_FACTOR, WEIGHTED_MIN_DEPTH)
 
 
-def plan_weighted(request: SearchRequest, weights: FieldWeights, depth: int) -> list[QueryPlan]:
+def plan_weighted(
+    request: SearchRequest, weights: FieldWeights, depth: int, storage: StorageOptions | None = None
+) -> list[QueryPlan]:
     """[top-`depth` of each weighted field (for the bound)..., the weighted top-k over their union]."""
     fields = weights.positive()
-    tops = tuple(_nearest(request, f, depth) for f in fields)
+    tops = tuple(_nearest(request, f, depth, storage) for f in fields)
     union = len(fields) * depth
     rescored = tuple(
-        QueryPlan(Nearest(request.vector, f), union, prefetch=tops, conditions=conditions_of(request))
+        QueryPlan(Nearest(request.vector, f), union, prefetch=tops, conditions=conditions_of(request),
+                  exact=True, quantization=ORIGINALS)
         for f in fields
     )
     combined = QueryPlan(

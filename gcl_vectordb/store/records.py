@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -16,16 +16,12 @@ from typing import Any
 import numpy as np
 
 from gcl_vectordb import __version__
-from gcl_vectordb.domain import DEFAULT_FIELD_WEIGHTS, DOCUMENT_FIELDS, FieldWeights, FusionMethod, SearchMode
+from gcl_vectordb.domain import DEFAULT_FIELD_WEIGHTS, FieldWeights, FusionMethod, SearchMode
 from gcl_vectordb.errors import ConfigError, ModelMismatch, StoreError
-from gcl_vectordb.store.bm25 import Bm25Settings
+from gcl_vectordb.store.bm25 import Bm25Settings, SparseVector
+from gcl_vectordb.store.storage import VECTOR_NAMES, StorageOptions
 
 log = logging.getLogger(__name__)
-
-VECTOR_NAMES: tuple[str, ...] = (*DOCUMENT_FIELDS, "fused")
-"""Named dense vectors of every collection (cosine): one per document field, and `fused` =
-normalize(Σ α_f · e_f), always present. `rrf` and `weighted` searches combine the field vectors.
-Collections made since keyword search exists also hold the sparse vector `bm25` (`store.bm25`)."""
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -49,9 +45,11 @@ class CollectionRecord:
     """What built a collection, persisted with it so that queries use the same model.
 
     `field_weights` are the GCL field weights α_f the fused vector was built with; `weighted` searches
-    default to them. `ingest` keeps ingest settings (batch size,
-    fields, ...), `extra` anything else a caller wants remembered. `bm25`: the BM25 settings of the
-    title's sparse vector; None for a collection made before keyword search (`require_bm25`).
+    default to them. `storage` is how the dense vectors are stored (datatype, RAM or disk, quantization,
+    HNSW; `gcl_vectordb.store.storage`), applied when the collection is created and fixed from then on.
+    `ingest` keeps ingest settings (batch size, fields, ...), `extra` anything else a caller wants
+    remembered. `bm25`: the BM25 settings of the title's sparse vector; None for a collection made
+    before keyword search (`require_bm25`).
     """
 
     name: str
@@ -63,6 +61,7 @@ class CollectionRecord:
     created_at: str = field(default_factory=utc_now_iso)
     distance: str = "cosine"
     vectors: tuple[str, ...] = VECTOR_NAMES
+    storage: StorageOptions = field(default_factory=StorageOptions)
     ingest: Mapping[str, Any] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
     bm25: Bm25Settings | None = field(default_factory=Bm25Settings)
@@ -80,6 +79,8 @@ class CollectionRecord:
             )
         if not isinstance(self.field_weights, FieldWeights):
             raise TypeError(f"field_weights must be FieldWeights, got {type(self.field_weights).__name__}")
+        if not isinstance(self.storage, StorageOptions):
+            raise TypeError(f"storage must be StorageOptions, got {type(self.storage).__name__}")
         if self.bm25 is not None and not isinstance(self.bm25, Bm25Settings):
             raise TypeError(f"bm25 must be Bm25Settings or None, got {type(self.bm25).__name__}")
 
@@ -124,6 +125,35 @@ class PointRecord:
         object.__setattr__(self, "vectors", vectors)
 
 
+@dataclass(frozen=True)
+class PointColumns:
+    """A batch of products as columns, how writes travel from `StoreBase` to a backend.
+
+    `vectors[name]` `(n, dim)` float32, `present[name]` `(n,)` bool (a vector absent there is not
+    written), one payload per product, and each title's BM25 vector (None: no sparse vectors; a None
+    item: none for that product). Built by `upsert_arrays` after validation.
+    """
+
+    product_ids: Sequence[str]
+    vectors: Mapping[str, np.ndarray]
+    present: Mapping[str, np.ndarray]
+    payloads: Sequence[Mapping[str, Any]]
+    sparse: Sequence[SparseVector | None] | None = None
+
+    def __len__(self) -> int:
+        return len(self.product_ids)
+
+    def batches(self, size: int) -> Iterator[PointColumns]:
+        """Consecutive slices of at most `size` products (views, no copies)."""
+        for start in range(0, len(self), size):
+            stop = start + size
+            yield PointColumns(
+                self.product_ids[start:stop], {k: v[start:stop] for k, v in self.vectors.items()},
+                {k: v[start:stop] for k, v in self.present.items()}, self.payloads[start:stop],
+                self.sparse[start:stop] if self.sparse is not None else None,
+            )
+
+
 def product_payload(
     product_id: str, title: str, image: str | None, corpus: int, extra: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -148,6 +178,9 @@ class SearchRequest:
     on `fused` and top-N by BM25 (N as for `rrf`), fused in the engine by `fusion` (RRF with `rrf_k`,
     or DBSF). `exact=True` makes every dense ranking the exact top-k (BM25 always is).
     `corpus` filters corpus == N; `filters` adds exact-match payload conditions.
+    On a collection with quantized vectors, approximate searches score the quantized copies, then
+    `rescore` the best `oversampling` × limit with the original vectors (None: the collection's
+    defaults, `StorageOptions`); exact searches read the original vectors only.
     """
 
     vector: np.ndarray | None
@@ -162,6 +195,8 @@ class SearchRequest:
     hnsw_ef: int | None = None
     text: str | None = None
     fusion: FusionMethod = FusionMethod.rrf
+    oversampling: float | None = None
+    rescore: bool | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", SearchMode.parse(self.mode))
@@ -179,6 +214,11 @@ class SearchRequest:
         _require_positive("rrf_k", self.rrf_k)
         if self.hnsw_ef is not None:
             _require_positive("hnsw_ef", self.hnsw_ef)
+        if self.oversampling is not None and (isinstance(self.oversampling, bool) or not isinstance(
+                self.oversampling, (int, float)) or not 1.0 <= self.oversampling <= 100.0):
+            raise ConfigError(f"oversampling must be a number in [1, 100], got {self.oversampling!r}")
+        if self.rescore is not None and not isinstance(self.rescore, bool):
+            raise ConfigError(f"rescore must be true or false, got {self.rescore!r}")
         if self.corpus is not None and not isinstance(self.corpus, int):
             raise ConfigError(f"corpus must be an integer, got {self.corpus!r}")
         for key, value in self.filters.items():

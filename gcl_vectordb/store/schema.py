@@ -11,6 +11,7 @@ import hashlib
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, fields
+from enum import Enum
 from types import ModuleType
 from typing import Any
 
@@ -20,8 +21,17 @@ import qdrant_edge as edge
 from gcl_vectordb.domain import FieldWeights
 from gcl_vectordb.errors import ConfigError, StoreError
 from gcl_vectordb.store.bm25 import SPARSE_VECTOR, Bm25Settings, SparseVector
-from gcl_vectordb.store.plans import DbsfFusion, Nearest, QueryPlan, RrfFusion, SparseNearest, WeightedSum
-from gcl_vectordb.store.records import VECTOR_NAMES, CollectionRecord, Hit, PointRecord
+from gcl_vectordb.store.plans import (
+    DbsfFusion,
+    Nearest,
+    QuantizedSearch,
+    QueryPlan,
+    RrfFusion,
+    SparseNearest,
+    WeightedSum,
+)
+from gcl_vectordb.store.records import VECTOR_NAMES, CollectionRecord, Hit, PointColumns, PointRecord
+from gcl_vectordb.store.storage import Datatype, Quantization, StorageOptions, VectorStorage
 
 PRODUCT_NAMESPACE = uuid.UUID("6f1c2a0e-5b7d-5c43-9e0a-3d4b8f2e7a91")
 """UUID5 namespace of point ids. Fixed forever: changing it would orphan every stored point."""
@@ -52,7 +62,22 @@ def record_to_json(record: CollectionRecord) -> dict[str, Any]:
     data = asdict(record)
     data["vectors"] = list(record.vectors)
     data["field_weights"] = record.field_weights.as_dict()
+    data["storage"] = storage_to_json(record.storage)
     return {"format": RECORD_FORMAT, **data}
+
+
+def storage_to_json(storage: StorageOptions) -> dict[str, Any]:
+    """`{"name", "oversampling", "rescore", "vectors": {name: VectorStorage fields}}`, enums as strings."""
+    vectors = {name: {key: value.value if isinstance(value, Enum) else value for key, value in asdict(v).items()}
+               for name, v in storage.vectors.items()}
+    return {"name": storage.name, "oversampling": storage.oversampling, "rescore": storage.rescore,
+            "vectors": vectors}
+
+
+def storage_from_json(data: Mapping[str, Any]) -> StorageOptions:
+    """The inverse of `storage_to_json`; a record without `storage` (before storage options) is `ram`."""
+    vectors = {name: VectorStorage(**fields) for name, fields in data["vectors"].items()}
+    return StorageOptions(vectors, oversampling=data["oversampling"], rescore=data["rescore"], name=data["name"])
 
 
 def record_from_json(data: Mapping[str, Any], where: str) -> CollectionRecord:
@@ -67,10 +92,12 @@ def record_from_json(data: Mapping[str, Any], where: str) -> CollectionRecord:
         values["vectors"] = tuple(values.get("vectors", VECTOR_NAMES))
         if "field_weights" in values:
             values["field_weights"] = FieldWeights.from_mapping(values["field_weights"])
+        if "storage" in values:
+            values["storage"] = storage_from_json(values["storage"])
         bm25 = values.get("bm25")
         values["bm25"] = Bm25Settings.from_dict(bm25) if bm25 is not None else None
         return CollectionRecord(**values)
-    except (TypeError, ValueError, ConfigError) as exc:
+    except (TypeError, ValueError, KeyError, AttributeError, ConfigError) as exc:
         raise StoreError(f"the collection record in {where} is unreadable: {exc}",
                          "drop the collection and ingest it again") from exc
 
@@ -82,23 +109,19 @@ WireRow = tuple[str, dict[str, list[float] | SparseVector], dict[str, Any]]
 """(point id, {name: dense vector as a list, or the `bm25` SparseVector}, payload)."""
 
 
-def wire_rows(
-    product_ids: Sequence[str], vectors: Mapping[str, np.ndarray], present: Mapping[str, np.ndarray],
-    payloads: Sequence[Mapping[str, Any]], sparse: Sequence[SparseVector | None] | None = None,
-) -> Iterator[WireRow]:
+def wire_rows(batch: PointColumns) -> Iterator[WireRow]:
     """One WireRow per product; a vector absent in `present` (or a None `sparse[i]`) is left out.
 
-    `vectors[name]` is `(n, dim)`, `present[name]` `(n,)` bool, `sparse` the products' BM25 vectors.
     One `tolist()` per array is the fast path (≈ 3× faster than per-row conversion).
     """
-    lists = {name: np.asarray(array, dtype=np.float32).tolist() for name, array in vectors.items()}
-    masks = {name: np.asarray(present[name], dtype=bool).tolist() for name in vectors}
-    for i, product_id in enumerate(product_ids):
+    lists = {name: np.asarray(array, dtype=np.float32).tolist() for name, array in batch.vectors.items()}
+    masks = {name: np.asarray(batch.present[name], dtype=bool).tolist() for name in batch.vectors}
+    for i, product_id in enumerate(batch.product_ids):
         named: dict[str, list[float] | SparseVector] = {
             name: rows[i] for name, rows in lists.items() if masks[name][i]}
-        if sparse is not None and sparse[i] is not None:
-            named[SPARSE_VECTOR] = sparse[i]
-        yield point_id(product_id), named, {**payloads[i], "product_id": product_id}
+        if batch.sparse is not None and batch.sparse[i] is not None:
+            named[SPARSE_VECTOR] = batch.sparse[i]
+        yield point_id(product_id), named, {**batch.payloads[i], "product_id": product_id}
 
 
 def _edge_vector(vector: list[float] | SparseVector) -> Any:
@@ -135,6 +158,47 @@ def client_sparse_updates(updates: Sequence[tuple[str, SparseVector]]) -> list[A
     return [models.PointVectors(id=pid, vector={SPARSE_VECTOR: _client_vector(vector)}) for pid, vector in updates]
 
 
+def grpc_upsert(collection: str, batch: PointColumns) -> Any:
+    """The batch as one `UpsertPoints` request (wait=true) of Qdrant's gRPC Points service.
+
+    Each dense vector is parsed from its wire form instead of converted from Python floats: a packed
+    `repeated float` is its field key, the byte length as a varint and the little-endian float32 values,
+    so `key + length + row.tobytes()` is a `DenseVector` already (benchmarks/server_load.py measures
+    what this saves against REST JSON).
+    """
+    grpc = client_grpc()
+    from qdrant_client.conversions.conversion import RestToGrpc
+
+    request = grpc.UpsertPoints(collection_name=collection, wait=True)
+    arrays = {name: np.ascontiguousarray(array, dtype="<f4") for name, array in batch.vectors.items()}
+    masks = {name: np.asarray(batch.present[name], dtype=bool).tolist() for name in arrays}
+    headers = {name: _packed_floats_header(array.shape[1]) for name, array in arrays.items()}
+    for i, product_id in enumerate(batch.product_ids):
+        point = request.points.add(
+            id=grpc.PointId(uuid=point_id(product_id)),
+            payload=RestToGrpc.convert_payload({**batch.payloads[i], "product_id": product_id}),
+        )
+        named = point.vectors.vectors.vectors
+        for name, array in arrays.items():
+            if masks[name][i]:
+                named[name].dense.MergeFromString(headers[name] + array[i].tobytes())
+        if batch.sparse is not None and batch.sparse[i] is not None:
+            sparse = named[SPARSE_VECTOR].sparse
+            sparse.indices.extend(batch.sparse[i].indices)
+            sparse.values.extend(batch.sparse[i].values)
+    return request
+
+
+def _packed_floats_header(dim: int) -> bytes:
+    """Field 1, wire type 2 (length-delimited), then the length of `dim` floats as a varint."""
+    length, varint = dim * 4, bytearray()
+    while length >= 0x80:
+        varint.append(length & 0x7F | 0x80)
+        length >>= 7
+    varint.append(length)
+    return b"\x0a" + bytes(varint)
+
+
 def point_from_wire(record: Any) -> PointRecord:
     """A qdrant-edge `Record` or qdrant-client `Record` as a PointRecord (dense vectors float32 `(dim,)`;
     the sparse `bm25` vector, derived from the title, is not part of a PointRecord)."""
@@ -159,24 +223,50 @@ def hits_from_wire(points: Sequence[Any], with_payload: bool) -> list[Hit]:
 # ---------------------------------------------------------------- embedded (qdrant-edge-py)
 
 
+ENGINE_HNSW = {"m": 16, "ef_construct": 100, "full_scan_threshold_kb": 10_000}
+"""Qdrant's defaults, filled in where a per-vector HNSW config sets only some values."""
+
+
 def edge_config(
-    dim: int, hnsw: Mapping[str, int] | None, indexing_threshold_kb: int | None, bm25: bool = True
+    dim: int, storage: StorageOptions, hnsw: Mapping[str, int] | None, indexing_threshold_kb: int | None,
+    bm25: bool = True,
 ) -> edge.EdgeConfig:
-    """Three cosine named vectors of `dim` and, with `bm25`, the sparse `bm25` vector with the IDF
-    modifier; HNSW and indexing thresholds only where given."""
-    hnsw_config = None
-    if hnsw:
-        hnsw_config = edge.HnswIndexConfig(
-            m=hnsw.get("m", 16), ef_construct=hnsw.get("ef_construct", 100),
-            full_scan_threshold=hnsw.get("full_scan_threshold_kb", 10_000),
-        )
+    """Three cosine named vectors of `dim` stored as `storage` says and, with `bm25`, the sparse `bm25`
+    vector with the IDF modifier; the shard-wide HNSW settings and indexing threshold (the embedded
+    store's options) only where given."""
+    engine_hnsw = {**ENGINE_HNSW, **(hnsw or {})}
+    hnsw_config = _edge_hnsw(engine_hnsw) if hnsw else None
     optimizers = None
     if indexing_threshold_kb is not None:
         optimizers = edge.EdgeOptimizersConfig(indexing_threshold=indexing_threshold_kb)
     return edge.EdgeConfig(
-        vectors={name: edge.EdgeVectorParams(size=dim, distance=edge.Distance.Cosine) for name in VECTOR_NAMES},
+        vectors={name: _edge_vector_params(dim, vector, engine_hnsw) for name, vector in storage.vectors.items()},
         sparse_vectors={SPARSE_VECTOR: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)} if bm25 else None,
         hnsw_config=hnsw_config, optimizers=optimizers,
+    )
+
+
+def _edge_hnsw(values: Mapping[str, int]) -> edge.HnswIndexConfig:
+    return edge.HnswIndexConfig(m=values["m"], ef_construct=values["ef_construct"],
+                                full_scan_threshold=values["full_scan_threshold_kb"])
+
+
+def _edge_vector_params(dim: int, vector: VectorStorage, engine_hnsw: Mapping[str, int]) -> edge.EdgeVectorParams:
+    quantized_memory = edge.Memory.Pinned if vector.always_ram else edge.Memory.Cold
+    quantization = None
+    if vector.quantization is Quantization.int8:
+        quantization = edge.ScalarQuantizationConfig(edge.ScalarType.Int8, quantile=vector.quantile,
+                                                     memory=quantized_memory)
+    elif vector.quantization is Quantization.binary:
+        quantization = edge.BinaryQuantizationConfig(memory=quantized_memory)
+    hnsw = None
+    if vector.hnsw_m is not None or vector.hnsw_ef_construct is not None:
+        own = {"m": vector.hnsw_m, "ef_construct": vector.hnsw_ef_construct}
+        hnsw = _edge_hnsw({**engine_hnsw, **{k: v for k, v in own.items() if v is not None}})
+    return edge.EdgeVectorParams(
+        size=dim, distance=edge.Distance.Cosine, memory=edge.Memory.Cold if vector.on_disk else None,
+        datatype=edge.VectorStorageDatatype.Float16 if vector.datatype is Datatype.float16 else None,
+        quantization_config=quantization, hnsw_config=hnsw,
     )
 
 
@@ -222,10 +312,19 @@ def _idf_corpus(plan: QueryPlan) -> tuple[tuple[str, str | int], ...] | None:
 
 def _edge_params(plan: QueryPlan) -> edge.SearchParams | None:
     idf_corpus = _idf_corpus(plan)
-    if not plan.exact and plan.hnsw_ef is None and idf_corpus is None:
+    if not plan.exact and plan.hnsw_ef is None and idf_corpus is None and plan.quantization is None:
         return None
     idf = edge.IdfParams(corpus=edge_filter(idf_corpus)) if idf_corpus is not None else None
-    return edge.SearchParams(hnsw_ef=plan.hnsw_ef, exact=plan.exact, idf=idf)
+    return edge.SearchParams(hnsw_ef=plan.hnsw_ef, exact=plan.exact, idf=idf,
+                             quantization=_edge_quantized(plan.quantization))
+
+
+def _edge_quantized(quantized: QuantizedSearch | None) -> edge.QuantizationSearchParams | None:
+    if quantized is None:
+        return None
+    if quantized.ignore:
+        return edge.QuantizationSearchParams(ignore=True)
+    return edge.QuantizationSearchParams(rescore=quantized.rescore, oversampling=quantized.oversampling)
 
 
 def _edge_prefetch(plan: QueryPlan) -> edge.Prefetch:
@@ -254,9 +353,35 @@ def client_models() -> ModuleType:
     return models
 
 
-def client_vectors_config(dim: int) -> dict[str, Any]:
+def client_grpc() -> ModuleType:
+    """qdrant-client's generated gRPC messages and stubs (`qdrant_client.grpc`)."""
+    from qdrant_client import grpc
+
+    return grpc
+
+
+def client_vectors_config(dim: int, storage: StorageOptions) -> dict[str, Any]:
+    """Three cosine named vectors of `dim` stored as `storage` says. `on_disk` and `always_ram` rather
+    than the newer `memory`: every server release the client supports knows them."""
     models = client_models()
-    return {name: models.VectorParams(size=dim, distance=models.Distance.COSINE) for name in VECTOR_NAMES}
+    return {name: _client_vector_params(models, dim, vector) for name, vector in storage.vectors.items()}
+
+
+def _client_vector_params(models: ModuleType, dim: int, vector: VectorStorage) -> Any:
+    quantization = None
+    if vector.quantization is Quantization.int8:
+        quantization = models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
+            type=models.ScalarType.INT8, quantile=vector.quantile, always_ram=vector.always_ram))
+    elif vector.quantization is Quantization.binary:
+        quantization = models.BinaryQuantization(binary=models.BinaryQuantizationConfig(always_ram=vector.always_ram))
+    hnsw = None
+    if vector.hnsw_m is not None or vector.hnsw_ef_construct is not None:
+        hnsw = models.HnswConfigDiff(m=vector.hnsw_m, ef_construct=vector.hnsw_ef_construct)
+    return models.VectorParams(
+        size=dim, distance=models.Distance.COSINE, on_disk=vector.on_disk or None,
+        datatype=models.Datatype.FLOAT16 if vector.datatype is Datatype.float16 else None,
+        quantization_config=quantization, hnsw_config=hnsw,
+    )
 
 
 def client_sparse_vectors_config(bm25: bool = True) -> dict[str, Any] | None:
@@ -309,9 +434,14 @@ def _client_params(plan: QueryPlan, with_params: bool) -> Any:
     idf = models.IdfCorpusParams(corpus=client_filter(idf_corpus)) if idf_corpus is not None else None
     if not with_params:
         return models.SearchParams(idf=idf) if idf is not None else None
-    if not plan.exact and plan.hnsw_ef is None and idf is None:
+    if not plan.exact and plan.hnsw_ef is None and idf is None and plan.quantization is None:
         return None
-    return models.SearchParams(hnsw_ef=plan.hnsw_ef, exact=plan.exact, idf=idf)
+    quantized, quantization = plan.quantization, None
+    if quantized is not None:
+        quantization = (models.QuantizationSearchParams(ignore=True) if quantized.ignore else
+                        models.QuantizationSearchParams(rescore=quantized.rescore,
+                                                        oversampling=quantized.oversampling))
+    return models.SearchParams(hnsw_ef=plan.hnsw_ef, exact=plan.exact, idf=idf, quantization=quantization)
 
 
 def _client_prefetch(plan: QueryPlan, with_params: bool) -> Any:

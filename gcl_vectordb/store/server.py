@@ -1,9 +1,12 @@
 """The server backend: a Qdrant server or cluster through qdrant-client (or its local mode, for tests).
 
-The collection record lives in the collection's own metadata (Qdrant server >= 1.16), under
-`schema.RECORD_METADATA_KEY`. Bulk loads defer indexing (`indexing_threshold=0`) until `optimize()`,
-which restores the threshold and waits for the collection to turn green. Upserts go in batches, each
-retried with exponential backoff on transient errors (connection, timeout, HTTP 429/5xx).
+On connect, the server's release must be one the installed qdrant-client supports (`supported_servers`),
+else a StoreError says which release to run. The collection record lives in the collection's own
+metadata, under `schema.RECORD_METADATA_KEY`. Bulk loads defer indexing (`indexing_threshold=0`) until
+`optimize()`, which restores the threshold and waits for the collection to turn green. Upserts go in
+batches over gRPC (`gcl_vectordb.store.upload`: protobuf, `parallel` requests in flight) or, with
+`grpc_port=0` and in local mode, over REST; either way each batch is retried with exponential backoff
+on transient errors. Everything else (collections, search, count) goes over REST.
 The API key is handed to qdrant-client and never kept, logged or shown.
 """
 
@@ -11,10 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -26,17 +31,26 @@ from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.store import plans, schema
 from gcl_vectordb.store.base import StoreBase, collection_not_found, existing_record
 from gcl_vectordb.store.bm25 import SPARSE_VECTOR, SparseVector
-from gcl_vectordb.store.records import CollectionRecord, validate_collection_name
+from gcl_vectordb.store.records import CollectionRecord, PointColumns, validate_collection_name
+from gcl_vectordb.store.upload import GrpcUploader
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 TRANSIENT_HTTP = frozenset({429, 500, 502, 503, 504})
+DEFAULT_REST_PORT = 6333
+OLDEST_SERVER = (1, 19)
+"""Collection metadata, where the record lives, arrived in Qdrant 1.16, adding a sparse vector to a
+collection (`add-bm25`) in 1.18 and the per-corpus IDF of the keyword modes in 1.19."""
 
 
 @dataclass(frozen=True)
 class ServerOptions:
     """Client behaviour: timeouts (s), upsert and query batch sizes, retries with backoff `backoff_s · 2^attempt`,
-    the indexing threshold (KB) `optimize()` restores after a bulk load, and the wait for green (s)."""
+    the indexing threshold (KB) `optimize()` restores after a bulk load, and the wait for green (s).
+
+    Upserts: `grpc_port` None = the REST port + 1 (Qdrant's 6333/6334 pair; 6433/6434 for the compose
+    cluster), 0 = upload over REST; `parallel` upsert requests in flight over gRPC.
+    """
 
     timeout_s: int = 60
     batch_size: int = 256
@@ -46,13 +60,63 @@ class ServerOptions:
     indexing_threshold_kb: int = 20_000
     green_timeout_s: float = 3600.0
     poll_s: float = 1.0
+    grpc_port: int | None = None
+    parallel: int = 4
 
     def __post_init__(self) -> None:
-        if min(self.timeout_s, self.batch_size, self.query_batch_size) < 1 or self.max_retries < 0 \
-                or self.backoff_s < 0:
+        if min(self.timeout_s, self.batch_size, self.query_batch_size, self.parallel) < 1 \
+                or self.max_retries < 0 or self.backoff_s < 0:
             raise StoreError(f"invalid server options {self}")
         if self.indexing_threshold_kb < 1 or self.green_timeout_s <= 0 or self.poll_s < 0:
             raise StoreError(f"invalid server options {self}")
+        if self.grpc_port is not None and not 0 <= self.grpc_port <= 65535:
+            raise StoreError(f"grpc_port must be a port number (0: upload over REST), got {self.grpc_port}")
+
+
+def client_version() -> str:
+    return metadata.version("qdrant-client")
+
+
+def supported_servers(client: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The oldest and newest Qdrant release (major, minor) qdrant-client `client` works with.
+
+    Qdrant tests each client against the server of its own minor version and the two before it, and
+    qdrant-client's own check accepts one minor version newer; gcl-vdb also needs `OLDEST_SERVER`.
+    For client 1.20: Qdrant 1.19 to 1.21.
+    """
+    major, minor = _major_minor(client)
+    return max((major, minor - 2), OLDEST_SERVER), (major, minor + 1)
+
+
+def check_server_version(server: str, location: str, client: str) -> None:
+    """Raise StoreError unless the server's release is within `supported_servers(client)`."""
+    release = _major_minor(server) if _RELEASE.match(server) else None
+    oldest, newest = supported_servers(client)
+    if release is not None and oldest <= release <= newest:
+        return
+    found = f"runs Qdrant {server}" if release is not None else f"reports version {server!r}"
+    raise StoreError(
+        f"the Qdrant server at {location} {found}; qdrant-client {client} supports Qdrant "
+        f"{oldest[0]}.{oldest[1]} to {newest[0]}.{newest[1]}",
+        "run the release docker-compose.yml pins (`docker compose pull && docker compose up -d`)",
+    )
+
+
+_RELEASE = re.compile(r"^v?(\d+)\.(\d+)")
+
+
+def _major_minor(version: str) -> tuple[int, int]:
+    found = _RELEASE.match(version)
+    if found is None:
+        raise ValueError(f"not a release number: {version!r}")
+    return int(found.group(1)), int(found.group(2))
+
+
+def grpc_port_of(url: str, options: ServerOptions) -> int:
+    """The server's gRPC port: `options.grpc_port`, else the REST port (6333 when the URL has none) + 1."""
+    if options.grpc_port is not None:
+        return options.grpc_port
+    return (urlsplit(url).port or DEFAULT_REST_PORT) + 1
 
 
 def redact_url(url: str) -> str:
@@ -75,23 +139,36 @@ def is_transient(exc: BaseException) -> bool:
 class ServerStore(StoreBase):
     """Collections on a Qdrant server (or in qdrant-client's local mode)."""
 
-    def __init__(self, client: Any, *, location: str, local: bool, options: ServerOptions | None = None):
+    def __init__(self, client: Any, *, location: str, local: bool, options: ServerOptions | None = None,
+                 uploader: GrpcUploader | None = None):
         self._client = client
         self.location = redact_url(location)
         self.local = local
         self.options = options or ServerOptions()
         self.batch_size = self.options.batch_size
+        self.uploader = uploader
         self._records: dict[str, CollectionRecord] = {}
 
     @classmethod
     def connect(cls, url: str, *, api_key: str | None = None, options: ServerOptions | None = None) -> ServerStore:
-        """Connect to `http(s)://host:port` and check that the server answers."""
+        """Connect to `http(s)://host:port`, check that the server answers and that its release is one
+        the installed qdrant-client supports (StoreError otherwise)."""
         options = options or ServerOptions()
-        client = QdrantClient(url=url, api_key=api_key, timeout=options.timeout_s, check_compatibility=False)
-        store = cls(client, location=url, local=False, options=options)
+        grpc_port = grpc_port_of(url, options)
+        # check_compatibility=False: the client's own check only warns, from a thread; ours below raises.
+        client = QdrantClient(url=url, api_key=api_key, timeout=options.timeout_s, grpc_port=grpc_port or 6334,
+                              check_compatibility=False)
+        uploader = None
+        if grpc_port:
+            uploader = GrpcUploader(
+                lambda: client.grpc_points, f"{urlsplit(url).hostname}:{grpc_port}", parallel=options.parallel,
+                max_retries=options.max_retries, backoff_s=options.backoff_s, timeout_s=options.timeout_s,
+            )
+        store = cls(client, location=url, local=False, options=options, uploader=uploader)
         try:
             with store._translated("connect"):
-                client.get_collections()
+                version = client.info().version
+            check_server_version(version, store.location, client_version())
         except StoreError:
             client.close()
             raise
@@ -127,22 +204,27 @@ class ServerStore(StoreBase):
             if self._client.collection_exists(record.name):
                 return existing_record(self.get_record(record.name), record, exist_ok, self.location)
             self._client.create_collection(
-                record.name, vectors_config=schema.client_vectors_config(record.dim),
+                record.name, vectors_config=schema.client_vectors_config(record.dim, record.storage),
                 sparse_vectors_config=schema.client_sparse_vectors_config(record.bm25 is not None),
                 shard_number=shards, replication_factor=replicas,
                 optimizers_config=models.OptimizersConfigDiff(indexing_threshold=0) if bulk_load else None,
                 metadata={schema.RECORD_METADATA_KEY: schema.record_to_json(record)},
             )
-            with warnings.catch_warnings():
+        try:
+            with self._translated(f"index the payload of {record.name}"), warnings.catch_warnings():
                 # Local mode warns that payload indexes have no effect there; a server uses them.
                 warnings.filterwarnings("ignore", message="Payload indexes have no effect")
                 for field_name, field_schema in schema.client_payload_indexes():
                     self._client.create_payload_index(
                         record.name, field_name=field_name, field_schema=field_schema, wait=True
                     )
+        except StoreError:
+            with contextlib.suppress(Exception):  # nothing half-made stays behind
+                self._client.delete_collection(record.name)
+            raise
         self._records[record.name] = record
-        log.info("created collection %s on %s (dim %d, bulk load %s)", record.name, self.location,
-                 record.dim, bulk_load)
+        log.info("created collection %s on %s (dim %d, storage %s, bulk load %s)", record.name, self.location,
+                 record.dim, record.storage.name, bulk_load)
         return record
 
     def get_record(self, name: str) -> CollectionRecord:
@@ -218,12 +300,15 @@ class ServerStore(StoreBase):
         with self._translated(f"count {name}"):
             return self._client.count(name, count_filter=schema.client_filter(conditions), exact=True).count
 
-    def _wire_points(self, rows: list[schema.WireRow]) -> list[Any]:
-        return schema.client_points(iter(rows))
-
-    def _write_wire(self, name: str, points: list[Any]) -> None:
-        self._retrying(f"upsert {len(points)} points into {name}",
-                       lambda: self._client.upsert(name, points=points, wait=True))
+    def _write(self, name: str, batches: Iterator[PointColumns]) -> None:
+        """Over gRPC when there is an uploader (a server), else over REST one batch at a time."""
+        if self.uploader is not None:
+            self.uploader.upsert(name, batches)
+            return
+        for batch in batches:
+            points = schema.client_points(schema.wire_rows(batch))
+            self._retrying(f"upsert {len(points)} points into {name}",
+                           lambda points=points: self._client.upsert(name, points=points, wait=True))
 
     def _add_sparse_vector(self, name: str) -> None:
         with self._translated(f"add the BM25 vector to {name}"):
