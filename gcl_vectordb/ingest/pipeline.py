@@ -9,6 +9,9 @@ A job is a `Source` (where points come from) and a `Sink` (where they go):
     sink.stored (skip stored ids)     (encode, or slice the        checkpoint: sink.flush, then
     source.start (decode in workers)   embedded rows)              the cursor (never the other way round)
 
+An id stored — or read and not yet written — for another corpus is a `duplicate-product-id` reject; the
+ids in flight are checked with the store's, so the next corpus is read without waiting for this one.
+
 | job | source | sink |
 |---|---|---|
 | ingest | `ProductSource`: products → decode workers → image/title towers → fused | `StoreSink` |
@@ -70,6 +73,7 @@ class ReadBatch:
     rejects: list[Reject]
     work: Any = None
     complete: bool = False
+    flight: list[str] = field(default_factory=list)  # the ids of `rows`, in flight until written
 
 
 @dataclass
@@ -117,12 +121,9 @@ class Sink(Protocol):
     """Where points go. `stored` runs in the reader thread; `prepare` in the calling or the writer thread
     (see `Source.encodes`); `write`, `due` and `flush` in the writer thread.
 
-    `stage`: the name of the writer's stage in the report's seconds ("upsert", "write").
-    `sequential_corpora`: the reader waits until a corpus is written before reading the next one (a
-    store checks the next corpus's ids against the points of this one)."""
+    `stage`: the name of the writer's stage in the report's seconds ("upsert", "write")."""
 
     stage: str
-    sequential_corpora: bool
 
     def stored(self, corpus: int, product_ids: list[str]) -> tuple[set[str], dict[str, Any]]:
         """Among `product_ids`: those already written for `corpus`, and {id: its corpus} for those
@@ -197,7 +198,10 @@ class Pipeline:
         self.tally.seconds[setup.sink.stage] = 0.0
         self.stop = threading.Event()
         self.failure: BaseException | None = None
-        self.committed = {c: threading.Event() for c in setup.corpora}
+        # ids read to be written and not written yet, with their corpus: with what the sink holds, what a
+        # product of the next corpus is checked against, so the reader need not wait at a corpus's end
+        self._in_flight: dict[str, int] = {}
+        self._flight_lock = threading.Lock()
         self.to_finish: queue.Queue = queue.Queue(maxsize=PREFETCH)
         self.to_write: queue.Queue = queue.Queue(maxsize=2)
         self._last_checkpoint = time.monotonic()
@@ -254,7 +258,6 @@ class Pipeline:
         for corpus in setup.corpora:
             cursor = setup.state.cursor(corpus)
             if cursor.complete:
-                self.committed[corpus].set()
                 continue
             rejected = RejectLog()
             end = cursor.done
@@ -268,23 +271,27 @@ class Pipeline:
                 clock = time.perf_counter()
             if not self._put(self.to_finish, ReadBatch(corpus, end, None, 0, rejected.drain(), complete=True)):
                 return
-            # A store checks the products of the next corpus against the ids of this one: wait until this
-            # corpus is all written (one batch of lost overlap per corpus).
-            while setup.sink.sequential_corpora and not self.committed[corpus].wait(_POLL_S):
-                if self.stop.is_set():
-                    return
         self._put(self.to_finish, _DONE)
 
     def _prepare(self, corpus: int, end: int, rows: Rows, rejects: list[Reject]) -> ReadBatch:
-        """Skip rows the sink holds already (an id held for the other corpus is a reject); start the rest."""
+        """Skip rows the sink holds already (an id held or being written for another corpus is a reject);
+        start the rest. In-flight ids are looked up before the sink: the writer removes an id from them
+        only after writing it, so an id is always in one of the two."""
         ids = rows.product_ids
+        with self._flight_lock:
+            flying = {p: c for p in ids if (c := self._in_flight.get(p)) is not None and c != corpus}
         same, elsewhere = self.setup.sink.stored(corpus, ids)
+        elsewhere = flying | elsewhere
         for product_id in ids:
             if product_id in elsewhere:
                 rejects.append(Reject(f"corpus {corpus}", 0, "duplicate-product-id",
                                       f"already stored for corpus {elsewhere[product_id]}", product_id))
-        todo = rows.take([i for i, p in enumerate(ids) if p not in same and p not in elsewhere])
-        return ReadBatch(corpus, end, todo, len(same), rejects, self.setup.source.start(corpus, todo))
+        keep = [i for i, p in enumerate(ids) if p not in same and p not in elsewhere]
+        todo = rows.take(keep)
+        flight = [ids[i] for i in keep]
+        with self._flight_lock:
+            self._in_flight.update(dict.fromkeys(flight, corpus))
+        return ReadBatch(corpus, end, todo, len(same), rejects, self.setup.source.start(corpus, todo), flight=flight)
 
     # ---- writer thread
     def _write(self) -> None:
@@ -304,6 +311,9 @@ class Pipeline:
         if batch.product_ids:
             prepared = batch.prepared if batch.prepared is not None else setup.sink.prepare(batch)
             setup.sink.write(batch, prepared)
+        with self._flight_lock:  # written (or rejected on the way): the sink answers for them now
+            for product_id in source.flight:
+                self._in_flight.pop(product_id, None)
         self.tally.seconds[setup.sink.stage] += time.perf_counter() - started
         new = setup.rejects.add(batch.rejects, source.corpus)
         cursor = setup.state.cursor(source.corpus)
@@ -318,8 +328,6 @@ class Pipeline:
         corpus_end = source.complete and (setup.source.encodes or source.corpus == setup.corpora[-1])
         if corpus_end or setup.sink.due() or time.monotonic() - self._last_checkpoint >= setup.checkpoint_s:
             self._checkpoint()
-        if source.complete:
-            self.committed[source.corpus].set()
 
     def _checkpoint(self) -> None:
         """Make the written points durable, then move the cursor (never the other way round)."""

@@ -57,7 +57,6 @@ class PartsSink:
     """Writes finished batches of one shard into part files in `folder` (see the module docstring)."""
 
     stage = "write"
-    sequential_corpora = False
 
     def __init__(self, folder: Path, header: ShardHeader, starts: dict[int, int], part_rows: int) -> None:
         """`starts`: the saved cursor of each corpus (where its next part begins)."""

@@ -17,7 +17,6 @@ class StoreSink:
     the store is `thread_safe` (the embedded engine), where the reader's look-ups overlap the writes."""
 
     stage = "upsert"
-    sequential_corpora = True
 
     def __init__(self, store: VectorStore, collection: str) -> None:
         self.store, self.collection = store, collection
