@@ -28,7 +28,7 @@ from gcl_vectordb.errors import ConfigError, DataError
 from gcl_vectordb.ingest import IngestConfig, ingest_dataset
 from gcl_vectordb.ingest.embed import EmbedConfig, embed_dataset
 from gcl_vectordb.ingest.shard_format import MANIFEST_FILE, file_sha256, read_manifest
-from gcl_vectordb.store import open_store
+from gcl_vectordb.store import SearchRequest, open_store
 from tests.encoder_fixtures import copy_bundle
 from tests.ingest_fixtures import (
     HARNESS,
@@ -123,6 +123,13 @@ def test_shards_load_into_the_collection_the_one_shot_ingest_builds(tmp_path: Pa
         want.model_ref, want.dim, want.field_weights, want.dataset_root)
     assert record.extra["model_identity"] == want.extra["model_identity"]
     assert record.ingest["embeddings"] == str(tmp_path / "emb")
+    with open_store(tmp_path / "store") as store, open_store(tmp_path / "reference") as other:
+        for words in ("summer dress", "leather boots", "red"):  # the titles' BM25 vectors came along
+            request = SearchRequest(None, mode="bm25", text=words, limit=100)  # all matches: no cut in a tie
+            got, expected = store.search("gs", request), other.search("gs", request)
+            # (equal scores come back in storage order, which loading shards in parallel may change)
+            assert sorted((-round(h.score, 4), h.product_id) for h in got) == sorted(
+                (-round(h.score, 4), h.product_id) for h in expected)
 
     again = _load(tmp_path / "emb", tmp_path / "store")  # idempotent: nothing written, every row present
     assert (again.points_written, again.points_present, again.new_rejects) == (0, manifest.rows(1) + manifest.rows(2), 0)
