@@ -41,7 +41,19 @@ class CollectionNotFound(StoreError):
 
 
 class CollectionInUse(StoreError):
-    """Another process holds the embedded collection (one process per shard folder)."""
+    """Another process (or another open store in this one) holds the collection; `holder` says who."""
+
+    def __init__(self, message: str, hint: str | None = None, *, holder: str = "another process") -> None:
+        super().__init__(message, hint)
+        self.holder = holder
+
+
+class OutOfSpace(StoreError):
+    """The disk has too little free space for the step; the message says how much is needed and free."""
+
+
+class PartialCollection(StoreError):
+    """The collection's ingest has not completed, so results over it would be silently incomplete."""
 
 
 class StoreUnreachable(StoreError):

@@ -2,11 +2,13 @@
 
 Every product of both corpora: image and title embedded by `model_ref`, the fused vector by
 `fused_document_vector` with the default field weights, written with `upsert_arrays`; the collection
-records the model and the dataset folder, as the real ingest does.
+records the model (its identity), the dataset folder and, at the end, a complete ingest, as the real
+ingest does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ import numpy as np
 from gcl_vectordb.data import ImageRejected, decode_image, open_dataset
 from gcl_vectordb.domain import DEFAULT_FIELD_WEIGHTS
 from gcl_vectordb.encoders import fused_document_vector, load_encoder
-from gcl_vectordb.store import CollectionRecord, open_store, product_payload
+from gcl_vectordb.store import CollectionRecord, IngestProgress, open_store, product_payload
 from gcl_vectordb.store.storage import StorageOptions
 
 
@@ -31,9 +33,10 @@ def ingest_dataset(
     encoder = load_encoder(model_ref, batch_size=batch_size)
     seconds = {"encode": 0.0, "upsert": 0.0, "optimize": 0.0}
     with open_store(store_location, **(store_options or {})) as store:
-        store.create_collection(CollectionRecord(
+        record = store.create_collection(CollectionRecord(
             collection, model_ref=encoder.model_ref, dim=encoder.dim, field_weights=DEFAULT_FIELD_WEIGHTS,
-            dataset_root=str(Path(root).resolve()), storage=storage or StorageOptions(),
+            dataset_root=str(Path(root).resolve()), storage=storage or StorageOptions(), identity=encoder.identity,
+            progress=IngestProgress(False, {c: (0, dataset.count_products(c)) for c in dataset.corpora}),
         ))
         for corpus in dataset.corpora:
             for batch in dataset.iter_products(corpus, batch_size=batch_size):
@@ -58,6 +61,8 @@ def ingest_dataset(
                                     {**present, "fused": np.ones(len(batch), dtype=bool)}, payloads)
                 seconds["encode"] += middle - start
                 seconds["upsert"] += time.perf_counter() - middle
+        done = {c: (dataset.count_products(c), dataset.count_products(c)) for c in dataset.corpora}
+        store.update_record(dataclasses.replace(record, progress=IngestProgress(True, done)))
         if optimize:
             start = time.perf_counter()
             store.optimize(collection)

@@ -1,5 +1,5 @@
 """Fixtures and references for the ingest and query tests: datasets, an ingested store, expected vectors,
-and a harness that stops a real `gcl-vdb` process at a known point."""
+and a harness that runs a real `gcl-vdb` command (ingest, embed) and acts on it once k points are written."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 from gcl_vectordb.data import ImageRejected, decode_image, open_dataset
+from gcl_vectordb.encoders import load_encoder
+from gcl_vectordb.store import SearchRequest, open_store
 
 
 @pytest.fixture(scope="session")
@@ -95,8 +97,6 @@ def reference_vectors(data: Path, encoder, weights: dict[str, float]) -> dict[st
 
 def stored_points(store_location: str, collection: str, product_ids: list[str]) -> dict[str, object]:
     """product id → PointRecord (vectors and payload) as the store holds them."""
-    from gcl_vectordb.store import open_store
-
     with open_store(store_location) as store:
         return {p.product_id: p for p in store.retrieve(collection, product_ids, with_vectors=True)}
 
@@ -107,18 +107,58 @@ def all_product_ids(data: Path) -> list[str]:
             for p in b]
 
 
-# ---- a real CLI process stopped mid-run
-#
-# The harness runs `gcl-vdb <command> …` with a progress display that signals its own process once the bar
-# shows k items (right after a batch is written, usually before its cursor is saved), so each stop lands at
-# a known place while the decode workers, the encoder and the reader are mid-work.
-# Usage: run_harness(path_of_HARNESS, signum, k, ["ingest", "--collection", ...], env).
+def top10(store_location: Path, queries: list[np.ndarray]) -> list[tuple[list[float], set[str]]]:
+    """Per query and mode (fused, rrf; exact), the top-10 scores and the ids scoring above the 10th: which
+    of the products tied at the 10th place is kept (RRF scores tie often: equal rank sums) and the order
+    of equal scores depend on storage order, which a resumed load may change."""
+    with open_store(store_location) as store:
+        requests = [SearchRequest(q, mode=mode, limit=10, exact=True) for q in queries for mode in ("fused", "rrf")]
+        results = store.search_batch("gs", requests)
+    tops = []
+    for hits in results:
+        scores = [round(hit.score, 5) for hit in hits]
+        tops.append((scores, {hit.product_id for hit, score in zip(hits, scores, strict=True) if score > scores[-1]}))
+    return tops
 
-HARNESS = textwrap.dedent("""
-    import os, sys
+
+def assert_same_collection(resumed: Path, reference: Path, data: Path, bundle: Path) -> None:
+    """Collection `gs` of `resumed` holds what `reference` holds: the same ids, payloads and vectors, nothing
+    more, and the same top-10s (fused and rrf, exact) for queries of two splits."""
+    ids = all_product_ids(data)
+    got, want = stored_points(str(resumed), "gs", ids), stored_points(str(reference), "gs", ids)
+    assert set(got) == set(want) and len(want) > 0
+    with open_store(resumed) as store:
+        assert store.count("gs") == len(want)  # nothing duplicated, nothing extra
+    for pid, point in want.items():
+        assert got[pid].payload == point.payload
+        assert set(got[pid].vectors) == set(point.vectors)
+        for name, vector in point.vectors.items():
+            np.testing.assert_allclose(got[pid].vectors[name], vector, atol=1e-6, err_msg=f"{pid} {name}")
+    dataset = open_dataset(data)
+    texts = [*list(dataset.queries("in-domain").values())[:6], *list(dataset.queries("novel-doc").values())[:6]]
+    queries = list(load_encoder(str(bundle)).encode_texts(texts))
+    assert top10(resumed, queries) == top10(reference, queries)
+
+
+INGEST_HARNESS = textwrap.dedent("""
+    import os, shutil, sys, time
+    from pathlib import Path
+
+    def act(action):
+        if action.startswith("pause:"):  # say so in FILE.paused, then wait until FILE exists
+            marker = Path(action[len("pause:"):])
+            marker.with_name(marker.name + ".paused").write_text(str(os.getpid()))
+            while not marker.exists():
+                time.sleep(0.05)
+        elif action.startswith("fill:"):  # fill the disk of FILE, leaving BYTES free
+            path, left = action[len("fill:"):].rsplit(":", 1)
+            with open(path, "wb") as handle:
+                os.posix_fallocate(handle.fileno(), 0, max(shutil.disk_usage(Path(path).parent).free - int(left), 1))
+        else:
+            os.kill(os.getpid(), int(action))
 
     def main():
-        signum, threshold = int(sys.argv[1]), int(sys.argv[2])
+        action, threshold = sys.argv[1], int(sys.argv[2])
         from gcl_vectordb.cli import output
 
         class Task:
@@ -126,9 +166,9 @@ HARNESS = textwrap.dedent("""
 
             def advance(self, amount=1):
                 Task.done += amount
-                if signum and Task.done >= threshold and not Task.sent:
+                if action != "0" and Task.done >= threshold and not Task.sent:
                     Task.sent = True
-                    os.kill(os.getpid(), signum)
+                    act(action)
 
             def update(self, *, completed=None, total=None):
                 if completed is not None and not Task.done:
@@ -162,11 +202,32 @@ HARNESS = textwrap.dedent("""
     if __name__ == "__main__":  # decode workers are spawned: they import this file without running it
         main()
 """)
+"""`python HARNESS ACTION K COMMAND ARGS…` runs `gcl-vdb COMMAND ARGS…` (ingest, embed) with a progress
+display that, once the bar shows K points (right after a batch is written, usually before its cursor is saved), acts: ACTION is a
+signal number (sent to itself; 0: none), `pause:FILE` (writes FILE.paused, waits until FILE exists) or
+`fill:FILE:BYTES` (fills the disk FILE is on with FILE, leaving BYTES free)."""
 
 
-def run_harness(harness: Path, signum: int, threshold: int, args: list[str], env: dict[str, str]):
-    return subprocess.run([sys.executable, str(harness), str(signum), str(threshold), *args], env=env,
-                          capture_output=True, text=True, timeout=180)
+def ingest_args(data: Path, model: Path | str, store: Path, *, batch_size: int, workers: int) -> list[str]:
+    """The `gcl-vdb ingest` command line loading `data` into collection `gs` of the embedded store `store`."""
+    return ["ingest", "--collection", "gs", "--data", str(data), "--model", str(model), "--qdrant", str(store),
+            "--batch-size", str(batch_size), "--workers", str(workers)]
+
+
+def ingest_harness(folder: Path) -> Path:
+    """The harness script, written into `folder`."""
+    path = folder / "ingest_harness.py"
+    path.write_text(INGEST_HARNESS)
+    return path
+
+
+def run_harness(harness: Path, action: str | int, threshold: int, args: list[str], env: dict[str, str],
+                *, wait: bool = True, timeout: float = 180) -> subprocess.CompletedProcess | subprocess.Popen:
+    """Run the harness (see `INGEST_HARNESS`); `wait=False` returns the running process (text pipes)."""
+    command = [sys.executable, str(harness), str(action), str(threshold), *args]
+    if not wait:
+        return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def processes_with(marker: str) -> list[int]:

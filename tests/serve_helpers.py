@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import uvicorn
 
+from gcl_vectordb.domain import ModelIdentity, Preprocessing
 from gcl_vectordb.serve.server import listen
 from gcl_vectordb.store import CollectionRecord, PointRecord, open_store, product_payload
 
@@ -43,7 +44,7 @@ class SlowEncoder:
 
     def __init__(self, encoder, delay_s: float) -> None:
         self.encoder, self.delay_s = encoder, delay_s
-        self.model_ref, self.dim = encoder.model_ref, encoder.dim
+        self.model_ref, self.dim, self.identity = encoder.model_ref, encoder.dim, encoder.identity
         self.batches: list[int] = []
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
@@ -57,6 +58,8 @@ class HashEncoder:
 
     def __init__(self, model_ref: str = "hash-model", dim: int = 8) -> None:
         self.model_ref, self.dim = model_ref, dim
+        preprocessing = Preprocessing(32, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "bicubic", "shortest", 0, 77)
+        self.identity = ModelIdentity(model_ref, hashlib.sha256(b"hash-encoder").hexdigest(), dim, preprocessing)
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         rows = [np.random.default_rng(int(hashlib.sha256(t.encode()).hexdigest()[:8], 16)).normal(size=self.dim)
@@ -82,6 +85,7 @@ def handmade_collection(root: Path, images: dict[str, str | None], dim: int = 8,
     with open_store(store) as handle:
         handle.create_collection(CollectionRecord("hand", model_ref="hash-model", dim=dim,
                                                   ingest={"images_dir": str(images_dir)},
+                                                  identity=HashEncoder(dim=dim).identity,
                                                   **({} if bm25 else {"bm25": None})))
         handle.upsert("hand", points)
     return str(store), images_dir

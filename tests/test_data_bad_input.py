@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import pickle
 import shutil
@@ -119,28 +120,38 @@ def test_corrupt_image_is_rejected_by_decode_image(gs: Path, damage: str) -> Non
         decode_image(Product("p9", "t", 1))
 
 
-def test_empty_title_is_reported_and_skipped(gs: Path) -> None:
-    def blank(entries: dict) -> None:
+def test_products_without_a_title_are_kept_as_the_official_reader_keeps_them(gs: Path) -> None:
+    """A null or missing title leaves the product image-only; a blank title is a title (the official reader
+    zeroes only a title that is not `pd.notna`); no title and no image at all is a reject."""
+    def untitled(entries: dict) -> None:
         keys = list(entries)
         entries[keys[1]]["title"] = "   "
         del entries[keys[2]]["title"]
+        entries[keys[3]]["title"] = None
+        entries[keys[4]]["title"] = None
+        del entries[keys[4]]["image_local"]
 
-    ids = _edit_corpus(gs, 1, blank)
+    ids = _edit_corpus(gs, 1, untitled)
     rejects = RejectLog()
-    products = _read_all(gs, 1, rejects)
-    assert [p.product_id for p in products] == [ids[0], *ids[3:]]
-    assert [(r.row, r.reason, r.product_id) for r in rejects] == [
-        (2, "empty-title", ids[1]), (3, "empty-title", ids[2])]
+    products = {p.product_id: p for p in _read_all(gs, 1, rejects)}
+    assert list(products) == ids[:4] + ids[5:]
+    assert [products[i].title for i in ids[1:4]] == ["   ", None, None]
+    assert all(products[i].image_path.is_file() for i in ids[1:4])
+    assert [(r.row, r.reason, r.product_id, r.detail) for r in rejects] == [
+        (5, "empty-title", ids[4], "the product has neither a title nor an image")]
 
 
-def test_empty_title_in_parquet_is_reported(tmp_path: Path) -> None:
+def test_empty_title_in_parquet(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
-    pq.write_table(pa.table({"query": ["q", "q"], "product_id": ["a", "b"], "title": ["", "fine"],
-                             "score_linear": [2, 1]}), tmp_path / "data" / "in_domain-00000-of-00001.parquet")
+    pq.write_table(pa.table({"query": ["q", "q", "q"], "product_id": ["a", "b", "c"], "title": ["", "fine", None],
+                             "image": [None, None, b"\xff\xd8jpeg"], "score_linear": [2, 1, 1]}),
+                   tmp_path / "data" / "in_domain-00000-of-00001.parquet")
     rejects = RejectLog()
-    assert [p.product_id for p in _read_all(tmp_path, 1, rejects)] == ["b"]
+    products = _read_all(tmp_path, 1, rejects)
+    assert [(p.product_id, p.title, p.image_cell) for p in products] == [
+        ("b", "fine", None), ("c", None, "data/in_domain-00000-of-00001.parquet#3")]
     assert [str(r) for r in rejects] == [
-        "in_domain-00000-of-00001.parquet row 1 product a: empty-title (title is empty)"]
+        "in_domain-00000-of-00001.parquet row 1 product a: empty-title (the product has neither a title nor an image)"]
 
 
 def test_non_numeric_score_is_reported_with_its_row_and_dropped(gs: Path) -> None:
@@ -232,3 +243,12 @@ def test_unreadable_split_files_are_errors_naming_them(gs: Path, tmp_path: Path)
     (tmp_path / "hf" / "novel_query-00000-of-00001.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(DataError, match="novel_query-00000-of-00001.parquet is not a readable parquet file"):
         open_dataset(tmp_path / "hf").read_split("novel-query")
+
+
+def test_a_corpus_file_with_a_byte_order_mark_is_read(gs: Path) -> None:
+    path = gs / "corpus_1.json"
+    expected = [p.product_id for p in _read_all(gs, 1, RejectLog())]
+    path.write_bytes(codecs.BOM_UTF8 + path.read_bytes())
+    rejects = RejectLog()
+    assert [p.product_id for p in _read_all(gs, 1, rejects)] == expected and len(rejects) == 0
+    assert open_dataset(gs).count_products(1) == len(expected)

@@ -22,7 +22,7 @@ def test_synth_writes_the_official_layout_and_prints_the_summary(tmp_path: Path)
     assert result.exit_code == 0, result.output
     assert (out / "corpus_1.json").is_file() and (out / "query_1_product_id_1.csv").is_file()
     assert all(word in result.output for word in ("official layout", "in-domain", "zero-shot"))
-    assert "images found" in result.output
+    assert "title only" in result.output and "no title" in result.output
     assert "6 train + 2 unseen queries" in " ".join(result.output.split())  # rich wraps at 80 columns
 
 

@@ -12,11 +12,11 @@ import pytest
 
 from gcl_vectordb.data import (
     SPLITS,
-    ImageRerooter,
+    ImageRejected,
+    ImageResolver,
     RejectLog,
     decode_image,
     open_dataset,
-    reroot_image_path,
 )
 from gcl_vectordb.data.synth import SynthConfig, synthesize
 from gcl_vectordb.errors import DataError
@@ -80,8 +80,12 @@ def test_products_stream_in_batches_in_a_stable_order_and_resume(both_layouts: t
         assert all(len(b) == 6 for b in batches[:-1]) and 1 <= len(batches[-1]) <= 6
         ids = [p.product_id for b in batches for p in b]
         assert ids == [p.product_id for b in dataset.iter_products(1, batch_size=50) for p in b]
-        resumed = [p.product_id for b in dataset.iter_products(1, batch_size=4, start=10) for p in b]
-        assert resumed == ids[10:]
+        resumed = list(dataset.product_batches(1, batch_size=4, start=10))
+        assert [p.product_id for b in resumed for p in b.products] == ids[10:]
+        assert [b.end for b in resumed[:-1]] == list(range(14, len(ids) + 1, 4))[: len(resumed) - 1]
+        assert resumed[-1].complete and resumed[-1].end == len(ids)
+        retried = list(dataset.product_batches(1, batch_size=4, start=10, retry={ids[2], ids[7]}))
+        assert [p.product_id for b in retried for p in b.products] == [ids[2], ids[7], *ids[10:]]
         assert all(p.corpus == 1 for b in batches for p in b)
 
 
@@ -118,17 +122,20 @@ def test_image_paths_are_rerooted_from_the_archive_path(tiny_gs: Path) -> None:
 
 
 def test_rerooting_rules(tmp_path: Path) -> None:
-    (tmp_path / "shard").mkdir()
+    images = tmp_path / "images"
+    (images / "shard").mkdir(parents=True)
     for name in ("a.jpg", "b.jpg"):
-        (tmp_path / "shard" / name).write_bytes(b"x")
-    assert reroot_image_path("/data/images_archive/shard/a.jpg", tmp_path) == tmp_path / "shard" / "a.jpg"
-    assert reroot_image_path("C:\\imgs\\shard\\a.jpg", tmp_path) == tmp_path / "shard" / "a.jpg"
-    assert reroot_image_path("/data/nowhere/zzz.jpg", tmp_path) is None
-    reroot = ImageRerooter(tmp_path)
-    assert reroot("/old/root/shard/a.jpg") == tmp_path / "shard" / "a.jpg"
-    assert reroot("/old/root/shard/b.jpg") == tmp_path / "shard" / "b.jpg"  # learnt: drop two components
-    assert reroot("/old/root/shard/gone.jpg") == tmp_path / "shard" / "gone.jpg"  # reported missing later
-    assert reroot("") is None
+        (images / "shard" / name).write_bytes(b"x")
+    resolver = ImageResolver(images)
+    assert resolver.resolve("/data/images_archive/shard/a.jpg") == images / "shard" / "a.jpg"
+    assert resolver.resolve("C:\\imgs\\shard\\a.jpg") == images / "shard" / "a.jpg"
+    assert resolver.resolve("/old/root/shard/b.jpg") == images / "shard" / "b.jpg"  # learnt: drop two components
+    assert resolver.resolve("shard/b.jpg") == images / "shard" / "b.jpg"  # per path: relative to the folder
+    assert resolver.resolve(str(images / "shard" / "a.jpg")) == images / "shard" / "a.jpg"  # absolute, inside
+    with pytest.raises(ImageRejected, match=f"missing-image: no file {images}/shard/gone.jpg") as gone:
+        resolver.resolve("/old/root/shard/gone.jpg")
+    assert gone.value.reason == "missing-image"
+    assert resolver.locate("/old/root/shard/gone.jpg") == images / "shard" / "gone.jpg"  # unchecked
 
 
 def test_open_dataset_explains_what_it_expected(tmp_path: Path, tiny_gs: Path) -> None:

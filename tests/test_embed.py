@@ -6,11 +6,13 @@ collection (ids, payloads, vectors, rejects), whatever N, whatever stops on the 
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
+import textwrap
 import uuid
 from pathlib import Path
 
@@ -24,17 +26,18 @@ from gcl_vectordb.data import open_dataset
 from gcl_vectordb.data.records import Partition, RejectLog
 from gcl_vectordb.data.synth import SynthConfig, synthesize
 from gcl_vectordb.domain import FieldWeights
-from gcl_vectordb.errors import ConfigError, DataError
+from gcl_vectordb.errors import ConfigError, DataError, PartialCollection
 from gcl_vectordb.ingest import IngestConfig, ingest_dataset
-from gcl_vectordb.ingest.embed import EmbedConfig, embed_dataset
+from gcl_vectordb.ingest.embed import LOCK_FILE, EmbedConfig, embed_dataset
 from gcl_vectordb.ingest.shard_format import MANIFEST_FILE, file_sha256, read_manifest
-from gcl_vectordb.store import SearchRequest, open_store
+from gcl_vectordb.store import SearchRequest, open_store, require_complete
+from gcl_vectordb.store.lock import hold
 from tests.encoder_fixtures import copy_bundle
 from tests.ingest_fixtures import (
-    HARNESS,
     all_product_ids,
     copy_dataset,
     edit_corpus,
+    ingest_harness,
     run_harness,
     stored_points,
     wait_until_gone,
@@ -61,15 +64,17 @@ def _one_shot(data: Path, bundle: Path, store: Path):
 
 
 def _damaged(tiny_gs: Path, tmp_path: Path) -> Path:
-    """tiny_gs with a corrupt image, an empty title, a title-only product and an id in both corpora."""
+    """tiny_gs with a corrupt image, an image-only product (null title), a title-only product, one with
+    neither (rejected) and an id in both corpora."""
     root = copy_dataset(tiny_gs, tmp_path)
     products = next(iter(open_dataset(root).iter_products(1, batch_size=8)))
     products[0].image_path.write_bytes(b"not a JPEG")
 
     def corpus_1(entries):
         fields = dict(entries)
-        fields[products[1].product_id]["title"] = ""
+        fields[products[1].product_id]["title"] = None
         del fields[products[2].product_id]["image_local"]
+        del fields[products[4].product_id]["image_local"], fields[products[4].product_id]["title"]
         return entries
 
     def corpus_2(entries):
@@ -121,7 +126,8 @@ def test_shards_load_into_the_collection_the_one_shot_ingest_builds(tmp_path: Pa
         record, want = store.get_record("gs"), other.get_record("gs")
     assert (record.model_ref, record.dim, record.field_weights, record.dataset_root) == (
         want.model_ref, want.dim, want.field_weights, want.dataset_root)
-    assert record.extra["model_identity"] == want.extra["model_identity"]
+    assert record.identity == want.identity and record.identity is not None
+    assert record.progress is not None and record.progress.complete
     assert record.ingest["embeddings"] == str(tmp_path / "emb")
     with open_store(tmp_path / "store") as store, open_store(tmp_path / "reference") as other:
         for words in ("summer dress", "leather boots", "red"):  # the titles' BM25 vectors came along
@@ -132,7 +138,7 @@ def test_shards_load_into_the_collection_the_one_shot_ingest_builds(tmp_path: Pa
                 (-round(h.score, 4), h.product_id) for h in expected)
 
     again = _load(tmp_path / "emb", tmp_path / "store")  # idempotent: nothing written, every row present
-    assert (again.points_written, again.points_present, again.new_rejects) == (0, manifest.rows(1) + manifest.rows(2), 0)
+    assert (again.points_written, again.points_present, again.new_rejects) == (0, loaded.points_total, 0)
 
 
 def test_partitions_split_products_and_rejects_once_in_both_layouts(tmp_path: Path, tiny_gs: Path) -> None:
@@ -153,10 +159,13 @@ def test_partitions_split_products_and_rejects_once_in_both_layouts(tmp_path: Pa
             all_rejects = [r.product_id for r in everything]
             assert sorted(sum(parts, [])) == sorted(whole) and all(parts)
             assert sorted(rejects) == sorted(all_rejects)
-            # the cursor of a part counts that part's products
-            resumed = [p.product_id for b in dataset.iter_products(corpus, start=3, partition=Partition(1, 3))
-                       for p in b]
-            assert resumed == parts[1][3:]
+            # the cursor of a part counts that part's entries (rejected ones included)
+            positions = [(b.end, p.product_id) for b in dataset.product_batches(corpus, batch_size=1,
+                                                                                partition=Partition(1, 3))
+                         for p in b.products]
+            resumed = [p.product_id for b in dataset.product_batches(corpus, start=3, partition=Partition(1, 3))
+                       for p in b.products]
+            assert resumed == [pid for end, pid in positions if end > 3] and 0 < len(resumed) < len(parts[1])
 
 
 @pytest.mark.parametrize("text", ["3", "1/", "a/2", "2/2", "-1/2", "0/0"])
@@ -285,6 +294,35 @@ def test_shards_of_another_model_are_refused_by_the_collection(tmp_path: Path, t
         assert store.count("gs") == 55
 
 
+def test_a_load_into_a_collection_another_process_holds_is_refused_naming_it(
+    tmp_path: Path, shards: Path, subprocess_env: dict[str, str]
+) -> None:
+    store = tmp_path / "store"
+    _load(shards, store, corpora=(1,))  # a collection with corpus 1 only: the next load would add corpus 2
+    with open_store(store) as opened:
+        before, record = opened.count("gs"), opened.get_record("gs")
+    state = (store / "gs" / "ingest" / "state.json").read_bytes()
+    script = textwrap.dedent("""
+        import sys, time
+        from gcl_vectordb.store import open_store
+        store = open_store(sys.argv[1]); store.count("gs")  # takes the collection, as any command does
+        print("holding", flush=True); time.sleep(600)
+    """)
+    holder = subprocess.Popen([sys.executable, "-c", script, str(store)], env=subprocess_env, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        message = _cli_error(_load_args(shards, store))
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert f"collection gs is in use by pid {holder.pid} (python -c" in message
+    with open_store(store) as opened:  # nothing read, written or recorded meanwhile
+        assert opened.count("gs") == before and opened.get_record("gs") == record
+    assert (store / "gs" / "ingest" / "state.json").read_bytes() == state
+    assert _load(shards, store).points_total == 55  # free again once the holder is gone
+
+
 def test_an_unfinished_folder_names_the_shards_to_run(tmp_path: Path, tiny_gs: Path, micro_bundle: Path) -> None:
     embed_dataset(EmbedConfig(data=tiny_gs, model_ref=str(micro_bundle), out=tmp_path / "emb",
                               partition=Partition(1, 3), workers=0))
@@ -304,16 +342,12 @@ def test_one_folder_holds_one_embedding_job(tmp_path: Path, tiny_gs: Path, micro
 
 
 def test_a_shard_in_use_is_refused(tmp_path: Path, tiny_gs: Path, micro_bundle: Path) -> None:
-    folder = tmp_path / "emb" / "shard-00000-of-00001"
-    folder.mkdir(parents=True)
-    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # what a running `embed` of this shard holds
-        message = _cli_error(["embed", "--data", str(tiny_gs), "--model", str(micro_bundle),
-                              "--out", str(tmp_path / "emb"), "--workers", "0"])
-        assert "shard 0/1 in" in message and "is being embedded by another process" in message
-    finally:
-        os.close(fd)
+    out = tmp_path / "emb"
+    with hold(out / "shard-00000-of-00001" / LOCK_FILE, "shard 0/1"):  # what a running `embed` of it holds
+        message = _cli_error(["embed", "--data", str(tiny_gs), "--model", str(micro_bundle), "--out", str(out),
+                              "--workers", "0"])
+    assert f"shard 0/1 of {out} is in use by pid {os.getpid()} (" in message
+    assert not list((out / "shard-00000-of-00001").glob("*.parquet"))
 
 
 def test_usage_errors(tmp_path: Path, shards: Path) -> None:
@@ -363,8 +397,7 @@ def test_sigkill_during_embed_then_resume_gives_the_uninterrupted_shards(
     tmp_path: Path, tiny_gs: Path, micro_bundle: Path, subprocess_env: dict[str, str]
 ) -> None:
     root = _damaged(tiny_gs, tmp_path)
-    harness = tmp_path / "harness.py"
-    harness.write_text(HARNESS)
+    harness = ingest_harness(tmp_path)
     marker = f"GCL_VDB_TEST_RUN={uuid.uuid4()}"
     env = {**subprocess_env, marker.split("=")[0]: marker.split("=")[1]}
     args = _embed_args(root, micro_bundle, tmp_path / "emb")
@@ -389,8 +422,7 @@ def test_sigkill_during_embed_then_resume_gives_the_uninterrupted_shards(
 def test_ctrl_c_during_embed_and_sigkill_during_the_load_both_resume(
     tmp_path: Path, tiny_gs: Path, micro_bundle: Path, subprocess_env: dict[str, str]
 ) -> None:
-    harness = tmp_path / "harness.py"
-    harness.write_text(HARNESS)
+    harness = ingest_harness(tmp_path)
     args = _embed_args(tiny_gs, micro_bundle, tmp_path / "emb")
     interrupted = run_harness(harness, signal.SIGINT, 36, args, subprocess_env)
     assert interrupted.returncode == 130, interrupted.stderr[-2000:]
@@ -403,8 +435,17 @@ def test_ctrl_c_during_embed_and_sigkill_during_the_load_both_resume(
     for threshold in (10, 40):
         killed = run_harness(harness, signal.SIGKILL, threshold, load, subprocess_env)
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    with open_store(tmp_path / "store") as store:  # the killed load is a partial collection: evaluate refuses it
+        partial = store.get_record("gs")
+    assert partial.progress is not None and not partial.progress.complete
+    with pytest.raises(PartialCollection, match="ingest incomplete"):
+        require_complete(partial, allow_partial=False)
     finished = run_harness(harness, 0, 0, load, subprocess_env)
     assert finished.returncode == 0, finished.stderr[-2000:]
+    with open_store(tmp_path / "store") as store:
+        progress = store.get_record("gs").progress
+    rows = read_manifest(tmp_path / "emb").rows
+    assert progress is not None and progress.complete and progress.corpora == {c: (rows(c), rows(c)) for c in (1, 2)}
     report = json.loads(finished.stdout)
     # a load from shards checkpoints rarely (redoing it is cheap): the engine's log kept what was upserted
     # before the kills, and the re-run skips those points

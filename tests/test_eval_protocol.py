@@ -4,6 +4,7 @@ the official evaluation code's steps (marqo-ai/GCL evals/eval_gs_v1.py), re-writ
 from __future__ import annotations
 
 import io
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -198,3 +199,61 @@ def test_prepare_split_reads_the_dataset_like_pandas_reads_the_csv(tiny_gs: Path
     queries, gt = official_queries_and_gt(pd.read_csv(tiny_gs / "query_0_product_id_0.csv"), top_q=2, top_k=4)
     assert list(prepared.queries) == queries and prepared.qrels == gt
     assert all(len(judged) == 4 for judged in prepared.qrels.values())
+
+
+def test_queries_the_official_csv_reader_turns_into_nan_are_never_sampled(tiny_gs: Path, tmp_path: Path):
+    """pandas' default NA spellings ("NA", "null", ...) become NaN in the official reader: their rows count in
+    the rescale's min/max but the query has no key and is never sampled. The same CSV gives the same test
+    queries and ground truth here."""
+    root = tmp_path / "gs"
+    shutil.copytree(tiny_gs, root)
+    path = root / "query_0_product_id_0.csv"
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    heaviest = table.groupby("query")["score_linear"].apply(lambda s: s.astype(float).sum()).nlargest(3).index
+    table.loc[table["query"] == heaviest[0], "query"] = "NA"  # the most likely draws: sampled unless dropped
+    table.loc[table["query"] == heaviest[1], "query"] = "null"
+    table.loc[table.index[0], "score_linear"] = "1000"  # an NA query's row sets max w for everyone
+    table.loc[table.index[0], "query"] = "None"
+    table.to_csv(path, index=False)
+
+    raw = pd.read_csv(path)
+    assert raw["query"].isna().sum() > 0
+    queries, gt = official_queries_and_gt(raw, top_q=2, top_k=4)
+    prepared = prepare_split(open_dataset(root), "in-domain", top_q=2, top_k=4)
+    assert list(prepared.queries) == queries and prepared.qrels == gt
+    assert not {"NA", "null", "None"} & set(prepared.queries)
+    every = prepare_split(open_dataset(root), "in-domain", top_q=10_000, top_k=4)
+    assert not {"NA", "null", "None"} & set(every.queries)
+    assert len(every.queries) == raw["query"].nunique()  # every keyed query (the NaN group dropped)
+
+
+def test_the_seed_must_be_a_numpy_seed(hand):
+    from gcl_vectordb.errors import ConfigError
+    from gcl_vectordb.evaluation.runner import EvalConfig
+
+    with pytest.raises(ValueError, match="seed must be in 0"):
+        sample_queries(relevance_frame(hand), top_q=2, seed=-1)
+    with pytest.raises(ConfigError, match="seed must be in 0 … 4294967295"):
+        EvalConfig(seed=-1)
+    with pytest.raises(ConfigError, match="seed must be in 0"):
+        EvalConfig(seed=2**32)
+
+
+def test_a_bad_position_or_score_column_changes_nothing_in_the_evaluation(tiny_gs: Path, tmp_path: Path):
+    """The official code reads only query, product_id and the weight: a row whose position or
+    score_reciprocal does not parse stays in the rescale's min/max and in the sample."""
+    root = tmp_path / "gs"
+    shutil.copytree(tiny_gs, root)
+    path = root / "query_0_product_id_0.csv"
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    top = table["score_linear"].astype(float).idxmax()  # the row that sets max w
+    table.loc[top, "position"] = "first"
+    table.loc[top, "score_reciprocal"] = "n/a"
+    table.to_csv(path, index=False)
+    from gcl_vectordb.data import RejectLog
+
+    rejects = RejectLog()
+    prepared = prepare_split(open_dataset(root), "in-domain", top_q=3, top_k=4, rejects=rejects)
+    queries, gt = official_queries_and_gt(pd.read_csv(path), top_q=3, top_k=4)
+    assert len(rejects) == 0 and prepared.n_rows == len(table)
+    assert list(prepared.queries) == queries and prepared.qrels == gt

@@ -81,8 +81,8 @@ def test_a_second_run_changes_nothing_and_reports_everything_as_present(tmp_path
 
 
 def _damage(root: Path) -> dict[str, str]:
-    """Corrupt, truncate and delete images, empty a title, repeat an id, drop an image reference.
-    Returns {product_id: what was done}."""
+    """Corrupt, truncate and delete images, leave a product with neither title nor image, repeat an id,
+    drop an image reference, drop a title. Returns {product_id: what was done}."""
     dataset = open_dataset(root)
     products = next(iter(dataset.iter_products(1, batch_size=8)))
     products[0].image_path.write_bytes(b"this is not a JPEG")
@@ -90,13 +90,16 @@ def _damage(root: Path) -> dict[str, str]:
     products[1].image_path.write_bytes(data[: len(data) // 2])
     products[2].image_path.unlink()
     done = {products[0].product_id: "corrupt", products[1].product_id: "truncated",
-            products[2].product_id: "deleted", products[3].product_id: "empty title",
-            products[4].product_id: "repeated", products[5].product_id: "no image"}
+            products[2].product_id: "deleted", products[3].product_id: "empty",
+            products[4].product_id: "repeated", products[5].product_id: "no image",
+            products[6].product_id: "no title"}
 
     def edit(entries):
         fields = dict(entries)
         fields[products[3].product_id]["title"] = "  "
+        del fields[products[3].product_id]["image_local"]
         del fields[products[5].product_id]["image_local"]
+        fields[products[6].product_id]["title"] = None
         return [(k, fields[k]) for k, _ in entries] + [(products[4].product_id, {"title": "a second copy"})]
 
     edit_corpus(root, 1, edit)
@@ -114,7 +117,7 @@ def test_rejected_products_go_to_the_rejects_file_and_the_rest_is_ingested(tmp_p
     lines = [json.loads(line) for line in report.rejects_file.read_text().splitlines()]
     by_product = {(e["product_id"], e["reason"]): e for e in lines}
     assert set(by_product) == {(ids["corrupt"], "corrupt-image"), (ids["truncated"], "corrupt-image"),
-                               (ids["deleted"], "missing-image"), (ids["empty title"], "empty-title"),
+                               (ids["deleted"], "missing-image"), (ids["empty"], "empty-title"),
                                (ids["repeated"], "duplicate-product-id")}
     repeated = by_product[(ids["repeated"], "duplicate-product-id")]
     assert (repeated["source"], repeated["row"], repeated["corpus"]) == ("corpus_1.json", 29, 1)
@@ -122,14 +125,18 @@ def test_rejected_products_go_to_the_rejects_file_and_the_rest_is_ingested(tmp_p
     assert str(root) in by_product[(ids["deleted"], "missing-image")]["detail"]
 
     stored = stored_points(str(tmp_path / "store"), "gs", list(damaged))
-    assert set(stored) == {ids["repeated"], ids["no image"]}
+    assert set(stored) == {ids["repeated"], ids["no image"], ids["no title"]}
     assert stored[ids["repeated"]].payload["title"] != "a second copy"  # the first one is kept
     title_only = stored[ids["no image"]]
     assert set(title_only.vectors) == {"title", "fused"} and title_only.payload["image"] is None
     np.testing.assert_allclose(title_only.vectors["fused"], title_only.vectors["title"], atol=1e-6)
+    image_only = stored[ids["no title"]]  # the official reader gives a null title weight 0: image alone
+    assert set(image_only.vectors) == {"image", "fused"} and image_only.payload["title"] is None
+    np.testing.assert_allclose(image_only.vectors["fused"], image_only.vectors["image"], atol=1e-6)
 
     again = ingest_dataset(_config(root, micro_bundle, tmp_path / "store"))
-    assert again.new_rejects == 0 and again.rejects == report.rejects
+    assert (again.retried, again.recovered, again.new_rejects, again.points_written) == (4, 0, 0, 0)
+    assert again.rejects == report.rejects and again.points_present == again.points_total == report.points_total
     assert [json.loads(line) for line in report.rejects_file.read_text().splitlines()] == lines
 
 

@@ -113,6 +113,23 @@ def test_rrf_mode_and_filters_through_the_cli(ingested: Path) -> None:
     assert [hit["score"] for hit in hits] == sorted((hit["score"] for hit in hits), reverse=True)
 
 
+def test_a_filter_on_a_payload_key_no_product_has_is_an_error(ingested: Path) -> None:
+    args = ["query", "red dress", "--collection", "gs", "--qdrant", str(ingested), "--limit", "3", "--json"]
+    line = _one_line_error(runner.invoke(app, [*args, "--filter", "nokey=1"]))
+    assert "collection 'gs' has no payload key 'nokey'" in line
+    assert "filter on one of: product_id, title, image, image_cell, corpus, brand, category" in line
+    brand = runner.invoke(app, [*args, "--filter", "brand=Vela"])  # an extra column of the corpus
+    assert brand.exit_code == 0, brand.output
+    assert {hit["payload"]["brand"] for hit in json.loads(brand.stdout)["hits"]} == {"Vela"}
+
+
+def test_a_store_location_that_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "store").write_text("not a folder")
+    line = _one_line_error(runner.invoke(app, ["query", "red", "--collection", "gs", "--qdrant",
+                                               str(tmp_path / "store")]))
+    assert f"the store location {tmp_path / 'store'} is not a directory" in line and "not found" not in line
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["ingest", "--fields", "image0.9"], "expected key=value pairs"),
     (["ingest", "--fields", "image=x"], "image=x is not a number"),
@@ -123,6 +140,7 @@ def test_rrf_mode_and_filters_through_the_cli(ingested: Path) -> None:
     (["query", "q", "--filter", "corpus=3"], "the corpus is 1 or 2"),
     (["query", "q", "--filter", "brand=a,brand=b"], "brand is given twice"),
     (["query", "q", "--mode", "cosine"], "'cosine' is not one of"),
+    (["evaluate", "--seed", "-1"], "should be greater than or equal to 0"),
 ])
 def test_malformed_options_are_usage_errors(args: list[str], message: str) -> None:
     result = runner.invoke(app, args)
@@ -206,20 +224,22 @@ HOLDER = textwrap.dedent("""
 
 
 @pytest.fixture
-def held(tmp_path: Path, ingested: Path, subprocess_env: dict[str, str]) -> Iterator[Path]:
-    """A copy of the ingested store whose collection another process holds open."""
+def held(tmp_path: Path, ingested: Path, subprocess_env: dict[str, str]) -> Iterator[tuple[Path, int]]:
+    """A copy of the ingested store whose collection another process holds open, and that process's pid."""
     store = shutil.copytree(ingested, tmp_path / "store")
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(store)], env=subprocess_env,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().startswith("holding 55")
-        yield store
+        yield store, holder.pid
     finally:
         holder.communicate("", timeout=60)
 
 
-def test_a_store_held_by_another_process(held: Path, tiny_gs: Path, micro_bundle: Path) -> None:
+def test_a_store_held_by_another_process(held: tuple[Path, int], tiny_gs: Path, micro_bundle: Path) -> None:
+    store, pid = held
     for args in (["query", "red dress", "--collection", "gs"],
                  ["ingest", "--collection", "gs", "--data", str(tiny_gs), "--model", str(micro_bundle)]):
-        line = _one_line_error(runner.invoke(app, [*args, "--qdrant", str(held)]))
-        assert "collection gs is in use by another process — stop it or wait" in line
+        line = _one_line_error(runner.invoke(app, [*args, "--qdrant", str(store)]))
+        assert f"collection gs is in use by pid {pid} (python -c {store}, since " in line
+        assert line.endswith("— wait for it to finish or stop it, then run the command again")

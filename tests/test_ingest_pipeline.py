@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 
 from gcl_vectordb.data.records import RejectLog
-from gcl_vectordb.ingest.pipeline import EncodedBatch, PipelineSetup, ReadBatch, run_pipeline
+from gcl_vectordb.ingest.pipeline import EncodedBatch, PipelineSetup, ReadBatch, SourceBatch, run_pipeline
 from gcl_vectordb.ingest.state import IngestState, RejectsFile
+from gcl_vectordb.store import IngestProgress
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,12 @@ class Source:
     def total(self, corpus: int) -> int:
         return sum(map(len, self.corpora[corpus]))
 
-    def read(self, corpus: int, start: int, rejects: RejectLog):
+    def read(self, corpus: int, start: int, rejects: RejectLog, retry: frozenset[str]):
+        end = 0
         for batch in self.corpora[corpus]:
-            yield Ids(batch)
+            end += len(batch)
+            yield SourceBatch(Ids(batch), end, False)
+        yield SourceBatch(None, end, True)
 
     def start(self, corpus: int, rows: Ids) -> None:
         return None
@@ -83,6 +87,9 @@ class Sink:
     def flush(self) -> None:
         pass
 
+    def saved(self, progress: IngestProgress) -> None:
+        self.progress = progress
+
 
 def test_the_next_corpus_is_read_while_the_previous_is_written_and_duplicates_in_flight_are_rejected(
         tmp_path: Path) -> None:
@@ -100,3 +107,4 @@ def test_the_next_corpus_is_read_while_the_previous_is_written_and_duplicates_in
     line = (tmp_path / "rejects.jsonl").read_text()
     assert '"product_id": "b"' in line and "already stored for corpus 1" in line
     assert {c: (v.done, v.complete) for c, v in state.cursors.items()} == {1: (3, True), 2: (3, True)}
+    assert sink.progress == IngestProgress(True, {1: (3, 3), 2: (3, 3)})  # told after the last checkpoint

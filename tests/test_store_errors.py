@@ -3,12 +3,15 @@ an API key that must never leak; and the server backend's bulk-load, cluster and
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import re
 import socket
 import subprocess
 import sys
 import textwrap
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,14 +20,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gcl_vectordb.domain import FieldWeights
-from gcl_vectordb.errors import CollectionInUse, ModelMismatch, StoreError, StoreUnreachable
+from gcl_vectordb.domain import FieldWeights, ModelIdentity, Preprocessing
+from gcl_vectordb.errors import CollectionInUse, ModelMismatch, OutOfSpace, StoreError, StoreUnreachable
 from gcl_vectordb.store import (
     CollectionRecord,
     PointRecord,
-    check_model,
     open_store,
     product_payload,
+    require_model,
 )
 from gcl_vectordb.store.server import ServerStore, redact_url
 from tests.qdrant_fakes import FakeRest, fake_rest
@@ -84,7 +87,10 @@ def test_collection_held_by_another_process_is_in_use(held_store: Path) -> None:
             store.count("products")
         with pytest.raises(CollectionInUse):
             store.drop("products")
-    assert str(raised.value) == "collection products is in use by another process — stop it or wait"
+    message = str(raised.value)
+    assert message.startswith("collection products is in use by pid ") and "\n" not in message
+    assert f"(python -c {held_store}, since " in message  # who holds it: pid, command line, start time
+    assert message.endswith("— wait for it to finish or stop it, then run the command again")
     assert (held_store / "products" / "collection.json").is_file()
 
 
@@ -112,7 +118,7 @@ def test_a_local_mode_folder_open_twice_is_in_use(tmp_path: Path) -> None:
 def test_unreachable_server_names_the_url_never_the_key(caplog: pytest.LogCaptureFixture) -> None:
     url = f"http://127.0.0.1:{_closed_port()}"
     caplog.set_level(logging.DEBUG)
-    with pytest.raises(StoreUnreachable) as raised, pytest.warns(UserWarning, match="insecure"):
+    with pytest.raises(StoreUnreachable) as raised:
         open_store(url, api_key=SECRET, timeout_s=2)
     message = str(raised.value)
     assert message.startswith(f"cannot reach the Qdrant server at {url}")
@@ -136,30 +142,53 @@ def test_api_key_reaches_the_server_but_no_repr_log_or_error(
 ) -> None:
     url, handler = fake_qdrant
     caplog.set_level(logging.DEBUG)
-    with pytest.warns(UserWarning, match="insecure"):  # qdrant-client's own warning for http + key
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # qdrant-client's own warnings go to the log, never raw
         store = open_store(url, api_key=SECRET)
+    assert "qdrant-client: Api key is used with an insecure connection" in caplog.text  # http + key
     with store:
         assert store.list_collections() == []
         assert SECRET not in repr(store) and SECRET not in repr(vars(store)["options"])
     assert handler.seen_keys and set(handler.seen_keys) == {SECRET}
     handler.status = 401
-    with pytest.raises(StoreError) as raised, pytest.warns(UserWarning):
+    with pytest.raises(StoreError) as raised:
         open_store(url, api_key="wrong-" + SECRET)
-    assert "HTTP 401" in str(raised.value) and "API key" in str(raised.value)
+    assert "HTTP 401" in str(raised.value) and "refused the API key given" in str(raised.value)
+    assert "set the API key" not in str(raised.value)  # it is set: the hint says so
     assert SECRET not in str(raised.value) and SECRET not in caplog.text
+    with pytest.raises(StoreError, match="HTTP 401.* — set the API key in the environment variable"):
+        open_store(url)
 
 
 # ---------------------------------------------------------------- model mismatch
 
 
-def test_check_model_refuses_another_dimension_and_names_the_builder(caplog: pytest.LogCaptureFixture) -> None:
-    record = _record()
+def _identity(ref: str, sha: str = "ab" * 32, dim: int = DIM) -> ModelIdentity:
+    return ModelIdentity(ref, sha, dim, Preprocessing(32, (0.5,) * 3, (0.25,) * 3, "bicubic", "shortest", 0, 77))
+
+
+def test_require_model_refuses_another_model_of_the_same_dim_and_names_both() -> None:
+    record = dataclasses.replace(_record(), identity=_identity("tiny-clip@test"))
+    require_model(record, _identity("tiny-clip.onnx"))  # the export of the same weights: the same model
     with pytest.raises(ModelMismatch) as raised:
-        check_model(record, "ViT-B-32@laion", 512)
-    assert "tiny-clip@test" in str(raised.value) and "512" in str(raised.value)
-    assert "8-dim" in str(raised.value)
-    check_model(record, "tiny-clip.onnx", DIM)  # same dim, another reference: allowed, logged
-    assert "tiny-clip.onnx" in caplog.text
+        require_model(record, _identity("other-clip", sha="cd" * 32))
+    message = str(raised.value)
+    assert "model other-clip (weights cdcdcdcdcdcd, dim 8) has other weights" in message
+    assert "tiny-clip@test (weights abababababab, dim 8)" in message
+    with pytest.raises(ModelMismatch, match="ViT-B-32.*embeds in 512 dimensions but collection 'products' holds 8-dim"):
+        require_model(record, _identity("ViT-B-32@laion", dim=512))
+
+
+def test_a_collection_without_a_recorded_identity_accepts_only_its_own_model_ref(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    legacy = _record()  # created before identities were recorded: model_ref and dim only
+    require_model(legacy, _identity("tiny-clip@test"))
+    assert "records no model identity" in caplog.text  # trusted, with a warning
+    with pytest.raises(ModelMismatch, match="records no model identity .* built by tiny-clip@test, not tiny-clip.onnx"):
+        require_model(legacy, _identity("tiny-clip.onnx"))
+    with pytest.raises(ModelMismatch, match="embeds in 512 dimensions"):
+        require_model(legacy, _identity("tiny-clip@test", dim=512))
 
 
 # ---------------------------------------------------------------- server: bulk load, cluster, retries
@@ -269,10 +298,13 @@ def test_cli_reports_a_held_collection_in_one_line(held_store: Path) -> None:
 
     runner = CliRunner()
     listed = runner.invoke(app, ["collections", "list", "--qdrant", str(held_store), "--json"])
-    assert listed.exit_code == 0 and json.loads(listed.stdout)[0]["note"] == "in use by another process"
+    assert listed.exit_code == 0
+    assert re.fullmatch(rf"in use by pid \d+ \(python -c {held_store}, since \d\d:\d\d:\d\d\)",
+                        json.loads(listed.stdout)[0]["note"])
     dropped = runner.invoke(app, ["collections", "drop", "products", "--yes", "--qdrant", str(held_store)])
     assert dropped.exit_code == 1 and "Traceback" not in dropped.output
-    assert "collection products is in use by another process — stop it or wait" in dropped.output
+    assert "error: collection products is in use by pid " in dropped.output
+    assert "wait for it to finish or stop it" in dropped.output
 
 
 def test_cli_reports_an_unreachable_server_without_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -282,9 +314,10 @@ def test_cli_reports_an_unreachable_server_without_the_key(monkeypatch: pytest.M
 
     monkeypatch.setenv("QDRANT_API_KEY", SECRET)
     url = f"http://127.0.0.1:{_closed_port()}"
-    with pytest.warns(UserWarning, match="insecure"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a raw UserWarning would surface as an exception here
         result = CliRunner().invoke(app, ["collections", "list", "--qdrant", url])
-    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.exit_code == 1 and "Traceback" not in result.output and "UserWarning" not in result.output
     assert f"cannot reach the Qdrant server at {url}" in result.output and SECRET not in result.output
 
 
@@ -302,7 +335,10 @@ def test_search_batches_are_sent_in_bounded_chunks(recorded) -> None:
 def test_an_unwritable_store_location_is_a_store_error(tmp_path: Path) -> None:
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("x")
-    with open_store(not_a_folder) as store, pytest.raises(StoreError, match="cannot create collection products"):
+    with pytest.raises(StoreError, match=f"the store location {not_a_folder} is not a directory"):
+        open_store(not_a_folder)
+    below_a_file = not_a_folder / "store"
+    with open_store(below_a_file) as store, pytest.raises(StoreError, match="cannot lock collection products"):
         store.create_collection(_record())
 
 
@@ -318,7 +354,7 @@ def test_a_create_that_fails_half_way_leaves_nothing(tmp_path: Path, monkeypatch
     record = CollectionRecord("big", model_ref="m", dim=DIM, storage=StorageOptions.preset("int8-disk"))
     with open_store(tmp_path / "store") as store:
         monkeypatch.setattr(embedded, "write_json_atomic", full_disk)
-        with pytest.raises(StoreError, match="cannot create collection big .*No space left on device"):
+        with pytest.raises(OutOfSpace, match="the disk is full: could not save the record of big"):
             store.create_collection(record)
         assert not (tmp_path / "store" / "big").exists() and store.list_collections() == []
         monkeypatch.undo()

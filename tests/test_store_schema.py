@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from gcl_vectordb.domain import FieldWeights
+from gcl_vectordb.domain import FieldWeights, ModelIdentity, Preprocessing
 from gcl_vectordb.errors import ConfigError, StoreError
 from gcl_vectordb.store import (
     CollectionRecord,
@@ -252,3 +252,14 @@ def test_client_request_of_the_keyword_modes() -> None:
     assert schema.edge_request(plans.plan_search(request, sparse)).limit == 20
     with pytest.raises(ValueError, match="sparse vector"):
         plans.plan_search(request)
+
+
+def test_an_identity_kept_in_extra_by_early_shard_builds_becomes_the_typed_field() -> None:
+    identity = ModelIdentity("runs/gcl/model", "ab" * 32, 4, Preprocessing(32, (0.5,) * 3, (0.25,) * 3, "bicubic",
+                                                                          "shortest", 0, 77))
+    data = schema.record_to_json(CollectionRecord("c", model_ref="runs/gcl/model", dim=4, extra={"note": "x"}))
+    data["identity"] = None
+    data["extra"]["model_identity"] = identity.to_dict()  # where the first `ingest --embeddings` builds kept it
+    record = schema.record_from_json(data, "test")
+    assert record.identity == identity and record.extra == {"note": "x"}
+    assert schema.record_from_json(schema.record_to_json(record), "test") == record

@@ -5,6 +5,7 @@ server, and storage options reaching `create_collection`."""
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -184,8 +185,10 @@ def test_connect_sends_the_api_key_over_grpc_but_never_shows_it(
     ServerStore(sink, location=":memory:", local=True).create_collection(make_record())
     with fake_points_server(sink) as (port, servicer), fake_rest() as (url, handler):
         handler.collections = {NAME: collection_info_json(sink, NAME)}
-        with pytest.warns(UserWarning, match="insecure"):  # qdrant-client's warning for a key over http
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # qdrant-client's warning for a key over http goes to the log
             store = open_store(url, api_key=SECRET, grpc_port=port, batch_size=64)
+        assert "qdrant-client: Api key is used with an insecure connection" in caplog.text
         with store:
             store.upsert(NAME, make_corpus(n=100).points())
             assert SECRET not in repr(store)

@@ -58,7 +58,7 @@ def load_pixels(
 ) -> tuple[np.ndarray | None, str | None]:
     """The product's image as `(3, S, S)` float32, or (None, reason) — reason None for a title-only product.
 
-    Reasons start with a `REJECT_REASONS` code: "missing-image: …" or "corrupt-image: …".
+    Reasons start with a `REJECT_REASONS` code: "missing-image: …", "corrupt-image: …" or "image-too-large: …".
     """
     if product.image_path is None and product.image_bytes is None:
         return None, None
@@ -106,13 +106,14 @@ class PairDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, row]) if self.augment is not None else None
         pixels, problem = load_pixels(product, self.preprocessor, self.augment, rng)
         size = self.preprocessor.size
-        tokens = self.tokenizer([pairs.queries[query_key], product.title])
+        tokens = self.tokenizer([pairs.queries[query_key], product.title or ""])
         return {
             "row": row,
             "query_tokens": tokens[0],
             "title_tokens": tokens[1],
             "pixels": pixels if pixels is not None else np.zeros((3, size, size), dtype=np.float32),
             "has_image": pixels is not None,
+            "has_title": product.title is not None,
             "weight": float(pairs.weights[row]),
             "query_key": query_key,
             "product_key": product_key,
@@ -122,14 +123,15 @@ class PairDataset(Dataset):
 
 @dataclass(frozen=True, eq=False)
 class PairBatch:
-    """B pairs: query_tokens, title_tokens (B, context) int64; pixels (B, 3, S, S) float32; has_image (B,)
-    bool; weights (B,) float32; rows, query_keys, product_keys (B,) int64; image problems (product_id, reason)."""
+    """B pairs: query_tokens, title_tokens (B, context) int64; pixels (B, 3, S, S) float32; has_image,
+    has_title (B,) bool (a product without a title tokenises "" and is left out of title terms); weights (B,) float32; rows, query_keys, product_keys (B,) int64; image problems (product_id, reason)."""
 
     rows: torch.Tensor
     query_tokens: torch.Tensor
     title_tokens: torch.Tensor
     pixels: torch.Tensor
     has_image: torch.Tensor
+    has_title: torch.Tensor
     weights: torch.Tensor
     query_keys: torch.Tensor
     product_keys: torch.Tensor
@@ -151,6 +153,7 @@ def collate_pairs(items: Sequence[dict[str, Any]]) -> PairBatch:
         title_tokens=torch.from_numpy(np.stack([item["title_tokens"] for item in items])),
         pixels=torch.from_numpy(np.stack([item["pixels"] for item in items])),
         has_image=stacked("has_image", torch.bool),
+        has_title=stacked("has_title", torch.bool),
         weights=stacked("weight", torch.float32),
         query_keys=stacked("query_key", torch.int64),
         product_keys=stacked("product_key", torch.int64),

@@ -76,7 +76,7 @@ def embed_products(
     products = eval_set.products
     loader = DataLoader(ProductImages(products, encoder.preprocessor), batch_size=batch_size,
                         num_workers=workers, collate_fn=collate_images)
-    titles = encoder.encode_texts([product.title for product in products])
+    titles = encoder.encode_texts([product.title or "" for product in products])
     images = np.zeros_like(titles)
     has_image = np.zeros(len(products), dtype=bool)
     task = progress.task(description, total=len(products), unit="products")
@@ -94,7 +94,7 @@ def embed_products(
         task.advance(len(pixels))
     task.close()
     fields = {"image": images, "title": titles}
-    present = {"image": has_image, "title": np.ones(len(products), dtype=bool)}
+    present = {"image": has_image, "title": np.array([p.title is not None for p in products], dtype=bool)}
     return fused_document_vector(fields, present, field_weights)
 
 

@@ -10,7 +10,7 @@ truth), then:
 3. turns the remaining pairs into a `PairTable`: dense query/product codes and one loss weight per pair,
    w = g(s) from the weight transform fitted on the whole split (so a pair's weight never depends on
    the batch it lands in).
-Pairs whose product the corpus lacks or rejected (missing image file, empty title, ...) are dropped and
+Pairs whose product the corpus lacks or rejected (missing image file, neither title nor image, ...) are dropped and
 counted; the reader has already reported the products themselves to the `RejectLog`.
 """
 

@@ -293,7 +293,7 @@ class GCLRecipe:
         query_ids = batch.query_keys.to(device) if self.config.loss.mask_same_query else None
         return self.loss_fn.term_losses(
             {name: value.float() for name, value in features.items()}, scale.float(),
-            present={"image": batch.has_image.to(device)}, weights=batch.weights.to(device), query_ids=query_ids,
+            present={"image": batch.has_image.to(device), "title": batch.has_title.to(device)}, weights=batch.weights.to(device), query_ids=query_ids,
         )
 
     def _after_step(self, metrics: StepMetrics, micro_batches: Sequence[PairBatch], seconds: float) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 from difflib import get_close_matches
+from pathlib import Path
 
 import click
 import typer
@@ -17,6 +18,7 @@ from typer.core import TyperGroup
 from gcl_vectordb import __version__
 from gcl_vectordb.cli import output
 from gcl_vectordb.errors import GclVdbError
+from gcl_vectordb.files import out_of_space
 
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
@@ -36,8 +38,8 @@ COMMANDS: dict[str, str] = {  # name → module with a Typer `app`; pipeline ord
 
 
 class Commands(TyperGroup):
-    """Loads commands from `COMMANDS` on demand; turns expected errors into one line and exit code 1,
-    and Ctrl-C into a resumable exit 130."""
+    """Loads commands from `COMMANDS` on demand; turns expected errors (and a full disk) into one line and
+    exit code 1, and Ctrl-C into a resumable exit 130."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
@@ -62,6 +64,13 @@ class Commands(TyperGroup):
             return super().invoke(ctx)
         except GclVdbError as exc:
             output.error(exc)
+            raise typer.Exit(EXIT_FAILURE) from None
+        except OSError as exc:  # a full disk met by a write outside the store's own checks
+            target = Path(exc.filename or ".")
+            full = out_of_space(exc, target, f"write {exc.filename}" if exc.filename else "write a file")
+            if full is None:
+                raise
+            output.error(full)
             raise typer.Exit(EXIT_FAILURE) from None
         except KeyboardInterrupt:
             output.error("interrupted — run the same command again to resume where it stopped")

@@ -57,7 +57,9 @@ def _weights(info: CollectionInfo) -> str:
 
 def _row(info: CollectionInfo) -> list[object]:
     record = info.record
-    points = info.points if info.points is not None else info.note
+    points = f"{info.points:,}" if info.points is not None else info.note
+    if record.progress is not None and not record.progress.complete:  # `collections info` says how far
+        points = f"{points}\n(incomplete)"
     return [info.name, points, record.dim, record.model_ref, _weights(info), record.created_at[:16].replace("T", " ")]
 
 
@@ -82,7 +84,12 @@ def info(name: NameArgument, qdrant: QdrantOption = None, json_output: JsonOptio
         ("name", described.name), ("store", described.location),
         ("points", described.points if described.points is not None else described.note),
         *((f"corpus {c} points", n) for c, n in described.corpus_points.items()),
-        ("dim", record.dim), ("model", record.model_ref), ("vectors", ", ".join(record.vectors)),
+        ("ingest", described.status),
+        ("dim", record.dim), ("model", record.model_ref),
+        ("model identity", f"weights sha256 {record.identity.weights_sha256}, preprocessing "
+                           f"{record.identity.preprocessing.digest()}" if record.identity is not None
+         else "not recorded (created before gcl-vdb recorded it)"),
+        ("vectors", ", ".join(record.vectors)),
         ("distance", record.distance), ("field weights", _weights(described)),
         ("storage", record.storage.name),
         *((f"storage {key}", value) for key, value in record.storage.describe().items()),

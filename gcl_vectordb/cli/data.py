@@ -212,10 +212,10 @@ def print_dataset_info(summary: DatasetInfo) -> None:
           _score_range(s.score_reciprocal)) + ((s.rejected,) if with_rejects else ()) for s in summary.splits],
         right_align=("corpus", "queries", "pairs", "products", "rejected"),
     )
-    counts = ("corpus", "products", "images found", "images missing", "title only", "rejected")
+    counts = ("corpus", "products", "images", "missing", "title only", "no title", "rejected")
     output.print_table(
         None, counts,
-        [(c.corpus, c.products, c.images_found, c.images_missing, c.without_image, c.rejected)
+        [(c.corpus, c.products, c.images_found, c.images_missing, c.without_image, c.without_title, c.rejected)
          for c in summary.corpora],
         right_align=counts,
     )

@@ -64,7 +64,8 @@ def evaluate_command(
         bool, typer.Option("--approx", help="Search the HNSW index instead of exact search; also runs exact search "
                            "and reports what the index costs.")
     ] = False,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Query sampling seed (the protocol uses 1).")] = 1,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1,
+                                      help="Query sampling seed (the protocol uses 1).")] = 1,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Queries per embedding/search batch.")] = 256,
     save_run: Annotated[
         Path | None, typer.Option("--save-run", metavar="DIR", help="Write run.<split>.trec, qrels.<split>.trec "
@@ -81,6 +82,10 @@ def evaluate_command(
     csv_file: Annotated[
         Path | None, typer.Option("--csv", metavar="FILE", help="Write the report as CSV: one row per split.")
     ] = None,
+    allow_partial: Annotated[
+        bool, typer.Option("--allow-partial", help="Evaluate a collection whose ingest has not completed (refused "
+                           "otherwise); the figures then cover only what it holds, and the report says so.")
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Evaluate ranking quality with the GCL protocol: sampled test queries, exact top-k through Qdrant,
@@ -107,7 +112,7 @@ def evaluate_command(
         splits=(split.value,), collection=settings.collection, store=settings.store, api_key=settings.api_key,
         data=data, default_data=settings.data, top_q=top_q, k=k, vector=vector.value, approx=approx, seed=seed,
         save_run=save_run, check_bruteforce=check_bruteforce, batch_size=batch_size,
-        fusion=fusion or FusionMethod.rrf,
+        fusion=fusion or FusionMethod.rrf, allow_partial=allow_partial,
     )
     with output.ProgressBars() as progress:
         report = evaluate(config, progress)
@@ -119,6 +124,8 @@ def evaluate_command(
         output.print_json(report.to_dict())
     else:
         print_report(report)
+    for warning in report.warnings:  # after the table, where the eye lands
+        output.warn(f"PARTIAL COLLECTION — {warning}")
     for path in (report_file, csv_file):
         if path is not None:
             (output.note if json_output else output.info)(f"report written to {path}")
@@ -139,6 +146,9 @@ def print_report(report: EvalReport) -> None:
         f"model {'none (BM25)' if s.vector == 'bm25' else s.model_ref}", ["metric", *splits], rows,
         right_align=splits,
     )
+    if s.vector != "image":
+        output.note(f"documents: the {s.vector} vector; the published GCL runs embed documents by image alone — "
+                    "for numbers comparable with the paper, run with --vector image (docs/protocol.md)")
     if s.datatype == "float16":
         output.warn(FLOAT16_NOTE % (s.collection, "fused" if s.vector == "hybrid" else s.vector))
     approx = [r for r in report.splits if r.exact_metrics is not None]

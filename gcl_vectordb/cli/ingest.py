@@ -12,6 +12,7 @@ from gcl_vectordb.cli.app import command_app
 from gcl_vectordb.cli.options import (
     CollectionOption,
     DataOption,
+    ImagesDirOption,
     JsonOption,
     ModelOption,
     QdrantOption,
@@ -31,6 +32,7 @@ app = command_app()
 def ingest_command(
     collection: CollectionOption = None,
     data: DataOption = None,
+    images_dir: ImagesDirOption = None,
     model: ModelOption = None,
     qdrant: QdrantOption = None,
     batch_size: Annotated[
@@ -62,10 +64,11 @@ def ingest_command(
 ) -> None:
     """Embed every product of a dataset (both corpora) and load it into a collection.
 
-    Images are decoded in parallel processes while the model embeds and the store writes. Re-running
-    the same command after a crash or Ctrl-C continues where it stopped; after a complete run it
-    changes nothing. Rejected products (missing or corrupt image, empty title, repeated id) go to
-    the rejects file with the reason.
+    Images are decoded in parallel processes while the model embeds and the store writes; only files
+    inside the images folder are read. Re-running the same command after a crash or Ctrl-C continues
+    where it stopped. Rejected products (image missing, outside the images folder, corrupt or too
+    large; neither title nor image; repeated id) go to the rejects file with the reason; fix them and
+    run the same command again: it retries the rejected products and says how many it recovered.
 
     With --embeddings DIR the products come from the parquet shards of `gcl-vdb embed` (every file is
     verified before anything is written): the bulk-load half of embedding on many GPUs.
@@ -82,7 +85,7 @@ def ingest_command(
     config = IngestConfig(
         collection=settings.collection, store=settings.store, **source,
         api_key=settings.api_key, batch_size=batch_size, workers=workers, build_index=not no_index,
-        rejects=rejects, shards=shards, replicas=replicas, field_weights=weights,
+        rejects=rejects, shards=shards, replicas=replicas, field_weights=weights, images_dir=images_dir,
         storage=parse_storage(storage, storage_set) if storage or storage_set else None,
     )
     with output.ProgressBars() as progress:
@@ -110,6 +113,8 @@ def print_summary(report: IngestReport) -> None:
     stages = ", ".join(f"{k} {seconds[k]:.1f}" for k in ("verify", "read", "decode", "wait", "encode", "convert",
                                                           "prepare", "upsert", "checkpoint") if k in seconds)
     rejected = ", ".join(f"{reason} {n:,}" for reason, n in report.rejects.items()) or "none"
+    retried = (f"{report.retried:,} earlier rejects: {report.recovered:,} recovered, "
+               f"{report.retried - report.recovered:,} still rejected" if report.retried else "none")
     index = (f"built in {seconds.get('index', 0.0):.1f} s" if report.index_built
              else "not built (--no-index): run `gcl-vdb ingest` again without it")
     output.print_table(None, ["", "value"], [
@@ -120,6 +125,8 @@ def print_summary(report: IngestReport) -> None:
         ("seconds", f"total {seconds.get('total', 0.0):.1f}, pipeline {seconds.get('pipeline', 0.0):.1f}; "
                     f"stages: {stages}"),
         ("rejected (all runs)", rejected),
+        ("retried", retried),
+        ("images", str(report.images_dir)),
         ("rejects file", str(report.rejects_file)),
         ("resume state", str(report.state_file)),
         ("index", index),

@@ -48,8 +48,8 @@ ModelOption = Annotated[
 ImagesDirOption = Annotated[
     Path | None,
     typer.Option("--images-dir", metavar="DIR", show_default=False,
-                 help="Folder the dataset's image paths are relative to; default: DIR/images, else a "
-                      "sibling images* folder."),
+                 help="Images folder: the dataset's image paths are found in it, and no image outside it is "
+                      "read; default: the collection's (ingest), else DATA/images, else a sibling images* folder."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document on stdout.")]
 StorageOption = Annotated[

@@ -99,7 +99,7 @@ def note(message: str) -> None:
 
 
 def warn(message: str) -> None:
-    error_console.print(f"[yellow]warning:[/yellow] {message}")
+    error_console.print(f"[yellow]warning:[/yellow] {escape(message)}")
 
 
 def confirm(question: str) -> bool:

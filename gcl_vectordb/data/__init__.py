@@ -10,11 +10,12 @@ The generator (`gcl_vectordb.data.synth`) and `dataset_info` are imported from t
 """
 
 from gcl_vectordb.data.dataset import Dataset, Layout
-from gcl_vectordb.data.images import ImageRejected, ImageRerooter, decode_image, reroot_image_path
+from gcl_vectordb.data.images import ImageRejected, ImageResolver, contained_file, decode_image
 from gcl_vectordb.data.layouts import open_dataset
 from gcl_vectordb.data.records import (
     CORPORA,
     REJECT_REASONS,
+    RETRYABLE_REASONS,
     SPLITS,
     Judgment,
     Product,
@@ -30,19 +31,20 @@ __all__ = [
     "CORPORA",
     "DEFAULT_WEIGHT_COLUMN",
     "REJECT_REASONS",
+    "RETRYABLE_REASONS",
     "SPLITS",
     "DataError",
     "Dataset",
     "ImageRejected",
-    "ImageRerooter",
+    "ImageResolver",
     "Judgment",
     "Layout",
     "Product",
     "Reject",
     "RejectLog",
     "Split",
+    "contained_file",
     "decode_image",
     "get_split",
     "open_dataset",
-    "reroot_image_path",
 ]

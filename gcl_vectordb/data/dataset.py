@@ -10,14 +10,15 @@ Products stream in batches (`iter_products`); split tables come whole (`read_spl
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from itertools import islice
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple
 
 import numpy as np
 
+from gcl_vectordb.data.images import ImageRejected, ImageResolver
 from gcl_vectordb.data.records import (
     CORPORA,
     WHOLE,
@@ -46,7 +47,8 @@ DATA_HINT = (
 
 
 class Candidate(NamedTuple):
-    """A corpus entry before the checks: `problem` is a REJECT_REASONS code the layout found itself."""
+    """A corpus entry before the checks: `problem` is a REJECT_REASONS code the layout found itself;
+    `image_local` the image path as the entry gives it (the product's `image_path` is set from it)."""
 
     source: str
     row: int
@@ -54,6 +56,16 @@ class Candidate(NamedTuple):
     product: Product | None
     problem: str | None = None
     detail: str = ""
+    image_local: str | None = None
+
+
+class ProductBatch(NamedTuple):
+    """Products of a corpus read in one batch. `end`: corpus entries read so far (the resume cursor
+    once the batch is stored); `complete`: the corpus's last batch (it may hold no product)."""
+
+    products: list[Product]
+    end: int
+    complete: bool
 
 
 class RawChunk(NamedTuple):
@@ -69,17 +81,6 @@ def default_images_dir(root: Path) -> Path:
     extracts next to the dataset: `marqo-gs-dataset/images_wfash`), else the dataset folder itself."""
     candidates = [root / "images", *sorted(root.parent.glob("images*"))]
     return next((folder for folder in candidates if folder.is_dir()), root)
-
-
-def _batched(items: Iterator[Product], size: int) -> Iterator[list[Product]]:
-    while batch := list(islice(items, size)):
-        yield batch
-
-
-def _check_image(product: Product) -> str | None:
-    if product.image_path is not None and not product.image_path.is_file():
-        return f"no file {product.image_path}"
-    return None
 
 
 class Dataset(ABC):
@@ -108,7 +109,8 @@ class Dataset(ABC):
 
     @abstractmethod
     def _candidates(self, corpus: int, partition: Partition) -> Iterator[list[Candidate]]:
-        """The corpus entries of `partition` in their deterministic order, in chunks."""
+        """The corpus entries of `partition` in their deterministic order, in chunks; products without
+        `image_path` (`image_local` says where the image is)."""
 
     @abstractmethod
     def _raw_split_chunks(
@@ -137,44 +139,74 @@ class Dataset(ABC):
         batch_size: int = 1024,
         rejects: RejectLog | None = None,
         check_images: bool = True,
-        start: int = 0,
         partition: Partition = WHOLE,
     ) -> Iterator[list[Product]]:
         """Stream a corpus's products in batches of `batch_size` (the last may be shorter).
 
         Order: deterministic, the same on every call — the order of `corpus_N.json` (official layout) or
-        of first appearance over the corpus's splits in SPLITS order, files sorted by name (parquet).
-        `start` skips the first `start` accepted products (to resume an ingest); rejects among them are
-        not reported again. An empty title, a repeated id (official layout) or, with `check_images`, an
-        image reference without a file is reported to `rejects` and skipped; a product with no image
-        reference at all is kept (title only). `partition`: only the products (and rejected rows) of that
-        part of the corpus (`Partition`); `start` then counts accepted products of the part.
+        of first appearance over the corpus's splits in SPLITS order, files sorted by name (parquet);
+        `product_batches` resumes at a position. A rejected entry (a
+        repeated id, an image that is missing or outside the images folder, neither title nor image) is
+        reported to `rejects` and skipped. `check_images=False` leaves image paths unchecked (no file
+        access): for counting products and reading ids, never for reading images. `partition`: only the
+        products (and rejected rows) of that part of the corpus (`Partition`).
+        """
+        for batch in self.product_batches(corpus, batch_size=batch_size, rejects=rejects,
+                                          check_images=check_images, partition=partition):
+            if batch.products:
+                yield batch.products
+
+    def product_batches(
+        self,
+        corpus: int,
+        *,
+        batch_size: int = 1024,
+        rejects: RejectLog | None = None,
+        check_images: bool = True,
+        start: int = 0,
+        retry: Collection[str] = (),
+        partition: Partition = WHOLE,
+    ) -> Iterator[ProductBatch]:
+        """`iter_products` with the position in the corpus: what a resumable reader (ingest) needs.
+
+        An entry is one item of `corpus_N.json` (repeats included) or one distinct product id (parquet);
+        `count_products` counts them. Entries before `start` are skipped without a report, except those
+        whose product id is in `retry` (rejected earlier), which are read and checked again. Every batch
+        but the last holds `batch_size` products; the last (`complete`) may hold none. `partition`: only
+        the entries (products and rejected rows) of that part of the corpus (`Partition`); positions then
+        count the part's entries.
         """
         if corpus not in CORPORA:
             raise DataError(f"corpus must be one of {CORPORA}, not {corpus!r}")
         if batch_size < 1 or start < 0:
             raise DataError(f"batch_size must be ≥ 1 and start ≥ 0 (got {batch_size}, {start})")
-        return _batched(self._accepted(corpus, rejects, check_images, start, partition), batch_size)
-
-    def _accepted(
-        self, corpus: int, rejects: RejectLog | None, check_images: bool, start: int, partition: Partition
-    ) -> Iterator[Product]:
-        accepted = 0
+        resolver = ImageResolver(self.images_dir)
+        locate = resolver.resolve if check_images else resolver.locate
+        products: list[Product] = []
+        position = 0
         for chunk in self._candidates(corpus, partition):
             for candidate in chunk:
-                problem, detail, product = candidate.problem, candidate.detail, candidate.product
-                if problem is None and product is not None:
-                    if not product.title.strip():
-                        problem, detail = "empty-title", "title is empty"
-                    elif check_images and (missing := _check_image(product)):
-                        problem, detail = "missing-image", missing
-                if problem is None and product is not None:
-                    accepted += 1
-                    if accepted > start:
-                        yield product
-                elif rejects is not None and accepted >= start:
-                    rejects.add(candidate.source, candidate.row, problem or "malformed-row", detail,
-                                candidate.product_id)
+                position += 1
+                if position <= start and candidate.product_id not in retry:
+                    continue
+                product, problem, detail = _checked(candidate, locate)
+                if product is not None:
+                    products.append(product)
+                    if len(products) == batch_size:
+                        yield ProductBatch(products, position, False)
+                        products = []
+                elif rejects is not None:
+                    rejects.add(candidate.source, candidate.row, problem, detail, candidate.product_id)
+        yield ProductBatch(products, position, True)
+
+    def extra_columns(self, sample: int = 1000) -> list[str]:
+        """The products' extra columns (kept as payload besides the schema's), from the first `sample`
+        products of each corpus: the columns a collection records for `--filter`."""
+        keys: set[str] = set()
+        for corpus in self.corpora:
+            first = next(self.iter_products(corpus, batch_size=sample, check_images=False), [])
+            keys.update(key for product in first for key in product.extra)
+        return sorted(keys)
 
     def iter_split_frames(
         self,
@@ -239,4 +271,19 @@ class Dataset(ABC):
         return found
 
 
-__all__ = ["DATA_HINT", "Candidate", "Dataset", "Layout", "RawChunk", "default_images_dir"]
+def _checked(candidate: Candidate, locate) -> tuple[Product | None, str, str]:
+    """The candidate as a product with its image file located, or (None, reason, detail)."""
+    product = candidate.product
+    if candidate.problem is not None or product is None:
+        return None, candidate.problem or "malformed-row", candidate.detail
+    if candidate.image_local is not None:
+        try:
+            product = dataclasses.replace(product, image_path=locate(candidate.image_local))
+        except ImageRejected as exc:
+            return None, exc.reason, exc.detail
+    if not product.has_image and not (product.title or "").strip():
+        return None, "empty-title", "the product has neither a title nor an image"
+    return product, "", ""
+
+
+__all__ = ["DATA_HINT", "Candidate", "Dataset", "Layout", "ProductBatch", "RawChunk", "default_images_dir"]

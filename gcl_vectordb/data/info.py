@@ -41,9 +41,10 @@ class CorpusInfo:
     corpus: int
     products: int
     images_found: int
-    images_missing: int  # products rejected because their image file does not exist
+    images_missing: int  # products rejected because their image file does not exist (or is outside the folder)
     without_image: int  # accepted products with no image reference at all (title only)
     rejected: int  # all rejects of the corpus, missing images included
+    without_title: int = 0  # accepted products with no title (image only)
 
 
 @dataclass(frozen=True)
@@ -89,16 +90,22 @@ def split_info(dataset: Dataset, name: str, rejects: RejectLog) -> SplitInfo:
 
 
 def corpus_info(dataset: Dataset, corpus: int, rejects: RejectLog, check_images: bool) -> CorpusInfo:
-    before_total, before_missing = len(rejects), rejects.reasons().get("missing-image", 0)
-    products = with_image = 0
+    before_total, before_missing = len(rejects), _missing_images(rejects)
+    products = with_image = without_title = 0
     for batch in dataset.iter_products(corpus, batch_size=4096, rejects=rejects, check_images=check_images):
         products += len(batch)
-        with_image += sum(p.image_path is not None or p.image_bytes is not None for p in batch)
+        with_image += sum(p.has_image for p in batch)
+        without_title += sum(p.title is None for p in batch)
     return CorpusInfo(
         corpus=corpus, products=products, images_found=with_image,
-        images_missing=rejects.reasons().get("missing-image", 0) - before_missing,
-        without_image=products - with_image, rejected=len(rejects) - before_total,
+        images_missing=_missing_images(rejects) - before_missing,
+        without_image=products - with_image, rejected=len(rejects) - before_total, without_title=without_title,
     )
+
+
+def _missing_images(rejects: RejectLog) -> int:
+    reasons = rejects.reasons()
+    return reasons.get("missing-image", 0) + reasons.get("image-outside-folder", 0)
 
 
 def dataset_info(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import warnings
 from collections.abc import Iterator, Sequence
@@ -13,7 +14,6 @@ import numpy as np
 
 from gcl_vectordb.data.dataset import Candidate, Dataset, RawChunk
 from gcl_vectordb.data.idset import CompactIdSet, hash_ids
-from gcl_vectordb.data.images import ImageRerooter
 from gcl_vectordb.data.jsonstream import iter_json_object
 from gcl_vectordb.data.records import CORPORA, SPLITS, Partition, Product, RejectLog, Split
 from gcl_vectordb.data.tables import TEXT_COLUMNS, check_columns, selected_columns
@@ -62,7 +62,6 @@ class OfficialDataset(Dataset):
 
     def _candidates(self, corpus: int, partition: Partition) -> Iterator[list[Candidate]]:
         path = self._corpus_file(corpus)
-        reroot = ImageRerooter(self.images_dir)
         seen = CompactIdSet()
         entries = iter_json_object(path)
         row = 0
@@ -82,8 +81,7 @@ class OfficialDataset(Dataset):
                     candidates.append(Candidate(path.name, row, product_id, None, "malformed-row",
                                                 f"expected an object, got {type(fields).__name__}"))
                 else:
-                    candidates.append(Candidate(path.name, row, product_id,
-                                                _product(product_id, fields, corpus, reroot)))
+                    candidates.append(_candidate(path.name, row, product_id, fields, corpus))
             yield candidates
 
     def _raw_split_chunks(
@@ -141,16 +139,18 @@ class OfficialDataset(Dataset):
         )
 
 
-def _product(product_id: str, fields: dict, corpus: int, reroot: ImageRerooter) -> Product:
+def _candidate(source: str, row: int, product_id: str, fields: dict, corpus: int) -> Candidate:
     image_local = fields.get("image_local")
     extra = {k: str(v) for k, v in fields.items() if k not in _CORPUS_FIELDS and v is not None}
-    return Product(
-        product_id=product_id,
-        title=str(fields.get("title") or ""),
-        corpus=corpus,
-        image_path=reroot(str(image_local)) if image_local else None,
-        extra=extra,
-    )
+    product = Product(product_id=product_id, title=_title(fields.get("title")), corpus=corpus, extra=extra)
+    return Candidate(source, row, product_id, product, image_local=str(image_local) if image_local else None)
+
+
+def _title(value: object) -> str | None:
+    """None where the official reader's `pd.notna` is False (null, a missing key, NaN); else the text."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return str(value)
 
 
 def _next_chunk(reader, source: str, skipped: list[int], rejects: RejectLog | None):

@@ -8,6 +8,7 @@ plain binary.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -18,11 +19,12 @@ import pyarrow.parquet as pq
 
 from gcl_vectordb.data.dataset import Candidate, Dataset, RawChunk
 from gcl_vectordb.data.idset import CompactIdSet, hash_ids
-from gcl_vectordb.data.images import ImageRerooter
 from gcl_vectordb.data.records import SPLITS, Partition, Product, RejectLog, Split
 from gcl_vectordb.data.tables import check_columns, selected_columns
 from gcl_vectordb.errors import DataError
+from gcl_vectordb.imaging import contained_file
 
+log = logging.getLogger(__name__)
 IMAGE_COLUMN = "image"
 
 
@@ -79,17 +81,22 @@ class ParquetDataset(Dataset):
 
     def count_products(self, corpus: int) -> int:
         if corpus not in self._counts:
-            hashes = [
-                hash_ids(open_parquet(path).read(columns=["product_id"]).column(0).cast("string").to_pylist())
-                for path in self._corpus_files(corpus)
-            ]
+            hashes = []
+            for path in self._corpus_files(corpus):
+                parquet = open_parquet(path)
+                check_columns(parquet.schema_arrow.names, source=path.name, weight_column=None)
+                hashes.append(hash_ids(parquet.read(columns=["product_id"]).column(0).cast("string").to_pylist()))
             self._counts[corpus] = len(np.unique(np.concatenate(hashes))) if hashes else 0
         return self._counts[corpus]
 
+    def extra_columns(self, sample: int = 1000) -> list[str]:
+        """A parquet product has no extra columns: its id, title and image only."""
+        return []
+
     def _candidates(self, corpus: int, partition: Partition) -> Iterator[list[Candidate]]:
         seen = CompactIdSet()
-        reroot = ImageRerooter(self.images_dir)
         for path in self._corpus_files(corpus):
+            name = str(path.relative_to(self.root))
             parquet = open_parquet(path)
             check_columns(parquet.schema_arrow.names, source=path.name, weight_column=None)
             has_title = "title" in parquet.schema_arrow.names
@@ -109,7 +116,7 @@ class ParquetDataset(Dataset):
                     if has_image:
                         images = _image_cells(parquet.read_row_group(group, columns=[IMAGE_COLUMN])[0], first)
                     yield [
-                        _candidate(path.name, offset + int(i) + 1, ids[i], title, image, corpus, reroot)
+                        _candidate(path.name, offset + int(i) + 1, ids[i], title, image, corpus, name)
                         for i, title, image in zip(first.tolist(), titles, images, strict=True)
                     ]
                 offset += table.num_rows
@@ -141,6 +148,26 @@ class ParquetDataset(Dataset):
                 yielded = True
 
 
+def read_image_cell(root: Path, cell: str) -> bytes | None:
+    """The encoded image a product's `image_cell` (`<file relative to root>#<row>`) names, or None where
+    the cell is malformed, the file is gone or lies outside `root` (symlinks resolved), or holds no image."""
+    file, _, row = cell.rpartition("#")
+    if not file or not row.isdigit() or int(row) < 1:
+        return None
+    try:
+        parquet = pq.ParquetFile(contained_file(root / file, root))
+        index = int(row) - 1
+        for group in range(parquet.num_row_groups):
+            rows = parquet.metadata.row_group(group).num_rows
+            if index < rows:
+                column = parquet.read_row_group(group, columns=[IMAGE_COLUMN])[0]
+                return _image_cells(column, np.array([index]))[0][0]
+            index -= rows
+    except (DataError, pa.ArrowException, OSError, KeyError) as exc:
+        log.info("no image at %s in %s: %s", cell, root, exc)
+    return None
+
+
 def _image_cells(column, rows: np.ndarray) -> list[tuple[bytes | None, str | None]]:
     """`(bytes, path)` of the chosen rows of an HF Image struct column or a binary column."""
     taken = column.take(pa.array(rows))
@@ -154,13 +181,13 @@ def _image_cells(column, rows: np.ndarray) -> list[tuple[bytes | None, str | Non
 
 def _candidate(
     source: str, row: int, product_id: str | None, title: str | None,
-    image: tuple[bytes | None, str | None], corpus: int, reroot: ImageRerooter,
+    image: tuple[bytes | None, str | None], corpus: int, file: str,
 ) -> Candidate:
+    """`row`: 1-based within `source`, the file (`file`: its path relative to the dataset root)."""
     if not product_id:
         return Candidate(source, row, "", None, "malformed-row", "empty product_id")
     data, path = image
-    image_path = None
-    if data is None and path:
-        image_path = reroot(path)  # an HF Image cell may point at a file instead of embedding it
-    product = Product(product_id, title or "", corpus, image_path=image_path, image_bytes=data)
-    return Candidate(source, row, product_id, product)
+    cell = f"{file}#{row}" if data is not None else None
+    product = Product(product_id, None if title is None else str(title), corpus, image_bytes=data, image_cell=cell)
+    # an HF Image cell may point at a file instead of embedding it
+    return Candidate(source, row, product_id, product, image_local=path if data is None and path else None)

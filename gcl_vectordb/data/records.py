@@ -53,16 +53,25 @@ def get_split(name: str) -> Split:
 class Product:
     """A document of the corpus: a title and an image, either a local file or embedded bytes.
 
-    `image_path` is already re-rooted onto the local images folder (official layout); `image_bytes`
-    holds the encoded image for the Hugging Face parquet layout. At most one of the two is set.
+    `title` is None where the corpus has none (null, missing); a string, even an empty one, is a title, as
+    in the official evaluation (docs/protocol.md, "Products, rejects and image paths"). `image_path` is
+    the checked local file (inside the images folder, symlinks resolved); `image_bytes` the encoded image
+    of the Hugging Face parquet layout, and `image_cell` where it lies (`<file relative to the dataset
+    root>#<1-based row>`). At most one of `image_path` / `image_bytes` is set.
     """
 
     product_id: str
-    title: str
+    title: str | None
     corpus: int
     image_path: Path | None = None
     image_bytes: bytes | None = field(default=None, repr=False)
     extra: Mapping[str, str] = field(default_factory=dict)
+    image_cell: str | None = None
+
+    @property
+    def has_image(self) -> bool:
+        """Whether the product refers to an image at all (a file or embedded bytes)."""
+        return self.image_path is not None or self.image_bytes is not None
 
     def read_image_bytes(self) -> bytes | None:
         """The encoded image (JPEG/PNG bytes), or None where the product has no image."""
@@ -155,11 +164,18 @@ class Reject:
 REJECT_REASONS: tuple[str, ...] = (
     "duplicate-product-id",
     "missing-image",
+    "image-outside-folder",
     "corrupt-image",
+    "image-too-large",
     "empty-title",
     "non-numeric-score",
     "malformed-row",
 )
+RETRYABLE_REASONS: frozenset[str] = frozenset(
+    {"missing-image", "image-outside-folder", "corrupt-image", "image-too-large", "empty-title"})
+"""Product rejects that fixing files outside the corpus can cure (an image, the images folder); a re-run
+of `gcl-vdb ingest` retries them. `empty-title`: a product with neither a title nor an image (and, from
+older versions, image products without a title, which are kept now)."""
 
 
 class RejectLog:

@@ -12,7 +12,6 @@ The object is a frozen dataclass, so ingest worker processes can receive it and 
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from gcl_vectordb.errors import DataError, ModelError
+from gcl_vectordb.imaging import open_image
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -80,9 +80,12 @@ class ImagePreprocessor:
         return np.ascontiguousarray(pixels.transpose(2, 0, 1))
 
     def from_bytes(self, data: bytes) -> np.ndarray:
-        """Encoded image (JPEG, PNG, WebP, ...) → `(3, size, size)` float32; JPEG decodes in draft mode."""
+        """Encoded image (JPEG, PNG, WebP, ...) → `(3, size, size)` float32; JPEG decodes in draft mode.
+
+        Raises `ImageTooLarge` above the pixel limit (`gcl_vectordb.imaging`), `DataError` for data that
+        does not decode."""
         try:
-            image = Image.open(io.BytesIO(data))
+            image = open_image(data)
             if self.draft_factor and image.format == "JPEG":
                 side = int(round(self.size * self.draft_factor))
                 image.draft("RGB", (side, side))

@@ -15,6 +15,9 @@ the rescale in `run_eval`, `get_test_queries`, the ground-truth loop) gives on t
    where n · max(p) > 1 (`_weighted_sample`) — then `sort_values(by=rel, ascending=False)` — pandas' default
    (non-stable) quicksort, so queries with equal summed rel come in the order pandas gives.
    top_q is capped at the number of distinct queries, as the official code does since commit c463c83.
+   A CSV query cell pandas reads as NaN by default (`"NA"`, `"null"`, … — `CSV_NA_QUERIES`) has no key
+   there (NaN + suffix is NaN, and `groupby` drops it): such a query is never sampled, while its rows
+   still count in the rescale's min/max (`prepare_split` applies this to the official layout's CSVs).
 3. Ground truth of a query: its rows in file order, `sort_values(by=rel, ascending=False)` (again the
    default quicksort), first top_k, `{product_id: rel}` built in that order (a product listed twice
    keeps the later row's rel). Where the order cannot matter (≤ top_k rows, no repeated product) the
@@ -29,7 +32,7 @@ sorted key order) and `PreparedSplit.trec_qrels()` re-keys the ground truth by t
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +43,11 @@ from gcl_vectordb.data.records import RejectLog, Split
 from gcl_vectordb.data.tables import DEFAULT_WEIGHT_COLUMN
 from gcl_vectordb.evaluation.judging import Qrels
 
+CSV_NA_QUERIES: frozenset[str] = frozenset({
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
+    "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+})
+"""Cells `pandas.read_csv` reads as NaN by default (pandas 2.2.2, the official pin: `STR_NA_VALUES`)."""
 QUERY_KEY_SUFFIX = "_{!@#~}_"
 """What the official code appends to the query text to form its group key (the order of groups)."""
 REL = "rel"
@@ -85,17 +93,24 @@ def _grouped_relevance(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"query_key": keys, REL: frame[REL]}).groupby("query_key").sum()
 
 
-def sample_queries(frame: pd.DataFrame, top_q: int = DEFAULT_TOP_Q, seed: int = DEFAULT_SEED) -> list[str]:
+def sample_queries(
+    frame: pd.DataFrame, top_q: int = DEFAULT_TOP_Q, seed: int = DEFAULT_SEED, *, unkeyed: Collection[str] = (),
+) -> list[str]:
     """The test queries of a split (docs/protocol.md, "Test queries"): min(top_q, #queries) query texts,
     highest summed rel first.
 
     `frame` needs query and rel (see `relevance_frame`). Sampling is pandas' own
     `DataFrame.sample(n, weights=summed rel, replace=False, random_state=seed)` on the grouped table
-    (module docstring), so the same CSV gives the same queries as the official code.
+    (module docstring), so the same CSV gives the same queries as the official code. Queries in
+    `unkeyed` (`CSV_NA_QUERIES` for a CSV) are never sampled. `seed`: 0 ≤ seed < 2³² (numpy's RandomState).
     """
     if top_q < 1:
         raise ValueError(f"top_q must be ≥ 1, got {top_q}")
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be in 0 … 2³² − 1, got {seed}")
     summed = _grouped_relevance(frame)
+    if unkeyed:
+        summed = summed.drop(index=[q + QUERY_KEY_SUFFIX for q in unkeyed], errors="ignore")
     if summed.empty:
         return []
     sampled = _weighted_sample(summed, min(top_q, len(summed)), seed)
@@ -196,11 +211,11 @@ class PreparedSplit:
 
 def prepare_frame(
     split_frame: pd.DataFrame, split: Split, *, top_q: int = DEFAULT_TOP_Q, top_k: int = DEFAULT_TOP_K,
-    seed: int = DEFAULT_SEED, weight_column: str = DEFAULT_WEIGHT_COLUMN,
+    seed: int = DEFAULT_SEED, weight_column: str = DEFAULT_WEIGHT_COLUMN, unkeyed: Collection[str] = (),
 ) -> PreparedSplit:
-    """`PreparedSplit` of an already-read split table (see `prepare_split`)."""
+    """`PreparedSplit` of an already-read split table (see `prepare_split`; `unkeyed`: `sample_queries`)."""
     frame = relevance_frame(split_frame, weight_column)
-    queries = sample_queries(frame, top_q, seed)
+    queries = sample_queries(frame, top_q, seed, unkeyed=unkeyed)
     return PreparedSplit(
         split=split, queries=tuple(queries), query_ids=tuple(trec_query_ids(frame, queries)),
         qrels=build_qrels(frame, queries, top_k), top_q=top_q, top_k=top_k, seed=seed, n_rows=len(frame),
@@ -212,7 +227,10 @@ def prepare_split(
     dataset: Dataset, split: Split | str, *, top_q: int = DEFAULT_TOP_Q, top_k: int = DEFAULT_TOP_K,
     seed: int = DEFAULT_SEED, weight_column: str = DEFAULT_WEIGHT_COLUMN, rejects: RejectLog | None = None,
 ) -> PreparedSplit:
-    """Read a split of `dataset` and apply the protocol: rel, sampled test queries, ground truth."""
+    """Read a split of `dataset` and apply the protocol: rel, sampled test queries, ground truth. In the
+    official layout, queries the official CSV reader turns into NaN (`CSV_NA_QUERIES`) are not sampled."""
     resolved = dataset.split(split)
     table = dataset.read_split(resolved, columns=("query_id",), rejects=rejects, weight_column=weight_column)
-    return prepare_frame(table, resolved, top_q=top_q, top_k=top_k, seed=seed, weight_column=weight_column)
+    unkeyed = CSV_NA_QUERIES if dataset.layout == "official" else frozenset()
+    return prepare_frame(table, resolved, top_q=top_q, top_k=top_k, seed=seed, weight_column=weight_column,
+                         unkeyed=unkeyed)

@@ -126,18 +126,25 @@ class EvalSettings:
     fusion: str | None = None  # how vector "hybrid" fused its rankings
     storage: str = "ram"
     datatype: str | None = "float32"  # of the dense vector searched; None for bm25
+    collection_status: str = "complete"  # the collection's ingest progress (`CollectionRecord.status`)
+    allow_partial: bool = False
 
 
 @dataclass(frozen=True)
 class EvalReport:
+    """The evaluation of a collection. `warnings`: what makes the figures doubtful (an evaluation of a
+    partly ingested collection under --allow-partial), kept in the JSON report."""
+
     settings: EvalSettings
     splits: tuple[SplitReport, ...]
     seconds: float
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON report: settings, total seconds, per split the full tables and timings."""
+        """The JSON report: settings, warnings, total seconds, per split the full tables and timings."""
         return {"settings": vars(self.settings) | {"versions": dict(self.settings.versions)},
-                "seconds": self.seconds, "splits": {s.split: s.to_dict() for s in self.splits}}
+                "warnings": list(self.warnings), "seconds": self.seconds,
+                "splits": {s.split: s.to_dict() for s in self.splits}}
 
     def csv_rows(self) -> list[dict[str, Any]]:
         """One row per split (and per search kind under --approx): headline first, then every mean."""

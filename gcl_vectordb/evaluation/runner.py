@@ -44,7 +44,14 @@ from gcl_vectordb.evaluation.protocol import (
 from gcl_vectordb.evaluation.report import EvalReport, EvalSettings, SplitReport, SplitTimings
 from gcl_vectordb.evaluation.trec import save_trec_files
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
-from gcl_vectordb.store import CollectionRecord, SearchRequest, VectorStore, check_model, open_store
+from gcl_vectordb.store import (
+    CollectionRecord,
+    SearchRequest,
+    VectorStore,
+    open_store,
+    require_complete,
+    require_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +71,8 @@ class EvalConfig:
     `k` is both the retrieval depth and the ground-truth cap (the official code uses one top_k for
     both). `approx` retrieves with the HNSW index (and also runs exact search, to report the cost).
     `batch_size`: queries per embedding batch and per store round trip. `fusion`: how `vector="hybrid"`
-    fuses its two rankings.
+    fuses its two rankings. A collection whose ingest has not completed is refused (`PartialCollection`)
+    unless `allow_partial`, which evaluates it with a warning kept in the report.
     """
 
     splits: tuple[str, ...] = ("all",)
@@ -84,6 +92,7 @@ class EvalConfig:
     batch_size: int = 256
     weight_column: str = DEFAULT_WEIGHT_COLUMN
     fusion: FusionMethod = FusionMethod.rrf
+    allow_partial: bool = False
 
     def __post_init__(self) -> None:
         names = tuple(s.name for s in SPLITS) if "all" in self.splits else tuple(dict.fromkeys(self.splits))
@@ -104,6 +113,9 @@ class EvalConfig:
         if self.check_bruteforce and self.mode.lexical:
             raise ConfigError(f"the brute-force check compares dense rankings, not {self.vector}",
                               "leave --check-bruteforce out, or evaluate --vector fused|image|title")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be in 0 … 4294967295 (2³² − 1), got {self.seed}",
+                              "the protocol samples with seed 1 (--seed 1)")
 
     @property
     def mode(self) -> SearchMode:
@@ -119,7 +131,11 @@ def evaluate(config: EvalConfig, progress: Progress = NULL_PROGRESS) -> EvalRepo
     """Evaluate every split of `config` through the store; see the module docstring."""
     started = time.perf_counter()
     with open_store(config.store, api_key=config.api_key) as store:
+        store.hold(config.collection)
         record = store.get_record(config.collection)
+        partial = require_complete(record, allow_partial=config.allow_partial)
+        if partial is not None:
+            log.warning("%s", partial)
         dataset = open_dataset(_data_root(config, record))
         splits = [dataset.split(name) for name in config.splits]  # every split file checked before work
         if config.mode.lexical:
@@ -127,7 +143,7 @@ def evaluate(config: EvalConfig, progress: Progress = NULL_PROGRESS) -> EvalRepo
         encoder = None
         if config.mode.dense:  # BM25 alone needs no model
             encoder = load_encoder(record.model_ref, batch_size=config.batch_size)
-            check_model(record, encoder.model_ref, encoder.dim)
+            require_model(record, encoder.identity)
         datatype = _dense_datatype(record, config)
         if datatype == "float16":
             log.warning(FLOAT16_NOTE, record.name, "fused" if config.mode is SearchMode.hybrid else config.vector)
@@ -140,8 +156,9 @@ def evaluate(config: EvalConfig, progress: Progress = NULL_PROGRESS) -> EvalRepo
         seed=config.seed, weight_column=config.weight_column, versions=library_versions(),
         fusion=config.fusion.value if config.mode is SearchMode.hybrid else None,
         storage=record.storage.name, datatype=datatype,
+        collection_status=record.status(), allow_partial=config.allow_partial,
     )
-    return EvalReport(settings, reports, time.perf_counter() - started)
+    return EvalReport(settings, reports, time.perf_counter() - started, () if partial is None else (partial,))
 
 
 def _dense_datatype(record: CollectionRecord, config: EvalConfig) -> str | None:

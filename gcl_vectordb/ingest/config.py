@@ -121,24 +121,29 @@ def default_state_dir(store: str, collection: str) -> Path:
 
 @dataclass(frozen=True)
 class CorpusCounts:
-    """One corpus in one run: points written, skipped as already stored, rejected; the cursor after it."""
+    """One corpus in one run: points written, already stored before it (stored − written), rejected (new
+    rejects of this run); the cursor after it; earlier rejects retried and recovered."""
 
     corpus: int
     written: int
     present: int
     rejected: int
-    done: int  # accepted products of the corpus fully handled so far (all runs)
+    done: int  # entries of the corpus fully handled so far (all runs; `Dataset.product_batches`)
     complete: bool
+    retried: int = 0  # products rejected by an earlier run and read again in this one
+    recovered: int = 0  # of those, stored now
 
 
 @dataclass(frozen=True)
 class IngestReport:
     """What an ingest run did. `rejects` counts by reason every reject of this ingest (all runs, the
-    rejects file); `new_rejects` those this run found. `resumed_from`: the cursor per corpus at the
-    start ({} for a fresh ingest). `seconds`: wall time per step (model, pipeline, index, total) and
-    time spent per stage inside the pipeline (read, decode = worker CPU, wait = encoder idle waiting
-    for decoded pixels, encode, upsert, checkpoint; from shards: verify, read, convert, prepare, upsert,
-    checkpoint). `points_per_s`: points written / pipeline seconds.
+    rejects file); `new_rejects` those this run found. `points_written + points_present` = the points
+    of the ingested corpora in the collection. `resumed_from`: the cursor per corpus at the start ({} for
+    a fresh ingest). `retried` / `recovered`: products rejected by an earlier run for a curable reason
+    (`RETRYABLE_REASONS`) that this run read again / stored. `seconds`: wall time per step (model,
+    pipeline, index, total) and time spent per stage inside the pipeline (read, decode = worker CPU,
+    wait = encoder idle waiting for decoded pixels, encode, upsert, checkpoint; from shards: verify,
+    read, convert, prepare, upsert, checkpoint). `points_per_s`: points written / pipeline seconds.
     """
 
     collection: str
@@ -161,3 +166,6 @@ class IngestReport:
     workers: int
     missing_corpora: tuple[int, ...] = ()
     embeddings: Path | None = None  # the shards loaded (`ingest --embeddings`); None: the dataset, embedded
+    images_dir: Path | None = None  # the images folder read (symlinks resolved)
+    retried: int = 0
+    recovered: int = 0

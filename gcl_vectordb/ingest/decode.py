@@ -3,7 +3,7 @@
 Workers receive products (a few hundred bytes each; parquet products carry their image bytes) and send
 back float32 pixels `(k, 3, S, S)` for the k products whose image decoded. A product without any image
 reference is title-only (not a reject); an unreadable file is `missing-image`, an undecodable one
-`corrupt-image` — returned, never raised, so one bad file never stops a batch.
+`corrupt-image`, one above the pixel limit (`gcl_vectordb.imaging`) `image-too-large` — returned, never raised, so one bad file never stops a batch.
 
 This module is what each worker process imports: it stays free of torch, onnxruntime and qdrant.
 """
@@ -22,6 +22,7 @@ import numpy as np
 
 from gcl_vectordb.data.records import Product
 from gcl_vectordb.encoders.preprocess import ImagePreprocessor
+from gcl_vectordb.imaging import ImageTooLarge
 
 _OBJECT_REPR = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
 _preprocessor: ImagePreprocessor | None = None  # set once per worker process by `init_worker`
@@ -32,7 +33,7 @@ class ImageFailure:
     """A product whose image cannot be used: its index in the chunk, a REJECT_REASONS code, details."""
 
     index: int
-    reason: str  # "missing-image" | "corrupt-image"
+    reason: str  # "missing-image" | "corrupt-image" | "image-too-large"
     detail: str
 
 
@@ -67,6 +68,10 @@ def decode_products(products: Sequence[Product], preprocessor: ImagePreprocessor
             continue
         try:
             pixels[i] = preprocessor.from_bytes(data)
+        except ImageTooLarge as exc:
+            where = product.image_path or f"embedded image of {product.product_id}"
+            failures.append(ImageFailure(i, "image-too-large", f"{where}: {exc.detail}"))
+            continue
         except Exception as exc:  # any decoder failure (PIL raises many types) rejects this image only
             where = product.image_path or f"embedded image of {product.product_id}"
             # the same words on every run (no object addresses), so that a resumed run matches the file

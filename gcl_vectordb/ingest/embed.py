@@ -8,17 +8,15 @@ files instead of upserting (`PartsSink`); the format is in `gcl_vectordb.ingest.
 or machines each embed one `Partition` (`--shard I/N`, or torchrun's RANK/WORLD_SIZE) into the same
 folder; the one that completes the last shard writes `manifest.json`, and `gcl-vdb ingest --embeddings DIR`
 loads the lot without a model. A killed run resumes from its cursor: part files are written before the
-cursor moves, and a part the cursor does not cover is deleted on resume. One process per shard folder.
+cursor moves, and a part the cursor does not cover is deleted on resume. One process per shard folder:
+each shard folder has its own lock (`gcl_vectordb.store.lock`), so N processes embed N shards at once and a
+second process on the same shard is refused with the holder named.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
-import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +29,7 @@ from gcl_vectordb.errors import ConfigError, DataError
 from gcl_vectordb.files import available_cpus
 from gcl_vectordb.ingest.config import CorpusCounts
 from gcl_vectordb.ingest.pipeline import PipelineSetup, run_pipeline
-from gcl_vectordb.ingest.products import ProductSource, decode_pool
+from gcl_vectordb.ingest.products import ProductSource, decode_pool, images_root
 from gcl_vectordb.ingest.shard_format import (
     DTYPES,
     REJECTS_FILE,
@@ -45,6 +43,7 @@ from gcl_vectordb.ingest.shard_format import (
 from gcl_vectordb.ingest.shard_parts import PartsSink, list_parts, remove_uncovered_parts
 from gcl_vectordb.ingest.state import IngestState, RejectsFile, dataset_fingerprint
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
+from gcl_vectordb.store.lock import Lock
 
 log = logging.getLogger(__name__)
 LOCK_FILE = ".lock"
@@ -127,8 +126,8 @@ class EmbedReport:
 def embed_dataset(config: EmbedConfig, progress: Progress = NULL_PROGRESS) -> EmbedReport:
     """Embed this shard's products of both corpora into part files (see the module docstring).
 
-    Raises DataError (no dataset; the folder holds another embedding job; the shard is in use),
-    ModelError (model). Ctrl-C writes what is finished and re-raises KeyboardInterrupt. Decode workers are
+    Raises DataError (no dataset; the folder holds another embedding job), CollectionInUse (another
+    process embeds this shard, named), ModelError (model). Ctrl-C writes what is finished and re-raises KeyboardInterrupt. Decode workers are
     spawned processes: a script calling this with workers > 0 needs an `if __name__ == "__main__":` guard.
     """
     started = time.perf_counter()
@@ -144,7 +143,7 @@ def embed_dataset(config: EmbedConfig, progress: Progress = NULL_PROGRESS) -> Em
     folder = config.out / shard_dir_name(config.partition)
     folder.mkdir(parents=True, exist_ok=True)
     workers = available_cpus() if config.workers is None else config.workers
-    with _shard_lock(folder, config.partition):
+    with Lock(folder / LOCK_FILE, f"shard {config.partition} of {config.out}"):
         record, created = _shard_record(folder, header, config.partition)
         state = IngestState.load(folder / STATE_FILE, folder.name, record.created_at,
                                  dataset_fingerprint(dataset.root))
@@ -191,8 +190,10 @@ def embed_dataset(config: EmbedConfig, progress: Progress = NULL_PROGRESS) -> Em
 
 
 def _dataset_description(dataset: Dataset, corpora: tuple[int, ...]) -> dict[str, str]:
-    return {"root": str(dataset.root), "layout": dataset.layout, "images_dir": str(dataset.images_dir),
-            "corpora": ",".join(map(str, corpora))}
+    """The header's `dataset`: root, layout, images folder (payload image paths are relative to it),
+    corpora and the extra payload columns (comma-separated)."""
+    return {"root": str(dataset.root), "layout": dataset.layout, "images_dir": str(images_root(dataset)),
+            "corpora": ",".join(map(str, corpora)), "extra_columns": ",".join(dataset.extra_columns())}
 
 
 def _shard_record(folder: Path, header: ShardHeader, partition: Partition) -> tuple[ShardRecord, bool]:
@@ -217,18 +218,3 @@ def _check_folder(root: Path, header: ShardHeader) -> None:
             raise DataError(f"{root} holds embeddings of another job ({path.name} has other settings: this run "
                             f"has {'; '.join(differences)})",
                             "use another --out for another model, dataset or number of shards")
-
-
-@contextlib.contextmanager
-def _shard_lock(folder: Path, partition: Partition) -> Iterator[None]:
-    """One process per shard folder (an advisory lock the OS releases when the process dies)."""
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DataError(f"shard {partition} in {folder.parent} is being embedded by another process",
-                            "wait for it to finish, or stop it; each shard runs in one process") from None
-        yield
-    finally:
-        os.close(fd)

@@ -6,11 +6,14 @@ A job is a `Source` (where points come from) and a `Sink` (where they go):
 
     reader thread ─────────────────► calling thread ──────────► writer thread
     source.read (rows of a corpus)    source.finish               sink.write, rejects, cursor;
-    sink.stored (skip stored ids)     (encode, or slice the        checkpoint: sink.flush, then
-    source.start (decode in workers)   embedded rows)              the cursor (never the other way round)
+    sink.stored (skip stored ids)     (encode, or slice the        checkpoint: sink.flush, then the
+    source.start (decode in workers)   embedded rows)              cursor (never the other way round),
+                                                                   then sink.saved(the progress)
 
 An id stored — or read and not yet written — for another corpus is a `duplicate-product-id` reject; the
 ids in flight are checked with the store's, so the next corpus is read without waiting for this one.
+Products an earlier run rejected for a curable reason (`RejectsFile.retrying`) are read again; once their
+corpus is read to its end, the rejects file keeps only this run's verdict on them (`RejectsFile.settle`).
 
 | job | source | sink |
 |---|---|---|
@@ -35,13 +38,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
 from gcl_vectordb.data.records import Reject, RejectLog
 from gcl_vectordb.ingest.state import IngestState, RejectsFile
 from gcl_vectordb.progress import NULL_PROGRESS, Progress, ProgressTask
+from gcl_vectordb.store.records import IngestProgress
 
 log = logging.getLogger(__name__)
 PREFETCH = 2  # batches read and being prepared ahead of the one being finished
@@ -60,6 +64,15 @@ class Rows(Protocol):
     def __len__(self) -> int: ...
 
 
+class SourceBatch(NamedTuple):
+    """Rows a source read: `end` is the corpus cursor once they are in (entries of the corpus, rejected
+    ones included); `complete` marks the corpus's last batch, whose `rows` may be None (nothing left)."""
+
+    rows: Rows | None
+    end: int
+    complete: bool
+
+
 @dataclass
 class ReadBatch:
     """Rows read for one batch. `end`: the corpus cursor once this batch is in. `rows`: those still to
@@ -74,6 +87,7 @@ class ReadBatch:
     work: Any = None
     complete: bool = False
     flight: list[str] = field(default_factory=list)  # the ids of `rows`, in flight until written
+    recovered: int = 0  # products rejected by an earlier run and found stored now
 
 
 @dataclass
@@ -104,8 +118,10 @@ class Source(Protocol):
         """Items of the corpus (for the progress bar)."""
         ...
 
-    def read(self, corpus: int, start: int, rejects: RejectLog) -> Iterator[Rows]:
-        """The corpus's rows in batches, after the first `start` (the cursor); bad rows go to `rejects`."""
+    def read(self, corpus: int, start: int, rejects: RejectLog, retry: frozenset[str]) -> Iterator[SourceBatch]:
+        """The corpus's rows in batches after the first `start` entries (the cursor), and those before it
+        whose id is in `retry` (rejected by an earlier run); bad rows go to `rejects`. The last batch is
+        `complete`."""
         ...
 
     def start(self, corpus: int, rows: Rows) -> Any:
@@ -144,14 +160,19 @@ class Sink(Protocol):
         """Make everything written durable; the cursor is saved right after."""
         ...
 
+    def saved(self, progress: IngestProgress) -> None:
+        """The cursor was saved: how far the job got (e.g. kept in the collection's record)."""
+        ...
+
 
 @dataclass
 class Tally:
     """Counters and stage times; each field is written by one stage only (read after the joins)."""
 
     written: dict[int, int] = field(default_factory=dict)
-    present: dict[int, int] = field(default_factory=dict)
     rejected: dict[int, int] = field(default_factory=dict)
+    retried: dict[int, int] = field(default_factory=dict)  # earlier rejects read again
+    recovered: dict[int, int] = field(default_factory=dict)  # of those, stored (or written) now
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("read", "checkpoint"), 0.0))
 
     def add(self, counter: dict[int, int], corpus: int, amount: int) -> None:
@@ -174,13 +195,15 @@ class PipelineSetup:
 
 def run_pipeline(setup: PipelineSetup, progress: Progress = NULL_PROGRESS) -> Tally:
     """Run the job over the corpora whose cursor is not complete, with a progress bar (items of the corpora)."""
-    cursors = [setup.state.cursor(c) for c in setup.corpora]
-    pending, done = not all(c.complete for c in cursors), sum(c.done for c in cursors)
-    total = sum(setup.source.total(c) for c in setup.corpora) if pending else done
+    cursors = {c: setup.state.cursor(c) for c in setup.corpora}
+    retrying = any(setup.rejects.retrying(c) for c in setup.corpora)
+    pending, done = retrying or not all(c.complete for c in cursors.values()), sum(c.done for c in cursors.values())
+    sizes = {c: cursor.done if cursor.complete else setup.source.total(c) for c, cursor in cursors.items()}
+    total = sum(sizes.values()) if pending else done
     task = progress.task(setup.label, total=total, unit="points")
     task.update(completed=done)
     try:
-        tally = Pipeline(setup, task).run()
+        tally = Pipeline(setup, task, sizes).run()
         task.update(completed=total)  # the bar counts rows read, a little more or less than the total
     finally:
         task.close()
@@ -191,9 +214,12 @@ def run_pipeline(setup: PipelineSetup, progress: Progress = NULL_PROGRESS) -> Ta
 class Pipeline:
     """One run over the corpora whose cursor is not complete (see the module docstring)."""
 
-    def __init__(self, setup: PipelineSetup, task: ProgressTask = NULL_PROGRESS.task("")) -> None:
+    def __init__(self, setup: PipelineSetup, task: ProgressTask = NULL_PROGRESS.task(""),
+                 sizes: dict[int, int] | None = None) -> None:
+        """`sizes`: entries per corpus, for the progress the sink is told at each checkpoint."""
         self.setup = setup
         self.task = task
+        self.sizes = sizes or {}
         self.tally = Tally()
         self.tally.seconds[setup.sink.stage] = 0.0
         self.stop = threading.Event()
@@ -257,25 +283,26 @@ class Pipeline:
         setup = self.setup
         for corpus in setup.corpora:
             cursor = setup.state.cursor(corpus)
-            if cursor.complete:
+            retry = setup.rejects.retrying(corpus)
+            if cursor.complete and not retry:
                 continue
             rejected = RejectLog()
-            end = cursor.done
             clock = time.perf_counter()
-            for rows in setup.source.read(corpus, cursor.done, rejected):
-                end += len(rows)
-                batch = self._prepare(corpus, end, rows, rejected.drain())
+            for read in setup.source.read(corpus, cursor.done, rejected, retry):
+                if read.rows is None or not len(read.rows):
+                    batch = ReadBatch(corpus, read.end, None, 0, rejected.drain())
+                else:
+                    batch = self._prepare(corpus, read.end, read.rows, rejected.drain(), retry)
+                batch.complete = read.complete
                 self.tally.seconds["read"] += time.perf_counter() - clock
                 if not self._put(self.to_finish, batch):
                     return
                 clock = time.perf_counter()
-            if not self._put(self.to_finish, ReadBatch(corpus, end, None, 0, rejected.drain(), complete=True)):
-                return
         self._put(self.to_finish, _DONE)
 
-    def _prepare(self, corpus: int, end: int, rows: Rows, rejects: list[Reject]) -> ReadBatch:
+    def _prepare(self, corpus: int, end: int, rows: Rows, rejects: list[Reject], retry: frozenset[str]) -> ReadBatch:
         """Skip rows the sink holds already (an id held or being written for another corpus is a reject);
-        start the rest. In-flight ids are looked up before the sink: the writer removes an id from them
+        start the rest; `retry`: ids rejected by an earlier run (those stored meanwhile are recovered). In-flight ids are looked up before the sink: the writer removes an id from them
         only after writing it, so an id is always in one of the two."""
         ids = rows.product_ids
         with self._flight_lock:
@@ -291,7 +318,8 @@ class Pipeline:
         flight = [ids[i] for i in keep]
         with self._flight_lock:
             self._in_flight.update(dict.fromkeys(flight, corpus))
-        return ReadBatch(corpus, end, todo, len(same), rejects, self.setup.source.start(corpus, todo), flight=flight)
+        return ReadBatch(corpus, end, todo, len(same), rejects, self.setup.source.start(corpus, todo), flight=flight,
+                         recovered=len(same & retry) if retry else 0)
 
     # ---- writer thread
     def _write(self) -> None:
@@ -304,6 +332,8 @@ class Pipeline:
             raise
         if self._pending:  # (the last corpus's end already checkpointed, unless a stop came before it)
             self._checkpoint()
+        else:  # nothing new (e.g. a re-run of a finished job): the sink still learns how far the job got
+            self.setup.sink.saved(self.setup.state.progress(self.setup.corpora, self.sizes))
 
     def _commit(self, batch: EncodedBatch) -> None:
         setup, source = self.setup, batch.source
@@ -317,24 +347,39 @@ class Pipeline:
         self.tally.seconds[setup.sink.stage] += time.perf_counter() - started
         new = setup.rejects.add(batch.rejects, source.corpus)
         cursor = setup.state.cursor(source.corpus)
-        cursor.done, cursor.complete = source.end, source.complete
+        # a retry pass re-reads entries before the cursor: the cursor never moves back
+        cursor.done, cursor.complete = max(cursor.done, source.end), cursor.complete or source.complete
         self._pending = True
         self.tally.add(self.tally.written, source.corpus, len(batch.product_ids))
-        self.tally.add(self.tally.present, source.corpus, source.present)
         self.tally.add(self.tally.rejected, source.corpus, new)
+        if retry := setup.rejects.retrying(source.corpus):
+            recovered = source.recovered + sum(p in retry for p in batch.product_ids)
+            self.tally.add(self.tally.recovered, source.corpus, recovered)
         self.task.advance(len(batch.product_ids) + source.present + len(batch.rejects))
+        if source.complete and retry:
+            self._settle_retries(source.corpus, retry)
         # A corpus's end is checkpointed where redoing work costs a model's time; a load from shards
         # redoes cheaply, and a flush costs ≈ 0.5 s: it checkpoints only at the end and on the interval.
         corpus_end = source.complete and (setup.source.encodes or source.corpus == setup.corpora[-1])
         if corpus_end or setup.sink.due() or time.monotonic() - self._last_checkpoint >= setup.checkpoint_s:
             self._checkpoint()
 
+    def _settle_retries(self, corpus: int, retried: frozenset[str]) -> None:
+        """`corpus` is read to its end: checkpoint (the recovered products' points durable, the cursor
+        past them), then let the rejects file keep only this run's verdict on the retried products."""
+        self._checkpoint()
+        self.tally.add(self.tally.retried, corpus, len(retried))
+        self.setup.rejects.settle(corpus)
+
     def _checkpoint(self) -> None:
-        """Make the written points durable, then move the cursor (never the other way round)."""
+        """Make the written points durable, then move the cursor (never the other way round), then tell
+        the sink how far the job got."""
         started = time.perf_counter()
-        self.setup.sink.flush()
-        self.setup.rejects.sync()
-        self.setup.state.save()
+        setup = self.setup
+        setup.sink.flush()
+        setup.rejects.sync()
+        setup.state.save()
+        setup.sink.saved(setup.state.progress(setup.corpora, self.sizes))
         self._last_checkpoint, self._pending = time.monotonic(), False
         self.tally.seconds["checkpoint"] += time.perf_counter() - started
 

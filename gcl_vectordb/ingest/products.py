@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from gcl_vectordb.domain import FieldWeights
 from gcl_vectordb.encoders.fusion import fused_document_vector
 from gcl_vectordb.encoders.protocol import Encoder
 from gcl_vectordb.ingest.decode import DecodedChunk, decode_in_worker, decode_products, init_worker
-from gcl_vectordb.ingest.pipeline import EncodedBatch, ReadBatch
+from gcl_vectordb.ingest.pipeline import EncodedBatch, ReadBatch, SourceBatch
 from gcl_vectordb.store import product_payload
 
 
@@ -61,17 +62,17 @@ class ProductSource:
                  workers: int, pool: Executor | None, partition: Partition = WHOLE) -> None:
         self.dataset, self.encoder, self.field_weights = dataset, encoder, field_weights
         self.batch_size, self.workers, self.pool, self.partition = batch_size, max(workers, 1), pool, partition
-        self.images_dir = str(dataset.images_dir)
+        self.images_dir = images_root(dataset)
         self.seconds = dict.fromkeys(("decode", "wait", "encode"), 0.0)
 
     def total(self, corpus: int) -> int:
         # a partition holds about 1/N of the products (ids hash uniformly); the bar is an estimate then
         return -(-self.dataset.count_products(corpus) // self.partition.count)
 
-    def read(self, corpus: int, start: int, rejects: RejectLog) -> Iterator[ProductRows]:
-        for products in self.dataset.iter_products(corpus, batch_size=self.batch_size, rejects=rejects,
-                                                   start=start, partition=self.partition):
-            yield ProductRows(products)
+    def read(self, corpus: int, start: int, rejects: RejectLog, retry: frozenset[str]) -> Iterator[SourceBatch]:
+        for batch in self.dataset.product_batches(corpus, batch_size=self.batch_size, rejects=rejects, start=start,
+                                                  retry=retry, partition=self.partition):
+            yield SourceBatch(ProductRows(batch.products) if batch.products else None, batch.end, batch.complete)
 
     def start(self, corpus: int, rows: ProductRows) -> list[Future | DecodedChunk]:
         """Start decoding the batch's images, split over the workers."""
@@ -112,10 +113,12 @@ def decode_pool(encoder: Encoder, workers: int) -> Iterator[Executor | None]:
 def encode_batch(source: ProductSource, batch: ReadBatch, products: list[Product],
                  chunks: list[DecodedChunk]) -> EncodedBatch:
     """Embed a decoded batch: image tower on the decoded pixels, text tower on the titles, then
-    fused = normalize(Σ_f α_f e_f) with α renormalised over each product's present fields."""
+    fused = normalize(Σ_f α_f e_f) with α renormalised over each product's present fields. A product
+    whose only field weighs 0 has nothing to embed: a reject."""
     encoder = source.encoder
     rejects = list(batch.rejects)
     has_image = np.concatenate([c.has_image for c in chunks]) if chunks else np.zeros(0, dtype=bool)
+    has_title = np.array([p.title is not None for p in products], dtype=bool)
     failed = np.zeros(len(products), dtype=bool)
     offset = 0
     for chunk in chunks:
@@ -125,21 +128,26 @@ def encode_batch(source: ProductSource, batch: ReadBatch, products: list[Product
             rejects.append(Reject(f"images of corpus {batch.corpus}", 0, failure.reason, failure.detail,
                                   product.product_id))
         offset += len(chunk.has_image)
-    if source.field_weights.title <= 0:  # a title-only product would have nothing to embed
-        for i in np.flatnonzero(~has_image & ~failed):
-            rejects.append(Reject(f"images of corpus {batch.corpus}", 0, "missing-image",
-                                  "no image, and the title's field weight is 0", products[i].product_id))
-            failed[i] = True
+    weights = source.field_weights
+    usable = (has_image & (weights.image > 0)) | (has_title & (weights.title > 0))
+    for i in np.flatnonzero(~usable & ~failed):  # its only field weighs 0: nothing to embed
+        reason, detail = (("missing-image", "no image, and the title's field weight is 0") if not has_image[i]
+                          else ("empty-title", "no title, and the image's field weight is 0"))
+        rejects.append(Reject(f"images of corpus {batch.corpus}", 0, reason, detail, products[i].product_id))
+        failed[i] = True
     keep = np.flatnonzero(~failed)
     kept = [products[i] for i in keep]
     dim = encoder.dim
     image = np.zeros((len(kept), dim), dtype=np.float32)
     image_rows = has_image[keep]
     if chunks and image_rows.any():
-        image[image_rows] = encoder.encode_pixels(np.concatenate([c.pixels for c in chunks]))
-    title = encoder.encode_texts([p.title for p in kept]) if kept else np.zeros((0, dim), dtype=np.float32)
-    present = {"image": image_rows, "title": np.ones(len(kept), dtype=bool)}
-    fused = fused_document_vector({"image": image, "title": title}, present, source.field_weights)
+        image[image_rows] = encoder.encode_pixels(np.concatenate([c.pixels for c in chunks])[~failed[has_image]])
+    title = np.zeros((len(kept), dim), dtype=np.float32)
+    title_rows = has_title[keep]
+    if title_rows.any():
+        title[title_rows] = encoder.encode_texts([p.title for p in kept if p.title is not None])
+    present = {"image": image_rows, "title": title_rows}
+    fused = fused_document_vector({"image": image, "title": title}, present, weights)
     return EncodedBatch(
         source=batch, product_ids=[p.product_id for p in kept],
         vectors={"image": image, "title": title, "fused": fused},
@@ -148,10 +156,15 @@ def encode_batch(source: ProductSource, batch: ReadBatch, products: list[Product
     )
 
 
-def _payload(product: Product, images_dir: str) -> dict[str, Any]:
-    image = None
-    if product.image_path is not None:
-        path = str(product.image_path)
-        # relative to the images folder the collection records, so that a moved dataset stays usable
-        image = path[len(images_dir) + 1 :] if path.startswith(images_dir + "/") else path
-    return product_payload(product.product_id, product.title, image, product.corpus, product.extra)
+def images_root(dataset: Dataset) -> Path:
+    """The dataset's images folder with symlinks resolved: what a collection (or an embeddings header)
+    records, and what the payload's image paths are relative to."""
+    return Path(os.path.realpath(dataset.images_dir))
+
+
+def _payload(product: Product, images_root: Path) -> dict[str, Any]:
+    # relative to the images folder the collection records, so that a moved dataset stays usable; the
+    # reader has checked that the file lies inside it (gcl_vectordb.data.images.contained_file)
+    image = str(product.image_path.relative_to(images_root)) if product.image_path is not None else None
+    return product_payload(product.product_id, product.title, image, product.corpus, product.extra,
+                           image_cell=product.image_cell)

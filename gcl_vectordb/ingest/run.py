@@ -5,10 +5,14 @@
     report = ingest_dataset(IngestConfig(collection="gs10m", embeddings=Path("gcl-vdb-work/embeddings")))
 
 Two sources, one path: the dataset embedded on the fly (`ProductSource`), or embedding shards written by
-`gcl-vdb embed` (`ShardSource`, every file verified before anything is written). Steps: check an existing
-collection against this ingest (same dataset, same field weights, the same model: its identity where the
-record has one, else its dim) or create it (server: indexing deferred for the bulk load); load the resume
-state; run the pipeline (`gcl_vectordb.ingest.pipeline`) into the store; build the index (`optimize`).
+`gcl-vdb embed` (`ShardSource`, every file verified before anything is written). Steps: open the store;
+take the collection (embedded: its lock, before anything of it is read; server: the lock of the local
+ingest state) for the whole command, so that a second ingest, query or drop is refused at once; check an
+existing collection against this ingest (same dataset, same field weights, the same model:
+`require_model`, with the model's identity or the shards' header) or create it with that identity
+(server: indexing deferred for the bulk load); load the resume state; run the pipeline
+(`gcl_vectordb.ingest.pipeline`), which saves the progress in the collection's record at every
+checkpoint; build the index (`optimize`). The embedded store checks the free space before each write.
 Durability: the embedded engine writes each upsert to its write-ahead log before returning, so points
 survive a SIGKILL even before `flush()`; the cursor still moves only after a flush (see `state`).
 """
@@ -16,6 +20,7 @@ survive a SIGKILL even before `flush()`; the cursor still moves only after a flu
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -36,18 +41,17 @@ from gcl_vectordb.ingest.config import (
     IngestReport,
 )
 from gcl_vectordb.ingest.pipeline import PipelineSetup, Source, Tally, run_pipeline
-from gcl_vectordb.ingest.products import ProductSource, decode_pool
+from gcl_vectordb.ingest.products import ProductSource, decode_pool, images_root
 from gcl_vectordb.ingest.shard_format import Manifest, read_manifest, verify_manifest
 from gcl_vectordb.ingest.shard_parts import ShardSource
 from gcl_vectordb.ingest.state import IngestState, RejectsFile, dataset_fingerprint
 from gcl_vectordb.ingest.store_sink import StoreSink
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
-from gcl_vectordb.store import CollectionRecord, VectorStore, check_model, open_store
+from gcl_vectordb.store import CollectionRecord, IngestProgress, VectorStore, open_store, require_model
+from gcl_vectordb.store.lock import Lock
 from gcl_vectordb.store.storage import StorageOptions
 
 log = logging.getLogger(__name__)
-IDENTITY_KEY = "model_identity"
-"""Key of the model's identity (`ModelIdentity.to_dict`) in a collection record's `extra`."""
 
 
 def ingest_dataset(config: IngestConfig, progress: Progress = NULL_PROGRESS) -> IngestReport:
@@ -56,24 +60,24 @@ def ingest_dataset(config: IngestConfig, progress: Progress = NULL_PROGRESS) -> 
     With `config.embeddings`, the points come from embedding shards (`gcl-vdb embed`) instead: no model
     runs, every file is verified first, and the collection's model must be the shards' model.
 
-    Raises DataError (no dataset; shards missing, truncated, corrupt or lacking columns), ModelMismatch
-    (another model than the collection's), ConfigError (another dataset or other field weights than the
-    collection was built with), CollectionInUse / StoreUnreachable (store). Ctrl-C saves the state and
-    re-raises KeyboardInterrupt. Decode workers are spawned processes that import the main module: a
-    script calling `ingest_dataset` with workers > 0 needs the usual `if __name__ == "__main__":` guard.
+    Raises DataError (no dataset, or not one product could be stored; shards missing, truncated, corrupt
+    or lacking columns), ModelMismatch (another model than the collection's, named with it), ConfigError
+    (another dataset, images folder or field weights than the collection was built with),
+    CollectionInUse (another process has the collection), OutOfSpace (the disk has no room for the next
+    step; what was written is kept), StoreUnreachable. Ctrl-C saves the state and re-raises
+    KeyboardInterrupt. Decode workers are spawned processes that import the main module: a script calling
+    `ingest_dataset` with workers > 0 needs the usual `if __name__ == "__main__":` guard.
     """
     if config.embeddings is not None:
         return _ingest_embeddings(config, progress)
     started = time.perf_counter()
-    assert config.data is not None and config.model_ref is not None  # IngestConfig checked it
-    images_dir = config.images_dir.resolve() if config.images_dir is not None else None
-    dataset = open_dataset(config.data.resolve(), images_dir=images_dir)
-    corpora = tuple(c for c in config.corpora if c in dataset.corpora)
-    if not corpora:
-        raise DataError(f"{config.data} holds none of the corpora {config.corpora}", DATA_HINT)
     workers = available_cpus() if config.workers is None else config.workers
-    with open_store(config.store, api_key=config.api_key) as store:
-        record, encoder, created, seconds = _collection(config, store, dataset)
+    with open_store(config.store, api_key=config.api_key) as store, _state_lock(config):
+        store.hold(config.collection, create=True)  # before anything of it is read: "in use" at once
+        existing = _stored_record(store, config.collection)
+        count = store.count(existing.name) if existing is not None else 0  # an empty one may change images
+        dataset, corpora = _open_dataset(config, existing if count else None)
+        record, encoder, created, seconds = _collection(config, store, dataset, corpora, existing, count)
         weights = _field_weights(config, record)
 
         @contextlib.contextmanager
@@ -83,44 +87,49 @@ def ingest_dataset(config: IngestConfig, progress: Progress = NULL_PROGRESS) -> 
                                     pool=pool)
 
         fill = _fill(config, store, record, corpora, dataset_fingerprint(dataset.root), products, progress)
-    return _report(config, fill, record, encoder.model_ref, created, started, seconds, workers,
-                   tuple(c for c in config.corpora if c not in corpora))
+    if fill.total == 0 and fill.rejects.counts:
+        raise _nothing_stored(dataset, fill.rejects)
+    return _report(config, fill, record, encoder.model_ref, created, started, seconds, workers, corpora,
+                   images_root(dataset))
 
 
 def _ingest_embeddings(config: IngestConfig, progress: Progress) -> IngestReport:
-    """`ingest --embeddings DIR`: every part file verified, the collection checked or created from the
-    manifest's header, then the shards' rows upserted without a model."""
+    """`ingest --embeddings DIR`: the collection held first, every part file verified, the collection
+    checked or created from the manifest's header, then the shards' rows upserted without a model."""
     assert config.embeddings is not None
     started = time.perf_counter()
-    manifest = read_manifest(config.embeddings.resolve())
-    corpora = tuple(c for c in config.corpora if c in manifest.corpora())
-    if not corpora:
-        raise DataError(f"{config.embeddings} holds no rows of the corpora {config.corpora}",
-                        "embed the dataset with `gcl-vdb embed` first")
-    clock = time.perf_counter()
-    verify_manifest(manifest, progress=progress)
-    seconds = {"verify": time.perf_counter() - clock}
-    with open_store(config.store, api_key=config.api_key) as store:
-        record, created = _collection_for_shards(config, store, manifest)
+    with open_store(config.store, api_key=config.api_key) as store, _state_lock(config):
+        store.hold(config.collection, create=True)  # as the one-shot ingest: refused at once when in use
+        manifest = read_manifest(config.embeddings.resolve())
+        corpora = tuple(c for c in config.corpora if c in manifest.corpora())
+        if not corpora:
+            raise DataError(f"{config.embeddings} holds no rows of the corpora {config.corpora}",
+                            "embed the dataset with `gcl-vdb embed` first")
+        clock = time.perf_counter()
+        verify_manifest(manifest, progress=progress)
+        seconds = {"verify": time.perf_counter() - clock}
+        record, created = _collection_for_shards(config, store, manifest, corpora)
 
         @contextlib.contextmanager
         def shards(pending: bool) -> Iterator[ShardSource]:
             yield ShardSource(manifest, config.batch_size)
 
         fill = _fill(config, store, record, corpora, manifest.fingerprint(), shards, progress)
-    return _report(config, fill, record, manifest.header.model.model_ref, created, started, seconds, 0,
-                   tuple(c for c in config.corpora if c not in corpora))
+    images_dir = manifest.header.dataset.get("images_dir")
+    return _report(config, fill, record, manifest.header.model.model_ref, created, started, seconds, 0, corpora,
+                   Path(images_dir) if images_dir else None)
 
 
 @dataclass
 class _Filled:
-    """What `_fill` leaves for the report."""
+    """What `_fill` leaves for the report: `stored` points per corpus in the collection, `total` in all."""
 
     tally: Tally
     state: IngestState
     rejects: RejectsFile
     resumed_from: dict[int, int]
     seconds: dict[str, float]
+    stored: dict[int, int]
     total: int
     location: str
 
@@ -133,12 +142,12 @@ def _fill(
     """Resume state, rejects file, the pipeline from `open_source(pending)` into the store, then the index."""
     state = IngestState.load(config.resolved_state_dir() / STATE_FILE, record.name, record.created_at, fingerprint)
     resumed_from = {c: state.cursor(c).done for c in corpora} if state.resumed else {}
-    done_before = {c: state.cursor(c).done for c in corpora if state.cursor(c).complete}
     rejects = RejectsFile(config.resolved_rejects(), resume=state.resumed)
+    pending = any(rejects.retrying(c) for c in corpora) or not all(state.cursor(c).complete for c in corpora)
     seconds: dict[str, float] = {}
     try:
         clock = time.perf_counter()
-        with open_source(not all(state.cursor(c).complete for c in corpora)) as source:
+        with open_source(pending) as source:
             tally = run_pipeline(PipelineSetup(source, StoreSink(store, record.name), state, rejects, corpora,
                                                config.resolved_checkpoint_s(), f"ingesting into {record.name}"), progress)
         seconds["pipeline"] = time.perf_counter() - clock
@@ -148,51 +157,128 @@ def _fill(
         clock = time.perf_counter()
         store.optimize(record.name, progress=progress)
         seconds["index"] = time.perf_counter() - clock
-    for corpus, done in done_before.items():  # completed by an earlier run: skipped whole, all present
-        tally.add(tally.present, corpus, done)
-    return _Filled(tally, state, rejects, resumed_from, seconds, store.count(record.name), store.location)
+    stored = {c: store.count(record.name, corpus=c) for c in corpora}
+    return _Filled(tally, state, rejects, resumed_from, seconds, stored, store.count(record.name), store.location)
 
 
 def _report(
     config: IngestConfig, fill: _Filled, record: CollectionRecord, model_ref: str, created: bool, started: float,
-    seconds: dict[str, float], workers: int, missing: tuple[int, ...],
+    seconds: dict[str, float], workers: int, corpora: tuple[int, ...], images_dir: Path | None,
 ) -> IngestReport:
-    tally, state = fill.tally, fill.state
-    counts = tuple(CorpusCounts(c, tally.written.get(c, 0), tally.present.get(c, 0), tally.rejected.get(c, 0),
-                                state.cursor(c).done, state.cursor(c).complete)
-                   for c in config.corpora if c not in missing)
+    counts = tuple(_corpus_counts(c, fill.tally, fill.stored[c], fill.state) for c in corpora)
     written = sum(c.written for c in counts)
-    seconds = seconds | fill.seconds | tally.seconds | {"total": time.perf_counter() - started}
+    seconds = seconds | fill.seconds | fill.tally.seconds | {"total": time.perf_counter() - started}
     return IngestReport(
         collection=record.name, store=fill.location, model_ref=model_ref, dim=record.dim, created=created,
         points_written=written, points_present=sum(c.present for c in counts), points_total=fill.total,
         corpora=counts, rejects=dict(sorted(fill.rejects.counts.items())),
-        new_rejects=sum(c.rejected for c in counts), rejects_file=fill.rejects.path, state_file=state.path,
+        new_rejects=sum(c.rejected for c in counts), rejects_file=fill.rejects.path, state_file=fill.state.path,
         resumed_from=fill.resumed_from, seconds={k: round(v, 4) for k, v in seconds.items()},
         points_per_s=written / seconds["pipeline"] if seconds["pipeline"] else 0.0,
-        index_built=config.build_index, workers=workers, missing_corpora=missing, embeddings=config.embeddings,
+        index_built=config.build_index, workers=workers,
+        missing_corpora=tuple(c for c in config.corpora if c not in corpora), embeddings=config.embeddings,
+        images_dir=images_dir, retried=sum(c.retried for c in counts), recovered=sum(c.recovered for c in counts),
     )
 
 
+def _state_lock(config: IngestConfig) -> contextlib.AbstractContextManager[object]:
+    """A server collection's ingest state (cursor, rejects) is a local folder that two ingests must not
+    share; an embedded collection's lock covers its state already."""
+    if not config.server:
+        return contextlib.nullcontext()
+    state_dir = config.resolved_state_dir()
+    return Lock(state_dir / "ingest.lock", f"the ingest state of collection {config.collection} ({state_dir})")
+
+
+def _open_dataset(config: IngestConfig, existing: CollectionRecord | None) -> tuple[Dataset, tuple[int, ...]]:
+    """The dataset and the corpora to ingest. Images: `config.images_dir`, else the folder the collection
+    recorded (`existing`: a collection that holds products), else the dataset's default
+    (`default_images_dir`)."""
+    assert config.data is not None  # IngestConfig checked it
+    images_dir = config.images_dir
+    recorded = existing.ingest.get("images_dir") if existing is not None else None
+    if images_dir is None and recorded:
+        images_dir = Path(recorded)
+    dataset = open_dataset(config.data.resolve(), images_dir=images_dir.resolve() if images_dir else None)
+    corpora = tuple(c for c in config.corpora if c in dataset.corpora)
+    if not corpora:
+        raise DataError(f"{config.data} holds none of the corpora {config.corpora}", DATA_HINT)
+    return dataset, corpora
+
+
+def _corpus_counts(corpus: int, tally: Tally, stored: int, state: IngestState) -> CorpusCounts:
+    written = tally.written.get(corpus, 0)
+    return CorpusCounts(corpus, written, stored - written, tally.rejected.get(corpus, 0), state.cursor(corpus).done,
+                        state.cursor(corpus).complete, retried=tally.retried.get(corpus, 0),
+                        recovered=tally.recovered.get(corpus, 0))
+
+
+def _nothing_stored(dataset: Dataset, rejects: RejectsFile) -> DataError:
+    reasons = ", ".join(f"{reason} {n:,}" for reason, n in sorted(rejects.counts.items()))
+    hint = "fix the products listed there and run the same command again: it retries them"
+    if {"missing-image", "image-outside-folder"} & set(rejects.counts):
+        hint = (f"images are read from {dataset.images_dir}: put them there or pass --images-dir DIR, then run "
+                "the same command again (it retries the rejected products)")
+    return DataError(f"not one product of {dataset.root} could be stored: {sum(rejects.counts.values()):,} "
+                     f"rejected ({reasons}; see {rejects.path})", hint)
+
+
 def _collection(
-    config: IngestConfig, store: VectorStore, dataset: Dataset
+    config: IngestConfig, store: VectorStore, dataset: Dataset, corpora: tuple[int, ...],
+    existing: CollectionRecord | None, count: int,
 ) -> tuple[CollectionRecord, Encoder, bool, dict[str, float]]:
-    """The collection to fill — checked against this ingest, or created — the encoder, whether the
-    collection is new, and the seconds the model took to load."""
-    existing = _stored_record(store, config.collection)
+    """The collection to fill — `existing` (holding `count` points) checked against this ingest, or
+    created — the encoder, whether the collection is new, and the seconds the model took to load."""
     weights = _field_weights(config, existing)
     if existing is not None:
         _check_same_source(existing, dataset.root, weights, config.storage)
-        store.count(config.collection)  # takes the collection now: "in use" before the slow work
+        if not _same_images(existing, images_root(dataset), count):
+            config = _recreate(store, existing, config, images_root(dataset))
+            existing = None
+    if existing is None:
+        for corpus in corpora:  # a dataset that cannot be read fails here, before a collection exists
+            dataset.count_products(corpus)
     clock = time.perf_counter()
     encoder = load_encoder(config.model_ref, device=config.device, batch_size=config.encoder_batch_size)
     seconds = {"model": time.perf_counter() - clock}
-    record = existing or _new_record(config, dataset, encoder, weights)
-    check_identity(record, encoder.identity)
     if existing is None:
-        record = store.create_collection(record, shards=config.shards, replicas=config.replicas,
-                                         bulk_load=config.server)
-    return record, encoder, existing is None, seconds
+        record = store.create_collection(_new_record(config, dataset, encoder, weights, corpora),
+                                         shards=config.shards, replicas=config.replicas, bulk_load=config.server)
+        return record, encoder, True, seconds
+    return _same_model(store, existing, encoder.identity), encoder, False, seconds
+
+
+def _same_model(store: VectorStore, existing: CollectionRecord, identity: ModelIdentity) -> CollectionRecord:
+    """`existing`, refused unless built by the model of `identity` (`require_model`); a collection created
+    before identities were recorded, by this model_ref, gets it recorded."""
+    require_model(existing, identity)
+    if existing.identity is None:
+        log.warning("recording the identity of %s in collection %s", identity.short(), existing.name)
+        existing = dataclasses.replace(existing, identity=identity)
+        store.update_record(existing)
+    return existing
+
+
+def _same_images(record: CollectionRecord, wanted: Path, count: int) -> bool:
+    """Whether the collection's payload image paths are relative to the images folder `wanted`. An empty
+    collection (e.g. every product was a `missing-image` reject) may change folders: False; a collection
+    with products refuses another folder (ConfigError)."""
+    recorded = record.ingest.get("images_dir")
+    if not recorded or Path(str(recorded)) == wanted:
+        return True
+    if count == 0:
+        return False
+    raise ConfigError(
+        f"collection {record.name!r} holds {count:,} products whose images are in {recorded}, not {wanted}",
+        f"pass --images-dir {recorded} (or leave it out), or drop the collection first "
+        f"(`gcl-vdb collections drop {record.name}`)")
+
+
+def _recreate(store: VectorStore, existing: CollectionRecord, config: IngestConfig, images_dir: Path) -> IngestConfig:
+    """Drop the empty collection `existing` to create it again for `images_dir`, with the same storage."""
+    log.warning("collection %s holds no product yet: re-created for the images in %s", existing.name, images_dir)
+    store.drop(existing.name)
+    return dataclasses.replace(config, storage=existing.storage)
 
 
 def _stored_record(store: VectorStore, name: str) -> CollectionRecord | None:
@@ -225,47 +311,44 @@ def _check_same_source(
                           f"storage is chosen when a collection is created: leave --storage out, or {drop}")
 
 
-def _new_record(config: IngestConfig, dataset: Dataset, encoder: Encoder, weights: FieldWeights) -> CollectionRecord:
+def _new_record(config: IngestConfig, dataset: Dataset, encoder: Encoder, weights: FieldWeights,
+                corpora: tuple[int, ...]) -> CollectionRecord:
     return CollectionRecord(
         config.collection, model_ref=encoder.model_ref, dim=encoder.dim, field_weights=weights,
         dataset_root=str(dataset.root), storage=config.storage or StorageOptions(),
-        ingest={"layout": dataset.layout, "images_dir": str(dataset.images_dir), "batch_size": config.batch_size,
-                "corpora": list(config.corpora), "image_size": encoder.image_size},
-        extra={IDENTITY_KEY: encoder.identity.to_dict()},
+        ingest={"layout": dataset.layout, "images_dir": str(images_root(dataset)), "batch_size": config.batch_size,
+                "corpora": list(config.corpora), "image_size": encoder.image_size,
+                "extra_columns": dataset.extra_columns()},
+        identity=encoder.identity, progress=IngestProgress(False, {c: (0, None) for c in corpora}),
     )
 
 
-def _collection_for_shards(config: IngestConfig, store: VectorStore, manifest: Manifest) -> tuple[CollectionRecord, bool]:
-    """The collection the shards go into — checked against their header, or created from it — and whether
-    it is new. Every check runs before anything is written."""
+def _collection_for_shards(
+    config: IngestConfig, store: VectorStore, manifest: Manifest, corpora: tuple[int, ...]
+) -> tuple[CollectionRecord, bool]:
+    """The collection the shards go into — checked against their header (the same checks as the one-shot
+    ingest, the model's identity included), or created from it — and whether it is new. Every check runs
+    before anything is written."""
     header = manifest.header
     if config.field_weights is not None and config.field_weights != header.field_weights:
         raise ConfigError(f"the shards' fused vectors were built with field weights {header.field_weights}, "
                           f"not {config.field_weights}", "leave --fields out, or embed again with those weights")
-    root = Path(header.dataset["root"])
+    root, images_dir = Path(header.dataset["root"]), header.dataset.get("images_dir")
     existing = _stored_record(store, config.collection)
     if existing is not None:
         _check_same_source(existing, root, header.field_weights, config.storage)
-        check_identity(existing, header.model)
-        store.count(config.collection)  # takes the collection now: "in use" before the slow work
-        return existing, False
+        if images_dir is None or _same_images(existing, Path(images_dir), store.count(existing.name)):
+            return _same_model(store, existing, header.model), False
+        config = _recreate(store, existing, config, Path(images_dir))
+    extra_columns = header.dataset.get("extra_columns")  # absent from shards embedded before it was recorded
     record = CollectionRecord(
         config.collection, model_ref=header.model.model_ref, dim=header.dim, field_weights=header.field_weights,
         dataset_root=str(root), storage=config.storage or StorageOptions(),
-        ingest={"layout": header.dataset.get("layout"), "images_dir": header.dataset.get("images_dir"),
-                "batch_size": config.batch_size, "corpora": list(config.corpora),
-                "image_size": header.model.preprocessing.image_size, "embeddings": str(manifest.root)},
-        extra={IDENTITY_KEY: header.model.to_dict()},
+        ingest={"layout": header.dataset.get("layout"), "images_dir": images_dir, "batch_size": config.batch_size,
+                "corpora": list(config.corpora), "image_size": header.model.preprocessing.image_size,
+                "embeddings": str(manifest.root),
+                **({} if extra_columns is None else {"extra_columns": [c for c in extra_columns.split(",") if c]})},
+        identity=header.model, progress=IngestProgress(False, {c: (0, None) for c in corpora}),
     )
     return store.create_collection(record, shards=config.shards, replicas=config.replicas,
                                    bulk_load=config.server), True
-
-
-def check_identity(record: CollectionRecord, identity: ModelIdentity) -> None:
-    """Refuse vectors of another model than the one that built `record`: the same weights, dim and
-    preprocessing where the record names its model's identity, else (older records) the same dim."""
-    stored = record.extra.get(IDENTITY_KEY)
-    if stored is None:
-        check_model(record, identity.model_ref, identity.dim)
-        return
-    ModelIdentity.from_dict(stored).require_same(identity, record.name)

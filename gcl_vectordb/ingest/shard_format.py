@@ -11,7 +11,7 @@ docs/architecture.md ("Embedding shards") describes the format; in short:
 A part holds the rows of one corpus: `product_id`, `corpus`, `title`, `image` (path relative to the images
 folder, or null), `extra` (other corpus fields as JSON, or null), `has_image`, `has_title` (presence of the
 field vectors) and `vector_image`, `vector_title`, `vector_fused` (fixed-size lists of `dim` non-null
-float32, or float16); only `image` and `extra` may be null. Every file is written to a temporary name,
+float32, or float16); only `title` (a product without one), `image` and `extra` may be null. Every file is written to a temporary name,
 fsynced and renamed (`gcl_vectordb.files`). The header (`ShardHeader`) names the model's identity, the
 field weights of `fused`, the vector dtype, the number of shards and the dataset; all shards of one folder
 share it, and a collection refuses shards of another model.
@@ -76,11 +76,12 @@ def vector_type(dim: int, dtype: str) -> pa.DataType:
 
 
 def part_schema(dim: int, dtype: str) -> pa.Schema:
-    """The columns of every part file (see the module docstring); only `image` and `extra` may be null."""
-    required = [("product_id", pa.string()), ("corpus", pa.int8()), ("title", pa.string())]
+    """The columns of every part file (see the module docstring); only `title`, `image` and `extra` may be
+    null (shards written before titles could be null have a required `title`: the same type)."""
+    required = [("product_id", pa.string()), ("corpus", pa.int8())]
     return pa.schema([
         *[pa.field(name, kind, nullable=False) for name, kind in required],
-        ("image", pa.string()), ("extra", pa.string()),
+        ("title", pa.string()), ("image", pa.string()), ("extra", pa.string()),
         pa.field("has_image", pa.bool_(), nullable=False), pa.field("has_title", pa.bool_(), nullable=False),
         *[pa.field(column, vector_type(dim, dtype), nullable=False) for column in VECTOR_COLUMNS.values()],
     ])

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from gcl_vectordb.data.records import RejectLog
 from gcl_vectordb.files import atomic_output
-from gcl_vectordb.ingest.pipeline import EncodedBatch, ReadBatch
+from gcl_vectordb.ingest.pipeline import EncodedBatch, ReadBatch, SourceBatch
 from gcl_vectordb.ingest.shard_format import (
     PRESENCE_COLUMNS,
     REJECTS_FILE,
@@ -44,6 +44,7 @@ from gcl_vectordb.ingest.shard_format import (
 )
 from gcl_vectordb.ingest.state import IngestState
 from gcl_vectordb.store import product_payload
+from gcl_vectordb.store.records import IngestProgress
 
 log = logging.getLogger(__name__)
 ROW_GROUP_ROWS = 4096
@@ -84,14 +85,18 @@ class PartsSink:
     def flush(self) -> None:
         if not self._buffer:
             return
-        corpus, end = self._buffer[0].source.corpus, self._buffer[-1].source.end
+        corpus = self._buffer[0].source.corpus
         start = self._starts[corpus]
+        end = max(start, self._buffer[-1].source.end)  # a batch of retried products ends before the cursor
         table = self._table(self._buffer)
         with atomic_output(self.folder / part_name(corpus, start, end)) as handle:
             pq.write_table(table, handle, row_group_size=ROW_GROUP_ROWS, compression=_COMPRESSION,
                            use_dictionary=["corpus"], write_statistics=False)
         self._starts[corpus] = end
         self._buffer, self._rows = [], 0
+
+    def saved(self, progress: IngestProgress) -> None:
+        return None  # the shard's own state file is its progress
 
     def _table(self, batches: list[EncodedBatch]) -> pa.Table:
         payloads = [p for b in batches for p in b.payloads]
@@ -175,15 +180,19 @@ class ShardSource:
     def total(self, corpus: int) -> int:
         return self.manifest.rows(corpus)
 
-    def read(self, corpus: int, start: int, rejects: RejectLog) -> Iterator[EmbeddedRows]:
+    def read(self, corpus: int, start: int, rejects: RejectLog, retry: frozenset[str]) -> Iterator[SourceBatch]:
+        """The rows after the first `start`; `retry` is empty here (the shards hold no rejected product)."""
         self._embed_rejects(corpus, rejects)
-        skip = start
+        skip, end = start, start
         for part in (f for f in self.manifest.files if f.corpus == corpus):
             if skip >= part.rows:
                 skip -= part.rows
                 continue
-            yield from self._read_part(self.manifest.root / part.path, skip)
+            for rows in self._read_part(self.manifest.root / part.path, skip):
+                end += len(rows)
+                yield SourceBatch(rows, end, False)
             skip = 0
+        yield SourceBatch(None, max(end, start), True)
 
     def _read_part(self, path: Path, skip: int) -> Iterator[EmbeddedRows]:
         parquet = pq.ParquetFile(path)

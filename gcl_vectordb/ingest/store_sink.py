@@ -1,14 +1,17 @@
-"""The sink of `ingest` and `ingest --embeddings`: points upserted into a collection, flushed at checkpoints."""
+"""The sink of `ingest` and `ingest --embeddings`: points upserted into a collection, flushed at checkpoints,
+the ingest's progress saved in the collection's record after each (what `evaluate` checks)."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 from typing import Any
 
 from gcl_vectordb.ingest.pipeline import EncodedBatch
 from gcl_vectordb.store import VectorStore
 from gcl_vectordb.store.base import PreparedUpsert
+from gcl_vectordb.store.records import IngestProgress
 
 
 class StoreSink:
@@ -43,3 +46,9 @@ class StoreSink:
     def flush(self) -> None:
         with self._lock:
             self.store.flush(self.collection)
+
+    def saved(self, progress: IngestProgress) -> None:
+        with self._lock:
+            record = self.store.get_record(self.collection)
+            if record.progress != progress:
+                self.store.update_record(dataclasses.replace(record, progress=progress))

@@ -3,7 +3,8 @@
 Every text that comes from data or the user (query, titles, product ids, paths) goes through
 `html.escape`, so a hostile title such as `<script>…</script>` shows as text. Thumbnails are re-encoded
 JPEGs of at most `THUMBNAIL_PX` pixels a side, so the page stays small whatever the product photos
-weigh; a product whose image is gone (or embedded in parquet, not on disk) gets a grey placeholder.
+weigh. Pictures come from the collection's images folder and nowhere else (`stored_image`), or from the
+dataset's parquet files for embedded images; a product whose image is gone gets a grey placeholder.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from string import Template
+from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from gcl_vectordb.domain import FusionMethod, SearchMode
-from gcl_vectordb.errors import ConfigError
+from gcl_vectordb.errors import ConfigError, DataError
+from gcl_vectordb.imaging import ImageRejected, contained_file, open_image
 from gcl_vectordb.search.query import QueryHit, QueryResult
 
 log = logging.getLogger(__name__)
@@ -30,25 +33,34 @@ _TEMPLATE = "results.html"
 _CARD_STYLE = "cards.css"
 
 
-def image_file(hit: QueryHit, images_dir: str | None) -> Path | None:
-    """The local file of a hit's image: the payload path, relative to the collection's images folder."""
-    if not hit.image:
-        return None
-    path = Path(hit.image)
-    if not path.is_absolute() and images_dir:
-        path = Path(images_dir) / path
-    return path if path.is_file() else None
+def stored_image(payload: Mapping[str, Any], images_dir: str | None, dataset_root: str | None) -> Path | bytes | None:
+    """A stored product's image: its file (`image`, relative to the collection's images folder, accepted
+    only inside it — `contained_file`, symlinks resolved), or the bytes of its parquet cell (`image_cell`,
+    under the dataset folder); None where there is none to show."""
+    image, cell = payload.get("image"), payload.get("image_cell")
+    if isinstance(image, str) and image and images_dir:
+        try:
+            return contained_file(Path(images_dir) / image, Path(images_dir))
+        except ImageRejected as exc:
+            log.warning("no image shown for product %s: %s", payload.get("product_id"), exc)
+            return None
+    if isinstance(cell, str) and cell and dataset_root:
+        # pyarrow takes 0.3 s to import: only a page with parquet images loads it, not a cold `query`
+        from gcl_vectordb.data.parquet_layout import read_image_cell
+
+        return read_image_cell(Path(dataset_root), cell)
+    return None
 
 
-def thumbnail_data_uri(path: Path, size: int = THUMBNAIL_PX) -> str | None:
+def thumbnail_data_uri(source: Path | bytes, size: int = THUMBNAIL_PX) -> str | None:
     """`data:image/jpeg;base64,…` of the image scaled to fit `size × size`; None if it cannot be read."""
     try:
-        with Image.open(path) as image:
+        with open_image(source) as image:
             image.draft("RGB", (size, size))  # JPEG: let the decoder downscale
             thumb = image.convert("RGB")
             thumb.thumbnail((size, size))
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
-        log.info("no thumbnail for %s: %s", path, exc)
+    except (OSError, UnidentifiedImageError, ValueError, DataError) as exc:
+        log.info("no thumbnail for %s: %s", source if isinstance(source, Path) else "embedded image", exc)
         return None
     buffer = io.BytesIO()
     thumb.save(buffer, format="JPEG", quality=85)
@@ -59,12 +71,12 @@ ImageSource = Callable[[QueryHit], str | None]
 """Where a card's picture comes from: the `src` of its `<img>` (a URL or a data URI), or None for none."""
 
 
-def thumbnail_source(images_dir: str | None) -> ImageSource:
-    """Pictures inlined as thumbnails of the local image files (self-contained pages)."""
+def thumbnail_source(images_dir: str | None, dataset_root: str | None = None) -> ImageSource:
+    """Pictures inlined as thumbnails of the stored images (`stored_image`): self-contained pages."""
 
     def source(hit: QueryHit) -> str | None:
-        file = image_file(hit, images_dir)
-        return thumbnail_data_uri(file) if file is not None else None
+        image = stored_image(hit.payload, images_dir, dataset_root)
+        return thumbnail_data_uri(image) if image is not None else None
 
     return source
 
@@ -84,8 +96,8 @@ def _card(hit: QueryHit, src: str | None) -> str:
 
 def _cards(result: QueryResult, source: ImageSource | None = None) -> str:
     """One card per hit, in rank order, or a note that there are none; pictures from `source`
-    (default: thumbnails of the collection's image files)."""
-    source = source or thumbnail_source(result.images_dir)
+    (default: thumbnails of the collection's images)."""
+    source = source or thumbnail_source(result.images_dir, result.dataset_root)
     cards = "\n".join(_card(hit, source(hit)) for hit in result.hits)
     return cards or '<p class="empty">No results.</p>'
 

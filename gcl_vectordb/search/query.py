@@ -24,7 +24,7 @@ import numpy as np
 from gcl_vectordb.domain import FieldWeights, FusionMethod, SearchMode
 from gcl_vectordb.encoders import Encoder, load_encoder
 from gcl_vectordb.errors import ConfigError
-from gcl_vectordb.store import SearchRequest, VectorStore, check_model, open_store
+from gcl_vectordb.store import SearchRequest, VectorStore, open_store, require_model
 from gcl_vectordb.store.records import CollectionRecord
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,8 @@ class QueryHit:
 @dataclass(frozen=True)
 class QueryResult:
     """Hits of one query and what produced them; `seconds`: model (load), embed, search, total.
-    `images_dir`: the folder relative image paths of the payloads start from (None if unknown).
+    `images_dir`: the folder relative image paths of the payloads start from (None if unknown);
+    `dataset_root`: the dataset folder the collection was built from (parquet images are read there).
     `fusion`: how a `hybrid` search fused its rankings (None for the other modes)."""
 
     query: str
@@ -59,6 +60,7 @@ class QueryResult:
     hits: tuple[QueryHit, ...]
     seconds: dict[str, float]
     images_dir: str | None = None
+    dataset_root: str | None = None
     corpus: int | None = None
     filters: Mapping[str, str | int] = field(default_factory=dict)
     weights: FieldWeights | None = None
@@ -128,10 +130,11 @@ def search_products(
     encoder: Encoder | None = None,
     fusion: FusionMethod | str | None = None,
 ) -> QueryResult:
-    """Embed `text` with the collection's model (or `encoder`, which must have the collection's dim)
+    """Embed `text` with the collection's model (or `encoder`, which must be that model: `require_model`)
     and search; the `bm25` mode loads no model. `fusion` is how `hybrid` fuses the fused-vector and the
-    BM25 rankings (default rrf). Raises CollectionNotFound, ModelMismatch, ConfigError (bad mode, limit,
-    weights, fusion), StoreError (a keyword mode on a collection without BM25, naming the fix)."""
+    BM25 rankings (default rrf). Raises CollectionNotFound, CollectionInUse, ModelMismatch, ConfigError
+    (bad mode, limit, weights, fusion), StoreError (a keyword mode on a collection without BM25, naming the
+    fix)."""
     started = time.perf_counter()
     query = TextQuery(text, mode=SearchMode.parse(mode), limit=limit, weights=weights, corpus=corpus,
                       filters=filters or {}, exact=exact, fusion=fusion)
@@ -150,6 +153,7 @@ def search_products_batch(
     query order, each as `search_products` would return it (`seconds` are the batch's, shared). Only the
     queries of dense modes are embedded: a batch of `bm25` queries loads no model."""
     started = time.perf_counter() if started is None else started
+    store.hold(collection)
     record = store.get_record(collection)
     for q in queries:
         if q.mode.lexical:
@@ -159,7 +163,7 @@ def search_products_batch(
     vectors: list[np.ndarray | None] = [None] * len(queries)
     if dense:
         encoder = encoder or cached_encoder(record.model_ref)
-        check_model(record, encoder.model_ref, encoder.dim)
+        require_model(record, encoder.identity)
         loaded = time.perf_counter()
         for i, vector in zip(dense, encoder.encode_texts([queries[i].text for i in dense]), strict=True):
             vectors[i] = vector
@@ -174,7 +178,8 @@ def search_products_batch(
     return [
         QueryResult(
             query=q.text, collection=collection, mode=q.mode, limit=q.limit, model_ref=record.model_ref,
-            dim=record.dim, images_dir=images_dir, corpus=q.corpus, filters=q.filters, seconds=seconds,
+            dim=record.dim, images_dir=images_dir, dataset_root=record.dataset_root, corpus=q.corpus,
+            filters=q.filters, seconds=seconds,
             hits=tuple(_hit(rank, hit.product_id, hit.score, hit.payload or {}) for rank, hit in enumerate(hits, 1)),
             weights=request.resolved_weights(record) if q.mode is SearchMode.weighted else None,
             fusion=q.resolved_fusion,

@@ -21,10 +21,11 @@ from pathlib import Path
 
 from gcl_vectordb.encoders import Encoder
 from gcl_vectordb.errors import ConfigError, StoreError
+from gcl_vectordb.imaging import ImageRejected, contained_file
 from gcl_vectordb.search.query import QueryResult, TextQuery, cached_encoder, search_products_batch
 from gcl_vectordb.serve.batcher import BatchLimits, MicroBatcher, QueueFull
 from gcl_vectordb.serve.metrics import ServeMetrics
-from gcl_vectordb.store import PointRecord, VectorStore, check_model, open_store
+from gcl_vectordb.store import PointRecord, VectorStore, open_store, require_model
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +66,18 @@ class ServeConfig:
 
 
 class SearchService:
-    """The collection `collection` of `store` (which the service now owns and closes), its model, and a
-    started batcher. `encoder` replaces the collection's model (tests inject a slow one); it must
-    embed in the collection's dimension."""
+    """The collection `collection` of `store` (which the service now owns, holds and closes), its model, and
+    a started batcher. `encoder` replaces the collection's model (tests inject a slow one); it must be that
+    model (`require_model`)."""
 
     def __init__(self, store: VectorStore, collection: str, *, encoder: Encoder | None = None,
                  limits: BatchLimits = BatchLimits()) -> None:
         self.store, self.collection = store, collection
+        store.hold(collection)  # for the service's lifetime: a busy collection fails before we listen
         self.record = store.get_record(collection)
         self.encoder = encoder or cached_encoder(self.record.model_ref)
-        check_model(self.record, self.encoder.model_ref, self.encoder.dim)
-        self.size = store.count(collection)  # opens the collection now: a busy one fails before we listen
+        require_model(self.record, self.encoder.identity)
+        self.size = store.count(collection)
         self.images_root = _images_root(self.record.ingest.get("images_dir"))
         self.metrics = ServeMetrics()
         self._store_lock = threading.Lock()  # the batcher's worker and product look-ups share the handle
@@ -131,15 +133,14 @@ class SearchService:
         name = product.payload.get("image")
         if not isinstance(name, str) or not name or self.images_root is None:
             return None
-        path = (self.images_root / name).resolve()
-        if not path.is_relative_to(self.images_root):
-            log.warning("refused the image of product %s: it resolves outside %s", product.product_id,
-                        self.images_root)
+        try:
+            path = contained_file(self.images_root / name, self.images_root)
+        except ImageRejected as exc:
+            if exc.reason == "image-outside-folder":
+                log.warning("refused the image of product %s: %s", product.product_id, exc.detail)
             return None
         media_type = mimetypes.guess_type(path.name)[0] or ""
-        if not media_type.startswith("image/") or not path.is_file():
-            return None
-        return path, media_type
+        return (path, media_type) if media_type.startswith("image/") else None
 
     def close(self, timeout_s: float | None = None) -> None:
         """Stop taking queries, finish those queued (at most `timeout_s`), close the store. Idempotent."""

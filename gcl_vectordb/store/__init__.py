@@ -5,7 +5,7 @@
 - `:memory:` or `local:PATH` → `ServerStore` on qdrant-client's local mode (tests, tiny data);
 - anything else → `EmbeddedStore`, the Qdrant engine in-process, one folder per collection under it.
 
-    with open_store("gcl-vdb-store") as store:
+    with open_store("gcl-vdb-store") as store:  # one process holds a collection until close (`store.lock`)
         store.create_collection(CollectionRecord("gs10m", model_ref="model/", dim=512,
                                                  storage=StorageOptions.preset("int8-disk")))
         store.upsert("gs10m", points)
@@ -28,18 +28,21 @@ from gcl_vectordb.store.records import (
     VECTOR_NAMES,
     CollectionRecord,
     Hit,
+    IngestProgress,
     PointRecord,
     SearchRequest,
-    check_model,
     product_payload,
+    require_complete,
+    require_model,
 )
 from gcl_vectordb.store.schema import point_id
 from gcl_vectordb.store.storage import PRESETS, StorageOptions, VectorStorage, parse_storage
 
 __all__ = [
     "PRESETS", "VECTOR_NAMES", "CollectionRecord", "EmbeddedOptions", "EmbeddedStore",
-    "Hit", "PointRecord", "SearchRequest", "StorageOptions", "VectorStorage", "VectorStore",
-    "check_model", "is_server_location", "open_store", "parse_storage", "point_id", "product_payload",
+    "Hit", "IngestProgress", "PointRecord", "SearchRequest", "StorageOptions", "VectorStorage", "VectorStore",
+    "is_server_location", "open_store", "parse_storage", "point_id", "product_payload", "require_complete",
+    "require_model",
 ]
 
 

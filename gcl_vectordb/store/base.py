@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from gcl_vectordb.domain import SearchMode
-from gcl_vectordb.errors import CollectionNotFound, ConfigError, ModelMismatch, StoreError
+from gcl_vectordb.errors import CollectionInUse, CollectionNotFound, ConfigError, ModelMismatch, StoreError
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.store import plans
 from gcl_vectordb.store.bm25 import Bm25Settings, SparseVector, bm25_document_vectors, bm25_query_vector
@@ -26,6 +26,7 @@ from gcl_vectordb.store.records import (
     PointColumns,
     PointRecord,
     SearchRequest,
+    check_filter_keys,
 )
 from gcl_vectordb.store.schema import hits_from_wire, point_from_wire, point_id
 
@@ -53,6 +54,20 @@ class VectorStore(Protocol):
         self, record: CollectionRecord, *, exist_ok: bool = False, shards: int = 1, replicas: int = 1,
         bulk_load: bool = False,
     ) -> CollectionRecord: ...
+
+    def hold(self, name: str, *, create: bool = False) -> None:
+        """Take the collection for this store's lifetime, before anything of it is read or written (embedded:
+        an exclusive lock, `CollectionInUse` naming the holder; server: nothing, the server serialises)."""
+        ...
+
+    def in_use(self, name: str) -> CollectionInUse | None:
+        """Why the collection cannot be held now, or None (then this store holds it)."""
+        ...
+
+    def update_record(self, record: CollectionRecord) -> None:
+        """Replace an existing collection's record by `record` (same name, dim and creation): how ingest
+        saves its progress, and records the model identity of a collection created before there was one."""
+        ...
 
     def get_record(self, name: str) -> CollectionRecord: ...
 
@@ -106,6 +121,9 @@ class StoreBase:
     batch_size: int = 1024
 
     # ---- backend primitives
+    def hold(self, name: str, *, create: bool = False) -> None:
+        raise NotImplementedError
+
     def get_record(self, name: str) -> CollectionRecord:
         raise NotImplementedError
 
@@ -120,8 +138,8 @@ class StoreBase:
         """A batch in the form `_write_prepared` takes; by default the batch itself."""
         return batch
 
-    def _write_prepared(self, name: str, batches: list[Any]) -> None:
-        """Write batches made by `_prepare_batch`; by default through `_write`."""
+    def _write_prepared(self, name: str, batches: Iterable[Any]) -> None:
+        """Write batches made by `_prepare_batch` (with the checks `_write` makes); by default through `_write`."""
         self._write(name, iter(batches))
 
     def _add_sparse_vector(self, name: str) -> None:
@@ -240,6 +258,7 @@ class StoreBase:
                     f"{record.dim}-dim vectors built by {record.model_ref}",
                     f"embed the query with {record.model_ref}",
                 )
+            check_filter_keys(record, request.filters)
             if request.mode.lexical:
                 assert request.text is not None  # SearchRequest checks it
                 sparse[i] = bm25_query_vector(request.text, record.require_bm25(request.mode))
@@ -280,6 +299,13 @@ class StoreBase:
                 log.debug("weighted search: %d queries need a deeper candidate set", len(still))
             pending = still
         return results
+
+    # ---- records
+    def update_record(self, record: CollectionRecord) -> None:
+        """Replace an existing collection's record (what it remembers, never what it is: `check_update`)."""
+        self.hold(record.name)
+        check_update(self.get_record(record.name), record)
+        self._save_record(record)
 
     # ---- upgrade
     def add_bm25(
@@ -368,16 +394,28 @@ def collection_not_found(name: str, location: str, existing: list[str]) -> Colle
     return CollectionNotFound(f"collection {name!r} not found in {location}", hint)
 
 
+def check_update(stored: CollectionRecord, new: CollectionRecord) -> None:
+    """`update_record` changes what a collection remembers, never what it is (dim, vectors, creation)."""
+    fixed = ("dim", "vectors", "distance", "storage", "created_at")
+    if any(getattr(stored, key) != getattr(new, key) for key in fixed):
+        raise ConfigError(f"collection {stored.name!r}: an update cannot change {', '.join(fixed)}")
+    if stored.identity is not None and new.identity != stored.identity:
+        raise ConfigError(f"collection {stored.name!r}: an update cannot change the model identity")
+
+
 def existing_record(
     stored: CollectionRecord, wanted: CollectionRecord, exist_ok: bool, location: str
 ) -> CollectionRecord:
-    """`create_collection` on an existing name: the stored record if `exist_ok` and the dims and the
-    storage agree (storage is fixed when a collection is created)."""
+    """`create_collection` on an existing name: the stored record if `exist_ok` and the models agree (the
+    same identity where both record one, else the same dim) and so does the storage (fixed when a
+    collection is created)."""
     if not exist_ok:
         raise StoreError(
             f"collection {wanted.name!r} already exists in {location}",
             f"drop it first (`gcl-vdb collections drop {wanted.name}`) or choose another name",
         )
+    if stored.identity is not None and wanted.identity is not None:
+        stored.identity.require_same(wanted.identity, stored.name)
     if stored.dim != wanted.dim:
         raise ModelMismatch(
             f"collection {wanted.name!r} holds {stored.dim}-dim vectors built by {stored.model_ref}, "

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 
 from gcl_vectordb.data.records import CORPORA
-from gcl_vectordb.errors import CollectionInUse, ConfigError
+from gcl_vectordb.errors import ConfigError, OutOfSpace
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.store import VectorStore, open_store
 from gcl_vectordb.store.records import CollectionRecord
@@ -35,7 +35,9 @@ class StoreTarget:
 
 @dataclass(frozen=True)
 class CollectionInfo:
-    """A collection's record and size. `points` is None where another process holds the collection."""
+    """A collection's record and size. `points` is None where it was not counted: another process holds
+    the collection (`note` names it) or the disk has no room to open it. `status`: how far its ingest got
+    (`CollectionRecord.status`)."""
 
     name: str
     location: str
@@ -43,16 +45,23 @@ class CollectionInfo:
     corpus_points: dict[int, int]
     record: CollectionRecord
     note: str | None = None
+    status: str = "complete"
 
 
 def _describe(store: VectorStore, record: CollectionRecord) -> CollectionInfo:
+    """Count a collection's points — unless another process holds it: then its shard is left alone."""
+    status = record.status()
+    busy = store.in_use(record.name)
+    if busy is not None:
+        log.info("not counting %s: %s", record.name, busy)
+        return CollectionInfo(record.name, store.location, None, {}, record, f"in use by {busy.holder}", status)
+    record = store.get_record(record.name)  # read again under the lock
     try:
         points = store.count(record.name)
         corpus = {c: store.count(record.name, corpus=c) for c in CORPORA}
-    except CollectionInUse as exc:
-        log.info("not counting %s: %s", record.name, exc)
-        return CollectionInfo(record.name, store.location, None, {}, record, "in use by another process")
-    return CollectionInfo(record.name, store.location, points, corpus, record)
+    except OutOfSpace as exc:
+        return CollectionInfo(record.name, store.location, None, {}, record, f"not counted: {exc}", record.status())
+    return CollectionInfo(record.name, store.location, points, corpus, record, None, record.status())
 
 
 def describe_collections(target: StoreTarget) -> list[CollectionInfo]:
@@ -80,6 +89,7 @@ def add_bm25(target: StoreTarget, name: str, progress: Progress = NULL_PROGRESS)
     model needed; `VectorStore.add_bm25`). Returns the collection and whether anything was added (False
     when it had BM25 already). Safe to interrupt and run again."""
     with target.open() as store:
+        store.hold(name)
         had = store.get_record(name).bm25 is not None
         store.add_bm25(name, progress=progress)
         return _describe(store, store.get_record(name)), not had

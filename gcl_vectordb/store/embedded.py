@@ -1,17 +1,22 @@
 """The embedded backend: the Qdrant engine in-process (qdrant-edge-py), one folder per collection.
 
-Layout under the store root:  `<root>/<name>/collection.json` (the record) and `<root>/<name>/shard/`
-(the engine's shard). One process may hold a shard at a time; a second one gets `CollectionInUse`.
+Layout under the store root:  `<root>/<name>/collection.json` (the record), `<root>/<name>/shard/`
+(the engine's shard) and `<root>/.locks/<name>.lock`. One process holds a collection at a time: the
+lock (`gcl_vectordb.store.lock`) is taken before the shard is opened, created or dropped — the engine's
+own check comes too late, after its first writes — and held until `close()`; a second process gets
+`CollectionInUse` naming the holder. Every step that may allocate disk checks the free space first
+(`gcl_vectordb.store.space`): the engine writes through memory maps and dies of SIGBUS on a full disk.
 There is no background optimizer: `optimize()` builds the HNSW index after a bulk load (blocking).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,17 +24,19 @@ from typing import Any
 import qdrant_edge as edge
 
 from gcl_vectordb.errors import CollectionInUse, StoreError
-from gcl_vectordb.files import write_json_atomic
+from gcl_vectordb.files import out_of_space, write_json_atomic
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
-from gcl_vectordb.store import plans, schema
+from gcl_vectordb.store import plans, schema, space
 from gcl_vectordb.store.base import StoreBase, collection_not_found, existing_record
 from gcl_vectordb.store.bm25 import SparseVector
+from gcl_vectordb.store.lock import Lock, lock_path
 from gcl_vectordb.store.records import CollectionRecord, PointColumns, validate_collection_name
 
 log = logging.getLogger(__name__)
 
 RECORD_FILE = "collection.json"
 SHARD_DIR = "shard"
+WAL_DIR = "wal"  # read and appended, not mapped whole: no holes to fill on open
 
 
 @dataclass(frozen=True)
@@ -69,11 +76,15 @@ class EmbeddedStore(StoreBase):
 
     def __init__(self, root: str | Path, options: EmbeddedOptions | None = None) -> None:
         self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"the store location {self.root} is not a directory",
+                             "pass --qdrant a folder (created on first ingest) or an http(s):// URL")
         self.location = str(self.root)
         self.options = options or EmbeddedOptions()
         self.batch_size = self.options.batch_size
         self._shards: dict[str, edge.EdgeShard] = {}
-        self._records: dict[str, CollectionRecord] = {}
+        self._records: dict[str, CollectionRecord] = {}  # read under this store's lock only
+        self._locks: dict[str, Lock] = {}
 
     def __repr__(self) -> str:
         return f"EmbeddedStore({self.location!r})"
@@ -92,29 +103,54 @@ class EmbeddedStore(StoreBase):
                 "the embedded store holds one shard per collection without replicas",
                 "use a Qdrant server (--qdrant http://HOST:6333) for shards and replicas",
             )
+        self.hold(record.name, create=True)
         folder = self.root / record.name
         if (folder / RECORD_FILE).is_file():
             return existing_record(self.get_record(record.name), record, exist_ok, self.location)
-        if (folder / SHARD_DIR).exists():  # a create that died before writing its record
-            shutil.rmtree(folder / SHARD_DIR)
+        self._require_space(0, f"create collection {record.name}")
         config = schema.edge_config(record.dim, record.storage, self.options.hnsw(), self.options.indexing_threshold_kb,
                                     bm25=record.bm25 is not None)
         new_folder = not folder.exists()
         shard = None
         try:
+            if (folder / SHARD_DIR).exists():  # a create that died before writing its record
+                shutil.rmtree(folder / SHARD_DIR)
             folder.mkdir(parents=True, exist_ok=True)
-            shard = edge.EdgeShard.create(str(folder / SHARD_DIR), config)
-            for operation in schema.edge_payload_indexes():
-                shard.update(operation)
-            write_json_atomic(folder / RECORD_FILE, schema.record_to_json(record))
-        except Exception as exc:  # OSError, or qdrant-edge's plain Exception
+            with self._engine(f"create collection {record.name}"):
+                shard = edge.EdgeShard.create(str(folder / SHARD_DIR), config)
+                for operation in schema.edge_payload_indexes():
+                    shard.update(operation)
+            self._save_record(record)
+        except Exception as exc:  # OSError, OutOfSpace, or qdrant-edge's plain Exception
             _remove_partial(folder, shard, new_folder)
+            if isinstance(exc, StoreError):
+                raise
             raise StoreError(f"cannot create collection {record.name} in {self.location}: {exc}",
                              "check that the store folder is writable (--qdrant PATH)") from exc
-        self._shards[record.name], self._records[record.name] = shard, record
+        self._shards[record.name] = shard
         log.info("created collection %s in %s (dim %d, storage %s)", record.name, self.location, record.dim,
                  record.storage.name)
         return record
+
+    def hold(self, name: str, *, create: bool = False) -> None:
+        """Take collection `name` for this store's lifetime (`close()` lets go); `CollectionInUse` names
+        the holder if another process — or another open store — has it. A collection that does not exist
+        is `CollectionNotFound`, unless `create` (the caller is about to create it)."""
+        validate_collection_name(name)
+        if name in self._locks:
+            return
+        if not create and not (self.root / name / RECORD_FILE).is_file():
+            raise collection_not_found(name, self.location, [r.name for r in self.list_collections()])
+        self._locks[name] = Lock(lock_path(self.root, name), f"collection {name}").acquire()
+        self._records.pop(name, None)  # read again, under the lock
+
+    def in_use(self, name: str) -> CollectionInUse | None:
+        """Why `name` cannot be held now (another holder), or None once this store holds it."""
+        try:
+            self.hold(name)
+        except CollectionInUse as exc:
+            return exc
+        return None
 
     def get_record(self, name: str) -> CollectionRecord:
         if name in self._records:
@@ -127,21 +163,26 @@ class EmbeddedStore(StoreBase):
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise StoreError(f"cannot read {path}: {exc}", "drop the collection and ingest it again") from exc
-        self._records[name] = schema.record_from_json(data, str(path))
-        return self._records[name]
+        record = schema.record_from_json(data, str(path))
+        if name in self._locks:  # nobody else can change it meanwhile
+            self._records[name] = record
+        return record
 
     def list_collections(self) -> list[CollectionRecord]:
-        """Records of every collection under the root (no shard is opened)."""
+        """Records of every collection under the root (no shard is opened, no lock taken: records are
+        replaced atomically, so a reader sees the old or the new one)."""
         if not self.root.is_dir():
             return []
         names = sorted(p.parent.name for p in self.root.glob(f"*/{RECORD_FILE}"))
         return [self.get_record(name) for name in names]
 
     def drop(self, name: str) -> None:
-        """Delete the collection folder; refuses while another process holds the shard."""
-        self.get_record(name)
-        self._shard(name)  # takes the shard's lock: fails with CollectionInUse if someone else has it
-        self._shards.pop(name).close()
+        """Delete the collection folder; refuses while another process holds the collection. The lock
+        stays held until `close()`, so a create in this store may follow."""
+        self.hold(name)
+        shard = self._shards.pop(name, None)
+        if shard is not None:
+            shard.close()
         self._records.pop(name, None)
         shutil.rmtree(self.root / name)
         log.info("dropped collection %s from %s", name, self.location)
@@ -152,10 +193,13 @@ class EmbeddedStore(StoreBase):
         The engine reports no progress, so `progress` shows one open-ended task while it works.
         """
         shard = self._shard(name)
+        rewritten = self.count(name) * space.segment_bytes(self.get_record(name).dim)
+        self._require_space(rewritten, f"build the search index of {name}")
         task = progress.task(f"building the search index of {name}", total=None, unit="step")
         started = time.perf_counter()
         try:
-            changed = shard.optimize()
+            with self._engine(f"build the search index of {name}"):
+                changed = shard.optimize()
         finally:
             task.close()
         info = shard.info()
@@ -169,17 +213,31 @@ class EmbeddedStore(StoreBase):
         afterwards (even by SIGKILL) finds them again on reopen (the log is replayed); `flush` makes them
         part of the segments, so that they also survive an OS crash and reopening replays less.
         """
-        self._shard(name).flush()
+        with self._engine(f"flush collection {name}"):
+            self._shard(name).flush()
 
     def indexed_vectors(self, name: str) -> int:
         """How many vectors sit in HNSW indexes (0 until `optimize()` on a large enough collection)."""
         return self._shard(name).info().indexed_vectors_count
 
     def close(self) -> None:
+        """Flush and close every shard, then let go of the collections (also after a failed flush)."""
+        failure: BaseException | None = None
         for name, shard in list(self._shards.items()):
-            shard.flush()
-            shard.close()
             del self._shards[name]
+            try:
+                with self._engine(f"flush collection {name}"):
+                    shard.flush()
+            except Exception as exc:  # close the rest all the same; the first failure is raised
+                failure = failure or exc
+            finally:
+                shard.close()
+        for lock in self._locks.values():
+            lock.release()
+        self._locks.clear()
+        self._records.clear()
+        if failure is not None:
+            raise failure
 
     # ---- data
     def count(self, name: str, *, corpus: int | None = None) -> int:
@@ -187,17 +245,20 @@ class EmbeddedStore(StoreBase):
         return self._shard(name).count(edge.CountRequest(exact=True, filter=schema.edge_filter(conditions)))
 
     def _write(self, name: str, batches: Iterator[PointColumns]) -> None:
-        shard = self._shard(name)
-        for batch in batches:
-            shard.update(edge.UpdateOperation.upsert_points(schema.edge_points(schema.wire_rows(batch))))
+        self._write_prepared(name, (self._prepare_batch(batch) for batch in batches))
 
     def _prepare_batch(self, batch: PointColumns) -> list[edge.Point]:
         return schema.edge_points(schema.wire_rows(batch))
 
-    def _write_prepared(self, name: str, batches: list[Any]) -> None:
+    def _write_prepared(self, name: str, batches: Iterable[list[edge.Point]]) -> None:
+        """Every write checks the free space first (`store.space`): a full disk is `OutOfSpace`, not SIGBUS."""
         shard = self._shard(name)
+        point_bytes = space.point_bytes(self.get_record(name).dim)
         for points in batches:
-            shard.update(edge.UpdateOperation.upsert_points(points))
+            what = f"write {len(points):,} points into collection {name}"
+            self._require_space(len(points) * point_bytes, what)
+            with self._engine(what):
+                shard.update(edge.UpdateOperation.upsert_points(points))
 
     def _add_sparse_vector(self, name: str) -> None:
         self._shard(name).update(schema.edge_create_sparse_vector())
@@ -208,11 +269,21 @@ class EmbeddedStore(StoreBase):
         return [(str(r.id), (r.payload or {}).get("title")) for r in records], following
 
     def _write_sparse(self, name: str, updates: list[tuple[str, SparseVector]]) -> None:
-        self._shard(name).update(schema.edge_sparse_updates(updates))
+        shard = self._shard(name)
+        what = f"write {len(updates):,} BM25 vectors into collection {name}"
+        self._require_space(len(updates) * space.point_bytes(0), what)  # a point without dense vectors
+        with self._engine(what):
+            shard.update(schema.edge_sparse_updates(updates))
 
     def _save_record(self, record: CollectionRecord) -> None:
-        self._shard(record.name)  # holds the collection's lock while the record changes
-        write_json_atomic(self.root / record.name / RECORD_FILE, schema.record_to_json(record))
+        """Write the record atomically, holding the collection."""
+        self.hold(record.name, create=True)
+        try:
+            write_json_atomic(self.root / record.name / RECORD_FILE, schema.record_to_json(record))
+        except OSError as exc:
+            raise out_of_space(exc, self.root, f"save the record of {record.name}") or StoreError(
+                f"cannot write the record of collection {record.name}: {exc}",
+                "check that the store folder is writable (--qdrant PATH)") from exc
         self._records[record.name] = record
 
     def _query(self, name: str, query_plans: Sequence[plans.QueryPlan]) -> list[list[Any]]:
@@ -228,19 +299,43 @@ class EmbeddedStore(StoreBase):
     def _shard(self, name: str) -> edge.EdgeShard:
         if name in self._shards:
             return self._shards[name]
+        self.hold(name)
         self.get_record(name)
         path = self.root / name / SHARD_DIR
+        holes = space.unallocated_bytes(path, skip=(WAL_DIR,)) if self._allocating_on_touch() else 0
+        self._require_space(holes, f"open collection {name}")
         try:
-            shard = edge.EdgeShard.load(str(path))
+            with self._engine(f"open collection {name}"):
+                shard = edge.EdgeShard.load(str(path))
+        except StoreError:
+            raise
         except Exception as exc:  # qdrant-edge raises plain Exception; the message tells the cause
-            if "WouldBlock" in str(exc):
-                raise CollectionInUse(
-                    f"collection {name} is in use by another process", "stop it or wait"
-                ) from None
+            if "WouldBlock" in str(exc):  # another program (not gcl-vdb) holds the shard
+                raise CollectionInUse(f"collection {name} is in use by another process",
+                                      "wait for it to finish or stop it, then run the command again") from None
             raise StoreError(f"cannot open collection {name} at {path}: {exc}",
                              "drop the collection and ingest it again") from exc
         self._shards[name] = shard
         return shard
+
+    # ---- disk space
+    def _allocating_on_touch(self) -> bool:
+        return space.allocating_on_touch(self.root.absolute()) is not None
+
+    def _require_space(self, needed: int, what: str) -> None:
+        """Refuse a step the disk has no room for: `needed` bytes plus the headroom (`store.space`)."""
+        space.require_space(self.root, space.HEADROOM + needed, what)
+
+    @contextlib.contextmanager
+    def _engine(self, what: str) -> Iterator[None]:
+        """An engine call: its out-of-space failures become `OutOfSpace` (one line, what to do)."""
+        try:
+            yield
+        except Exception as exc:
+            full = out_of_space(exc, self.root, what)
+            if full is not None:
+                raise full from exc
+            raise
 
 
 def _remove_partial(folder: Path, shard: edge.EdgeShard | None, new_folder: bool) -> None:

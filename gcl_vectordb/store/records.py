@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from gcl_vectordb import __version__
-from gcl_vectordb.domain import DEFAULT_FIELD_WEIGHTS, FieldWeights, FusionMethod, SearchMode
-from gcl_vectordb.errors import ConfigError, ModelMismatch, StoreError
+from gcl_vectordb.domain import DEFAULT_FIELD_WEIGHTS, FieldWeights, FusionMethod, ModelIdentity, SearchMode
+from gcl_vectordb.errors import ConfigError, ModelMismatch, PartialCollection, StoreError
 from gcl_vectordb.store.bm25 import Bm25Settings, SparseVector
 from gcl_vectordb.store.storage import VECTOR_NAMES, StorageOptions
 
@@ -41,12 +41,50 @@ def validate_collection_name(name: str) -> str:
 
 
 @dataclass(frozen=True)
+class IngestProgress:
+    """How far the ingest that fills a collection got, saved with its record at every checkpoint.
+
+    `corpora`: per corpus, (entries done, entries in the dataset's corpus) — the ingest's cursor, which
+    counts entries stored or rejected in reading order; the size is None where it was not counted yet.
+    `complete` once every corpus the ingest was asked for is read to its end.
+    """
+
+    complete: bool
+    corpora: Mapping[int, tuple[int, int | None]] = field(default_factory=dict)
+    updated_at: str = field(default_factory=utc_now_iso, compare=False)
+
+    def describe(self) -> str:
+        """`complete`, or `ingest incomplete (corpus 1: 300/600, corpus 2: 0/600)`."""
+        if self.complete:
+            return "complete"
+        parts = ", ".join(f"corpus {c}: {done:,}/{'?' if total is None else f'{total:,}'}"
+                          for c, (done, total) in sorted(self.corpora.items()))
+        return f"ingest incomplete ({parts})" if parts else "ingest incomplete"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"complete": self.complete, "updated_at": self.updated_at,
+                "corpora": {str(c): list(pair) for c, pair in sorted(self.corpora.items())}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IngestProgress:
+        try:
+            corpora = {int(c): (int(done), None if total is None else int(total))
+                       for c, (done, total) in dict(data.get("corpora", {})).items()}
+            return cls(bool(data["complete"]), corpora, str(data.get("updated_at", "")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"malformed ingest progress ({type(exc).__name__}: {exc})") from exc
+
+
+@dataclass(frozen=True)
 class CollectionRecord:
     """What built a collection, persisted with it so that queries use the same model.
 
-    `field_weights` are the GCL field weights α_f the fused vector was built with; `weighted` searches
-    default to them. `storage` is how the dense vectors are stored (datatype, RAM or disk, quantization,
-    HNSW; `gcl_vectordb.store.storage`), applied when the collection is created and fixed from then on.
+    `identity` is the model's (weights hash, dim, preprocessing): every command that embeds for this
+    collection must use that model (`require_model`); None in collections created before gcl-vdb recorded
+    it. `progress` is the ingest's progress (None: recorded before gcl-vdb kept it). `field_weights` are
+    the GCL field weights α_f the fused vector was built with; `weighted` searches default to them.
+    `storage` is how the dense vectors are stored (datatype, RAM or disk, quantization, HNSW;
+    `gcl_vectordb.store.storage`), applied when the collection is created and fixed from then on.
     `ingest` keeps ingest settings (batch size, fields, ...), `extra` anything else a caller wants
     remembered. `bm25`: the BM25 settings of the title's sparse vector; None for a collection made
     before keyword search (`require_bm25`).
@@ -65,6 +103,8 @@ class CollectionRecord:
     ingest: Mapping[str, Any] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
     bm25: Bm25Settings | None = field(default_factory=Bm25Settings)
+    identity: ModelIdentity | None = None
+    progress: IngestProgress | None = None
 
     def __post_init__(self) -> None:
         validate_collection_name(self.name)
@@ -83,6 +123,15 @@ class CollectionRecord:
             raise TypeError(f"storage must be StorageOptions, got {type(self.storage).__name__}")
         if self.bm25 is not None and not isinstance(self.bm25, Bm25Settings):
             raise TypeError(f"bm25 must be Bm25Settings or None, got {type(self.bm25).__name__}")
+        if self.identity is not None and self.identity.dim != self.dim:
+            raise ConfigError(f"collection {self.name!r}: its model embeds in {self.identity.dim} dimensions, "
+                              f"not {self.dim}")
+
+    def status(self) -> str:
+        """What `collections info` shows: `complete`, `ingest incomplete (…)` or `unknown (…)`."""
+        if self.progress is None:
+            return "unknown (created before gcl-vdb recorded ingest progress)"
+        return self.progress.describe()
 
     def require_bm25(self, mode: SearchMode | str) -> Bm25Settings:
         """The BM25 settings; a collection without the sparse vector is a StoreError naming the fix."""
@@ -154,13 +203,37 @@ class PointColumns:
             )
 
 
+PAYLOAD_KEYS: tuple[str, ...] = ("product_id", "title", "image", "image_cell", "corpus")
+"""The payload schema's own keys (`product_payload`); the collection's extra columns come on top."""
+
+
 def product_payload(
-    product_id: str, title: str, image: str | None, corpus: int, extra: Mapping[str, Any] | None = None
+    product_id: str, title: str | None, image: str | None, corpus: int, extra: Mapping[str, Any] | None = None,
+    *, image_cell: str | None = None,
 ) -> dict[str, Any]:
-    """The payload schema, defined once: product_id, title, image path, corpus, then extra columns."""
+    """The payload schema, defined once: extra columns, then product_id, title (None: the product has
+    none), image (path relative to the collection's images folder, or None), corpus; `image_cell` only
+    for an image embedded in a parquet file (`<file relative to the dataset root>#<row>`)."""
     if corpus not in (1, 2):
         raise ConfigError(f"product {product_id}: corpus must be 1 or 2, got {corpus!r}")
-    return {**(extra or {}), "product_id": product_id, "title": title, "image": image, "corpus": corpus}
+    payload = {**(extra or {}), "product_id": product_id, "title": title, "image": image, "corpus": corpus}
+    if image_cell is not None:
+        payload["image_cell"] = image_cell
+    return payload
+
+
+def check_filter_keys(record: CollectionRecord, keys: Iterable[str]) -> None:
+    """Refuse a filter on a payload key no product has: the schema's keys and the extra columns the
+    collection recorded at ingest (`ingest.extra_columns`; collections built before it was recorded are
+    not checked). Raises ConfigError naming the known keys."""
+    extra = record.ingest.get("extra_columns")
+    if extra is None:
+        return
+    known = [*PAYLOAD_KEYS, *extra]
+    unknown = sorted(set(keys) - set(known))
+    if unknown:
+        raise ConfigError(f"collection {record.name!r} has no payload key {', '.join(map(repr, unknown))}",
+                          f"filter on one of: {', '.join(known)}")
 
 
 @dataclass(frozen=True)
@@ -246,21 +319,43 @@ class Hit:
     payload: Mapping[str, Any] | None = None
 
 
-def check_model(record: CollectionRecord, model_ref: str, dim: int) -> None:
-    """Refuse to embed queries (or products) for `record` with a model of another dimension.
+def require_model(record: CollectionRecord, identity: ModelIdentity) -> None:
+    """Refuse to embed queries or products for `record` with any model but the one that built it.
 
-    Raises ModelMismatch naming the model that built the collection. A different model reference with
-    the same dim (e.g. the ONNX export of the same checkpoint) is allowed and logged.
+    Raises ModelMismatch naming both models. A collection created before gcl-vdb recorded model identities
+    only knows its model's reference and dim: the model must then come from that same reference (which is
+    what `query` and `evaluate` load); anything else is refused, since equal dims prove nothing.
     """
-    if dim != record.dim:
+    if record.identity is not None:
+        record.identity.require_same(identity, record.name)
+        return
+    if identity.dim != record.dim:
         raise ModelMismatch(
-            f"model {model_ref} embeds in {dim} dimensions but collection {record.name!r} holds "
+            f"model {identity.short()} embeds in {identity.dim} dimensions but collection {record.name!r} holds "
             f"{record.dim}-dim vectors built by {record.model_ref}",
             f"use {record.model_ref} (or leave --model out to use the collection's own model), "
             "or ingest into a new collection with this model",
         )
-    if model_ref != record.model_ref:
-        log.warning(
-            "collection %r was built by %s; using %s (same dim %d)", record.name, record.model_ref,
-            model_ref, dim,
+    if identity.model_ref != record.model_ref:
+        raise ModelMismatch(
+            f"collection {record.name!r} records no model identity (it was created before gcl-vdb recorded "
+            f"one) and was built by {record.model_ref}, not {identity.model_ref}",
+            f"use {record.model_ref}, or re-ingest into a new collection with this model",
         )
+    log.warning("collection %r records no model identity (created before gcl-vdb recorded one); trusting "
+                "that %s still holds the model that built it", record.name, record.model_ref)
+
+
+def require_complete(record: CollectionRecord, *, allow_partial: bool = False) -> str | None:
+    """Refuse a collection whose ingest has not completed (results over it would be silently partial).
+
+    With `allow_partial` returns the warning to show and record instead; None for a complete collection.
+    """
+    if record.progress is not None and record.progress.complete:
+        return None
+    status = record.status()
+    if allow_partial:
+        return f"collection {record.name!r} is not completely ingested: {status}; results cover only what it holds"
+    hint = ("run the same `gcl-vdb ingest` again to finish it (it resumes; on a finished collection it only "
+            "records that), or pass --allow-partial to use it anyway")
+    raise PartialCollection(f"collection {record.name!r} is not completely ingested: {status}", hint)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import qdrant_edge as edge
 
-from gcl_vectordb.domain import FieldWeights
+from gcl_vectordb.domain import FieldWeights, ModelIdentity
 from gcl_vectordb.errors import ConfigError, StoreError
 from gcl_vectordb.store.bm25 import SPARSE_VECTOR, Bm25Settings, SparseVector
 from gcl_vectordb.store.plans import (
@@ -30,7 +30,14 @@ from gcl_vectordb.store.plans import (
     SparseNearest,
     WeightedSum,
 )
-from gcl_vectordb.store.records import VECTOR_NAMES, CollectionRecord, Hit, PointColumns, PointRecord
+from gcl_vectordb.store.records import (
+    VECTOR_NAMES,
+    CollectionRecord,
+    Hit,
+    IngestProgress,
+    PointColumns,
+    PointRecord,
+)
 from gcl_vectordb.store.storage import Datatype, Quantization, StorageOptions, VectorStorage
 
 PRODUCT_NAMESPACE = uuid.UUID("6f1c2a0e-5b7d-5c43-9e0a-3d4b8f2e7a91")
@@ -63,6 +70,8 @@ def record_to_json(record: CollectionRecord) -> dict[str, Any]:
     data["vectors"] = list(record.vectors)
     data["field_weights"] = record.field_weights.as_dict()
     data["storage"] = storage_to_json(record.storage)
+    data["identity"] = record.identity.to_dict() if record.identity is not None else None
+    data["progress"] = record.progress.to_dict() if record.progress is not None else None
     return {"format": RECORD_FORMAT, **data}
 
 
@@ -82,7 +91,9 @@ def storage_from_json(data: Mapping[str, Any]) -> StorageOptions:
 
 def record_from_json(data: Mapping[str, Any], where: str) -> CollectionRecord:
     """Rebuild a record; unknown keys (from a newer gcl-vdb) are kept under `extra`. A record without
-    `bm25` (made before keyword search) has no sparse vector: `bm25` is None."""
+    `bm25` (made before keyword search) has no sparse vector: `bm25` is None; one whose model identity
+    sits in `extra["model_identity"]` (builds of the embedding-shards work before the typed field) gets it
+    as `identity`."""
     known = {f.name for f in fields(CollectionRecord)}
     values = {k: v for k, v in data.items() if k in known}
     newer = {k: v for k, v in data.items() if k not in known and k != "format"}
@@ -96,6 +107,14 @@ def record_from_json(data: Mapping[str, Any], where: str) -> CollectionRecord:
             values["storage"] = storage_from_json(values["storage"])
         bm25 = values.get("bm25")
         values["bm25"] = Bm25Settings.from_dict(bm25) if bm25 is not None else None
+        legacy = values.get("extra", {}).get("model_identity")  # where early 10M-path builds kept it
+        if values.get("identity") is None and legacy is not None:
+            values["identity"] = legacy
+            values["extra"] = {k: v for k, v in values["extra"].items() if k != "model_identity"}
+        if values.get("identity") is not None:
+            values["identity"] = ModelIdentity.from_dict(values["identity"])
+        if values.get("progress") is not None:
+            values["progress"] = IngestProgress.from_dict(values["progress"])
         return CollectionRecord(**values)
     except (TypeError, ValueError, KeyError, AttributeError, ConfigError) as exc:
         raise StoreError(f"the collection record in {where} is unreadable: {exc}",

@@ -140,8 +140,9 @@ class ServerStore(StoreBase):
     """Collections on a Qdrant server (or in qdrant-client's local mode)."""
 
     def __init__(self, client: Any, *, location: str, local: bool, options: ServerOptions | None = None,
-                 uploader: GrpcUploader | None = None):
+                 uploader: GrpcUploader | None = None, with_api_key: bool = False):
         self._client = client
+        self.with_api_key = with_api_key  # whether a key was given (for the hint of a 401), never the key
         self.location = redact_url(location)
         self.local = local
         self.options = options or ServerOptions()
@@ -156,15 +157,17 @@ class ServerStore(StoreBase):
         options = options or ServerOptions()
         grpc_port = grpc_port_of(url, options)
         # check_compatibility=False: the client's own check only warns, from a thread; ours below raises.
-        client = QdrantClient(url=url, api_key=api_key, timeout=options.timeout_s, grpc_port=grpc_port or 6334,
-                              check_compatibility=False)
+        with client_warnings_logged():  # e.g. "Api key is used with an insecure connection" (http://)
+            client = QdrantClient(url=url, api_key=api_key, timeout=options.timeout_s, grpc_port=grpc_port or 6334,
+                                  check_compatibility=False)
         uploader = None
         if grpc_port:
             uploader = GrpcUploader(
                 lambda: client.grpc_points, f"{urlsplit(url).hostname}:{grpc_port}", parallel=options.parallel,
                 max_retries=options.max_retries, backoff_s=options.backoff_s, timeout_s=options.timeout_s,
             )
-        store = cls(client, location=url, local=False, options=options, uploader=uploader)
+        store = cls(client, location=url, local=False, options=options, uploader=uploader,
+                    with_api_key=api_key is not None)
         try:
             with store._translated("connect"):
                 version = client.info().version
@@ -179,7 +182,8 @@ class ServerStore(StoreBase):
         """qdrant-client local mode: `:memory:` or `local:PATH` (pure Python; for tests and tiny data)."""
         path = None if location == ":memory:" else location.removeprefix("local:")
         try:
-            client = QdrantClient(location=":memory:") if path is None else QdrantClient(path=path)
+            with client_warnings_logged():
+                client = QdrantClient(location=":memory:") if path is None else QdrantClient(path=path)
         except RuntimeError as exc:
             if "already accessed" in str(exc):
                 raise CollectionInUse(f"the local Qdrant store {path} is in use by another process",
@@ -226,6 +230,13 @@ class ServerStore(StoreBase):
         log.info("created collection %s on %s (dim %d, storage %s, bulk load %s)", record.name, self.location,
                  record.dim, record.storage.name, bulk_load)
         return record
+
+    def hold(self, name: str, *, create: bool = False) -> None:
+        """Nothing to take: the server serialises concurrent clients (and local mode locks its folder)."""
+        validate_collection_name(name)
+
+    def in_use(self, name: str) -> CollectionInUse | None:
+        return None
 
     def get_record(self, name: str) -> CollectionRecord:
         if name in self._records:
@@ -363,9 +374,11 @@ class ServerStore(StoreBase):
 
     @contextlib.contextmanager
     def _translated(self, what: str, retrying: bool = False) -> Iterator[None]:
-        """qdrant-client failures as one-line StoreErrors (never carrying the API key)."""
+        """qdrant-client failures as one-line StoreErrors (never carrying the API key); its warnings go
+        to the log."""
         try:
-            yield
+            with client_warnings_logged():
+                yield
         except (ResponseHandlingException, UnexpectedResponse) as exc:
             reason = _reason(exc)
             if retrying and is_transient(exc):
@@ -375,9 +388,24 @@ class ServerStore(StoreBase):
                     f"cannot reach the Qdrant server at {self.location} ({reason})",
                     "check the URL and that the server is running (e.g. `docker compose up -d`)",
                 ) from None
-            hint = ("set the API key in the environment variable named by api_key_env (QDRANT_API_KEY)"
-                    if exc.status_code in (401, 403) else "check the server's logs")
+            hint = "check the server's logs"
+            if exc.status_code in (401, 403):
+                hint = ("the server refused the API key given: check that the environment variable named by "
+                        "api_key_env (QDRANT_API_KEY) holds this server's key" if self.with_api_key else
+                        "set the API key in the environment variable named by api_key_env (QDRANT_API_KEY)")
             raise StoreError(f"the Qdrant server at {self.location} refused to {what}: {reason}", hint) from None
+
+
+@contextlib.contextmanager
+def client_warnings_logged() -> Iterator[None]:
+    """Warnings qdrant-client raises inside the block (UserWarning over http, local-mode notes) are
+    logged as warnings of this module instead of printed raw. Not thread-safe (`warnings.catch_warnings`):
+    callers serialise their use of one store."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught:
+        log.warning("qdrant-client: %s", warning.message)
 
 
 class _Retry(Exception):
