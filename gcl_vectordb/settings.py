@@ -89,3 +89,32 @@ def resolve_settings(cwd: Path | None = None, **flags: str | Path | None) -> Set
         model=resolved["model"],
         api_key_env=resolved["api_key_env"],
     )
+
+
+@dataclass(frozen=True)
+class TorchrunEnv:
+    """What torchrun tells each process it starts: its rank among `world_size`, and its local rank (the
+    index of its GPU on this machine)."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+
+
+def torchrun_env() -> TorchrunEnv | None:
+    """torchrun's `RANK`, `WORLD_SIZE`, `LOCAL_RANK`; None outside torchrun (no `WORLD_SIZE`)."""
+    if not os.environ.get("WORLD_SIZE"):
+        return None
+    values = {}
+    for name, default in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0")):
+        text = os.environ.get(name) or default
+        try:
+            values[name] = int(text)
+        except ValueError:
+            raise ConfigError(f"environment variable {name}={text!r} is not an integer", "unset it or fix it") from None
+    return TorchrunEnv(values["RANK"], values["WORLD_SIZE"], values["LOCAL_RANK"])
+
+
+def hub_token() -> str | None:
+    """The Hugging Face token (`HF_TOKEN`) for `data download --source hf`, or None (public data)."""
+    return os.environ.get("HF_TOKEN") or None

@@ -70,7 +70,7 @@ def test_a_full_disk_is_one_clear_line_and_the_rerun_completes_with_nothing_lost
 
     on = ["--collection", "gs", "--qdrant", str(store)]
     _one_clear_line(_gcl_vdb(["query", "red dress", *on], subprocess_env), "open collection gs")
-    _one_clear_line(_gcl_vdb(["ingest", *args], subprocess_env), "open collection gs")
+    _one_clear_line(_gcl_vdb(args, subprocess_env), "open collection gs")
     info = _gcl_vdb(["collections", "info", "gs", "--qdrant", str(store), "--json"], subprocess_env)
     assert info.returncode == 0, info.stderr
     described = json.loads(info.stdout)
@@ -78,7 +78,7 @@ def test_a_full_disk_is_one_clear_line_and_the_rerun_completes_with_nothing_lost
     assert described["status"].startswith("ingest incomplete (corpus 1: ")
 
     filler.unlink()  # room again: the same command finishes the ingest
-    finished = _gcl_vdb(["ingest", *args, "--json"], subprocess_env)
+    finished = _gcl_vdb([*args, "--json"], subprocess_env)
     assert finished.returncode == 0, finished.stderr[-3000:]
     report = json.loads(finished.stdout)
     assert report["resumed_from"]["1"] >= 12 and report["points_total"] == 55

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from tests.ingest_fixtures import (
     edit_corpus,
     ingest_harness,
     run_harness,
+    wait_until_gone,
 )
 
 
@@ -52,7 +52,7 @@ def _setup(tmp_path: Path, source: Path, bundle: Path, batch_size: int, workers:
     edit_corpus(root, 2, empty_title)
     harness = ingest_harness(tmp_path)
     store = tmp_path / "store"
-    args = ["--collection", "gs", "--data", str(root), "--model", str(bundle), "--qdrant", str(store),
+    args = ["ingest", "--collection", "gs", "--data", str(root), "--model", str(bundle), "--qdrant", str(store),
             "--batch-size", str(batch_size), "--workers", str(workers), "--json"]
     return Setup(root, harness, store, dataset.count_products(1), dataset.count_products(2), args)
 
@@ -67,27 +67,6 @@ def _assert_like_an_uninterrupted_run(setup: Setup, report: dict, bundle: Path, 
     assert report["rejects"] == {"corrupt-image": 1, "empty-title": 1}
 
 
-def _run(harness: Path, signum: int, threshold: int, args: list[str], env: dict[str, str]):
-    return run_harness(harness, signum, threshold, args, env)
-
-
-def _processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "environ").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
-def _wait_until_gone(marker: str, timeout_s: float = 15.0) -> list[int]:
-    deadline = time.monotonic() + timeout_s
-    while (left := _processes_with(marker)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return left
 
 
 def _rejects(path: Path) -> list[dict]:
@@ -104,13 +83,13 @@ def test_sigkill_at_several_points_then_resume_gives_the_uninterrupted_collectio
     env = {**subprocess_env, marker.split("=")[0]: marker.split("=")[1]}
     # early in corpus 1 (no checkpoint yet), early in corpus 2, near the end
     for threshold in (24, n1 + 16, n1 + n2 - 12):
-        killed = _run(setup.harness, signal.SIGKILL, threshold, setup.args, env)
+        killed = run_harness(setup.harness, signal.SIGKILL, threshold, setup.args, env)
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-        assert _wait_until_gone(marker) == [], "decode workers outlived their killed parent"
+        assert wait_until_gone(marker) == [], "decode workers outlived their killed parent"
     state = json.loads((setup.store / "gs" / "ingest" / "state.json").read_text())
     assert state["cursors"]["1"]["complete"] and not state["cursors"]["2"]["complete"]
 
-    finished = _run(setup.harness, 0, 0, setup.args, env)
+    finished = run_harness(setup.harness, 0, 0, setup.args, env)
     assert finished.returncode == 0, finished.stderr[-2000:]
     report = json.loads(finished.stdout)
     assert report["resumed_from"]["1"] == n1
@@ -122,7 +101,7 @@ def test_ctrl_c_saves_the_state_and_the_same_command_resumes(
 ) -> None:
     setup = _setup(tmp_path, tiny_gs, micro_bundle, batch_size=4, workers=1)
     n1, n2 = setup.n1, setup.n2
-    interrupted = _run(setup.harness, signal.SIGINT, n1 + 8, setup.args, subprocess_env)
+    interrupted = run_harness(setup.harness, signal.SIGINT, n1 + 8, setup.args, subprocess_env)
     assert interrupted.returncode == 130, interrupted.stderr[-2000:]
     assert "interrupted — run the same command again to resume where it stopped" in interrupted.stderr
     assert "Traceback" not in interrupted.stderr and interrupted.stdout == ""
@@ -131,7 +110,7 @@ def test_ctrl_c_saves_the_state_and_the_same_command_resumes(
     assert state["cursors"]["1"] == {"done": n1, "complete": True}
     assert 8 <= state["cursors"]["2"]["done"] < n2 and not state["cursors"]["2"]["complete"]
 
-    resumed = _run(setup.harness, 0, 0, setup.args, subprocess_env)
+    resumed = run_harness(setup.harness, 0, 0, setup.args, subprocess_env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     report = json.loads(resumed.stdout)
     done2 = state["cursors"]["2"]["done"]

@@ -74,8 +74,7 @@ def test_resuming_an_ingest_with_another_model_of_the_same_dim_is_refused_naming
 
     other = load_encoder(other_micro, towers=("text",)).identity
     assert other.dim == record.dim and other.preprocessing == record.identity.preprocessing
-    line = _one_line(runner.invoke(app, ["ingest", *ingest_args(tiny_gs, other_micro, store, batch_size=4,
-                                                                workers=0)]))
+    line = _one_line(runner.invoke(app, ingest_args(tiny_gs, other_micro, store, batch_size=4, workers=0)))
     assert f"error: model {other.short()} has other weights than the model that built collection 'gs': " \
            f"{record.identity.short()}" in line
     with open_store(store) as opened:

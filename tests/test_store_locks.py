@@ -139,7 +139,7 @@ def test_every_command_is_refused_cleanly_while_an_ingest_runs_and_the_ingest_co
         on = ["--collection", "gs", "--qdrant", str(store)]
         for command in (["query", "red dress", *on], ["query", "blue shoes", "--mode", "rrf", *on],
                         ["evaluate", "--split", "in-domain", *on], ["collections", "drop", "gs", "--yes", *on[2:]],
-                        ["ingest", *args[:-1]]):
+                        args[:-1]):
             _refused_by(_gcl_vdb(command, subprocess_env), ingest.pid, "gcl-vdb ingest")
         listed = _gcl_vdb(["collections", "list", "--qdrant", str(store), "--json"], subprocess_env)
         assert listed.returncode == 0, listed.stderr
@@ -165,12 +165,12 @@ def test_two_ingests_started_together_one_runs_the_other_is_refused(
     tmp_path: Path, tiny_gs: Path, micro_bundle: Path, subprocess_env: dict[str, str]
 ) -> None:
     store = tmp_path / "store"
-    args = ["ingest", *ingest_args(tiny_gs, micro_bundle, store, batch_size=4, workers=0), "--json"]
+    args = [*ingest_args(tiny_gs, micro_bundle, store, batch_size=4, workers=0), "--json"]
     harness = ingest_harness(tmp_path)
     # each pauses after its first batch, if it gets that far: the one that does holds the collection until
     # the other has given up, so the two certainly overlap
     markers = [tmp_path / "a", tmp_path / "b"]
-    runs = [run_harness(harness, f"pause:{m}", 4, args[1:], subprocess_env, wait=False) for m in markers]
+    runs = [run_harness(harness, f"pause:{m}", 4, args, subprocess_env, wait=False) for m in markers]
     deadline = time.monotonic() + 180
     while not (any(r.poll() is not None for r in runs)
                and any(m.with_name(m.name + ".paused").exists() for m in markers)):

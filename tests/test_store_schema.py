@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from dataclasses import replace
 from types import SimpleNamespace
@@ -10,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from gcl_vectordb.domain import FieldWeights
+from gcl_vectordb.domain import FieldWeights, ModelIdentity, Preprocessing
 from gcl_vectordb.errors import ConfigError, StoreError
 from gcl_vectordb.store import (
     CollectionRecord,
@@ -31,6 +32,10 @@ def test_point_id_is_a_stable_uuid5() -> None:
     assert point_id("B07XYZ") == "5801891f-5b01-5195-bcd5-78c971f994f7"
     assert uuid.UUID(point_id("42")).version == 5
     assert point_id("42") == str(uuid.uuid5(schema.PRODUCT_NAMESPACE, "42")) != point_id("43")
+    rng = random.Random(5)  # the spelled-out UUID5 against the standard library's, on all kinds of ids
+    ids = ["", "ü ✓ 商品", "x" * 500, *("".join(rng.choice("aZ09-_ é") for _ in range(rng.randint(1, 40)))
+                                        for _ in range(2000))]
+    assert [point_id(p) for p in ids] == [str(uuid.uuid5(schema.PRODUCT_NAMESPACE, p)) for p in ids]
 
 
 def test_collection_record_json_round_trip() -> None:
@@ -247,3 +252,14 @@ def test_client_request_of_the_keyword_modes() -> None:
     assert schema.edge_request(plans.plan_search(request, sparse)).limit == 20
     with pytest.raises(ValueError, match="sparse vector"):
         plans.plan_search(request)
+
+
+def test_an_identity_kept_in_extra_by_early_shard_builds_becomes_the_typed_field() -> None:
+    identity = ModelIdentity("runs/gcl/model", "ab" * 32, 4, Preprocessing(32, (0.5,) * 3, (0.25,) * 3, "bicubic",
+                                                                          "shortest", 0, 77))
+    data = schema.record_to_json(CollectionRecord("c", model_ref="runs/gcl/model", dim=4, extra={"note": "x"}))
+    data["identity"] = None
+    data["extra"]["model_identity"] = identity.to_dict()  # where the first `ingest --embeddings` builds kept it
+    record = schema.record_from_json(data, "test")
+    assert record.identity == identity and record.extra == {"note": "x"}
+    assert schema.record_from_json(schema.record_to_json(record), "test") == record

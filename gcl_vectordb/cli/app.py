@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {  # name → module with a Typer `app`; pipeline ord
     "data": "gcl_vectordb.cli.data",
     "train": "gcl_vectordb.cli.train",
     "export": "gcl_vectordb.cli.export",
+    "embed": "gcl_vectordb.cli.embed",
     "ingest": "gcl_vectordb.cli.ingest",
     "query": "gcl_vectordb.cli.query",
     "evaluate": "gcl_vectordb.cli.evaluate",

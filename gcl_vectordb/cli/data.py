@@ -12,9 +12,11 @@ from gcl_vectordb.cli import output
 from gcl_vectordb.cli.app import command_app
 from gcl_vectordb.cli.options import ImagesDirOption, JsonOption
 from gcl_vectordb.data.download import DEFAULT_BASE_URL, DownloadConfig, download_subset
+from gcl_vectordb.data.hub import HubDownloadConfig, download_hub
 from gcl_vectordb.data.info import DatasetInfo, dataset_info
+from gcl_vectordb.data.records import SPLITS
 from gcl_vectordb.data.synth import SynthConfig, synthesize
-from gcl_vectordb.settings import DEFAULTS, ENV_VARS, resolve_settings
+from gcl_vectordb.settings import DEFAULTS, ENV_VARS, hub_token, resolve_settings
 
 app = command_app(no_args_is_help=True, help="Create, download and inspect Marqo-GS datasets.")
 
@@ -74,31 +76,61 @@ def synth(
     )
 
 
+class Source(StrEnum):
+    s3 = "s3"
+    hf = "hf"
+
+
 @app.command("download")
 def download(
-    subset: Annotated[
-        SubsetName,
-        typer.Option("--subset", case_sensitive=False,
-                     help="Which sub-dataset: wfash-1m (women's fashion, smallest), fashion-5m or full-10m."),
-    ],
     out: Annotated[Path, typer.Option("--out", help="Folder to download and extract into (created).")],
+    subset: Annotated[
+        SubsetName | None,
+        typer.Option("--subset", case_sensitive=False, show_default=False,
+                     help="--source s3: which sub-dataset: wfash-1m (women's fashion, smallest), fashion-5m or "
+                          "full-10m."),
+    ] = None,
+    source: Annotated[
+        Source, typer.Option("--source", help="s3: Marqo's archives (official layout, images as files); hf: the "
+                                             "Hugging Face parquet release of Marqo-GS-10M (images inside).")
+    ] = Source.s3,
+    splits: Annotated[
+        str, typer.Option("--splits", metavar="A,B", help="--source hf: the splits to fetch, e.g. "
+                                                          "in_domain,novel_query (default: all four).")
+    ] = ",".join(s.hf_name for s in SPLITS),
     base_url: Annotated[
         str | None,
         typer.Option("--base-url", envvar="GCL_VDB_DOWNLOAD_BASE_URL", show_default=False,
-                     help="Mirror holding the same archive names (default: the public Marqo S3 bucket)."),
+                     help="--source s3: mirror holding the same archive names (default: the public Marqo S3 "
+                          "bucket)."),
+    ] = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option("--endpoint", envvar="HF_ENDPOINT", show_default=False,
+                     help="--source hf: the hub's URL, for a mirror (default: huggingface.co)."),
+    ] = None,
+    revision: Annotated[
+        str | None, typer.Option("--revision", show_default=False, help="--source hf: branch, tag or commit.")
     ] = None,
     no_images: Annotated[
-        bool, typer.Option("--no-images", help="Fetch only the dataset tar (queries, judgments, corpora).")
+        bool, typer.Option("--no-images", help="--source s3: fetch only the dataset tar (queries, judgments, "
+                                               "corpora).")
     ] = False,
     keep_archives: Annotated[
         bool, typer.Option("--keep-archives/--delete-archives", help="Keep the .tar files after extraction.")
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Download and extract a Marqo-GS sub-dataset; resumable (run it again after an interruption).
+    """Download a Marqo-GS dataset; resumable (run it again after an interruption).
 
-    Example: gcl-vdb data download --subset wfash-1m --out data/gs
+    Examples: gcl-vdb data download --subset wfash-1m --out data/gs
+              gcl-vdb data download --source hf --splits in_domain,novel_query --out data/gs10m
     """
+    if source is Source.hf:
+        download_from_hub(out, splits, endpoint, revision, json_output)
+        return
+    if subset is None:
+        raise typer.BadParameter("choose a sub-dataset (wfash-1m, fashion-5m, full-10m)", param_hint="--subset")
     config = DownloadConfig(
         subset=subset.value, out=out, base_url=base_url or DEFAULT_BASE_URL,
         images=not no_images, keep_archives=keep_archives,
@@ -116,6 +148,24 @@ def download(
     )
     output.info(f"data:   {report.data_dir}")
     output.info(f"images: {report.images_dir if report.images_dir else '— (not downloaded: --no-images)'}")
+    output.info(f"next:   gcl-vdb data info {report.data_dir}")
+
+
+def download_from_hub(out: Path, splits: str, endpoint: str | None, revision: str | None, json_output: bool) -> None:
+    """`--source hf`: the parquet splits through the hub's client, which draws its own progress bars."""
+    names = tuple(name.strip() for name in splits.split(",") if name.strip())
+    report = download_hub(HubDownloadConfig(out=out, splits=names, endpoint=endpoint, revision=revision,
+                                            token=hub_token()))
+    if json_output:
+        output.print_json(report)
+        return
+    output.print_table(
+        f"{report.repo_id} @ {report.commit[:12]}: {report.fetched} file(s) fetched, {report.skipped} already here",
+        ["file", "bytes", "status"],
+        [(f.path, f.bytes, "fetched" if f.fetched else "already here") for f in report.files],
+        right_align=["bytes"],
+    )
+    output.info(f"data:   {report.data_dir} (splits {', '.join(report.splits)})")
     output.info(f"next:   gcl-vdb data info {report.data_dir}")
 
 

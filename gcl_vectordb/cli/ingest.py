@@ -18,6 +18,7 @@ from gcl_vectordb.cli.options import (
     QdrantOption,
     StorageOption,
     StorageSetOption,
+    WorkersOption,
     parse_weights,
 )
 from gcl_vectordb.ingest import IngestConfig, IngestReport, ingest_dataset
@@ -37,10 +38,7 @@ def ingest_command(
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Products per batch (upsert and resume unit).")
     ] = 128,
-    workers: Annotated[
-        int | None, typer.Option("--workers", min=0, help="Image decoding processes; default: one per CPU; "
-                                                          "0: decode in a thread.")
-    ] = None,
+    workers: WorkersOption = None,
     fields: Annotated[
         str | None, typer.Option("--fields", metavar="image=A,title=B",
                                  help="GCL field weights of the fused vector; default: the existing "
@@ -52,6 +50,11 @@ def ingest_command(
     rejects: Annotated[
         Path | None, typer.Option("--rejects", help="Rejects file (JSON lines); default: next to the ingest "
                                                     "state (see the summary).")
+    ] = None,
+    embeddings: Annotated[
+        Path | None, typer.Option("--embeddings", metavar="DIR", show_default=False,
+                                  help="Load the shards `gcl-vdb embed` wrote into DIR instead of embedding "
+                                       "--data with --model (no model runs; the shards name both).")
     ] = None,
     shards: Annotated[int, typer.Option("--shards", min=1, help="Shards (Qdrant server only).")] = 1,
     replicas: Annotated[int, typer.Option("--replicas", min=1, help="Replicas (Qdrant server only).")] = 1,
@@ -67,12 +70,20 @@ def ingest_command(
     large; neither title nor image; repeated id) go to the rejects file with the reason; fix them and
     run the same command again: it retries the rejected products and says how many it recovered.
 
+    With --embeddings DIR the products come from the parquet shards of `gcl-vdb embed` (every file is
+    verified before anything is written): the bulk-load half of embedding on many GPUs.
+
     Example: [bold]gcl-vdb ingest --collection gs10m --data gcl-vdb-work/data --model gcl-vdb-work/model[/bold]
     """
     weights = parse_weights(fields, "--fields") if fields is not None else None
+    if embeddings is not None and (data is not None or model is not None):
+        raise typer.BadParameter("the shards name their model and dataset: leave --data and --model out",
+                                 param_hint="--embeddings")
     settings = resolve_settings(store=qdrant, data=data, collection=collection, model=model)
+    source = ({"embeddings": embeddings} if embeddings is not None
+              else {"data": settings.data, "model_ref": settings.model})
     config = IngestConfig(
-        collection=settings.collection, data=settings.data, model_ref=settings.model, store=settings.store,
+        collection=settings.collection, store=settings.store, **source,
         api_key=settings.api_key, batch_size=batch_size, workers=workers, build_index=not no_index,
         rejects=rejects, shards=shards, replicas=replicas, field_weights=weights, images_dir=images_dir,
         storage=parse_storage(storage, storage_set) if storage or storage_set else None,
@@ -99,8 +110,8 @@ def print_summary(report: IngestReport) -> None:
         right_align=["written", "already stored", "rejected", "products done"],
     )
     seconds = report.seconds
-    stages = ", ".join(f"{k} {seconds[k]:.1f}" for k in ("read", "decode", "wait", "encode", "upsert", "checkpoint")
-                       if k in seconds)
+    stages = ", ".join(f"{k} {seconds[k]:.1f}" for k in ("verify", "read", "decode", "wait", "encode", "convert",
+                                                          "prepare", "upsert", "checkpoint") if k in seconds)
     rejected = ", ".join(f"{reason} {n:,}" for reason, n in report.rejects.items()) or "none"
     retried = (f"{report.retried:,} earlier rejects: {report.recovered:,} recovered, "
                f"{report.retried - report.recovered:,} still rejected" if report.retried else "none")
@@ -108,7 +119,9 @@ def print_summary(report: IngestReport) -> None:
              else "not built (--no-index): run `gcl-vdb ingest` again without it")
     output.print_table(None, ["", "value"], [
         ("points in collection", report.points_total),
-        ("throughput", f"{report.points_per_s:,.1f} points/s ({report.workers} decode workers)"),
+        ("throughput", f"{report.points_per_s:,.1f} points/s "
+                       + (f"(from the shards in {report.embeddings})" if report.embeddings
+                          else f"({report.workers} decode workers)")),
         ("seconds", f"total {seconds.get('total', 0.0):.1f}, pipeline {seconds.get('pipeline', 0.0):.1f}; "
                     f"stages: {stages}"),
         ("rejected (all runs)", rejected),

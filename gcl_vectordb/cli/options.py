@@ -66,6 +66,10 @@ StorageSetOption = Annotated[
                       "hnsw (on|off), hnsw_m, hnsw_ef_construct; or oversampling=N, rescore=true|false. "
                       "E.g. image.hnsw=off,title.hnsw=off"),
 ]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option("--workers", min=0, help="Image decoding processes; default: one per CPU; 0: decode in a thread."),
+]
 
 
 def parse_weights(text: str, option: str) -> FieldWeights:

@@ -19,7 +19,16 @@ from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple
 import numpy as np
 
 from gcl_vectordb.data.images import ImageRejected, ImageResolver
-from gcl_vectordb.data.records import CORPORA, Judgment, Product, RejectLog, Split, get_split
+from gcl_vectordb.data.records import (
+    CORPORA,
+    WHOLE,
+    Judgment,
+    Partition,
+    Product,
+    RejectLog,
+    Split,
+    get_split,
+)
 from gcl_vectordb.data.tables import (
     DEFAULT_WEIGHT_COLUMN,
     JUDGMENT_COLUMNS,
@@ -99,9 +108,9 @@ class Dataset(ABC):
         """Distinct products of a corpus as stored (before rejects); for progress bars and summaries."""
 
     @abstractmethod
-    def _candidates(self, corpus: int) -> Iterator[list[Candidate]]:
-        """The corpus entries in their deterministic order, in chunks; products without `image_path`
-        (`image_local` says where the image is)."""
+    def _candidates(self, corpus: int, partition: Partition) -> Iterator[list[Candidate]]:
+        """The corpus entries of `partition` in their deterministic order, in chunks; products without
+        `image_path` (`image_local` says where the image is)."""
 
     @abstractmethod
     def _raw_split_chunks(
@@ -130,6 +139,7 @@ class Dataset(ABC):
         batch_size: int = 1024,
         rejects: RejectLog | None = None,
         check_images: bool = True,
+        partition: Partition = WHOLE,
     ) -> Iterator[list[Product]]:
         """Stream a corpus's products in batches of `batch_size` (the last may be shorter).
 
@@ -138,10 +148,11 @@ class Dataset(ABC):
         `product_batches` resumes at a position. A rejected entry (a
         repeated id, an image that is missing or outside the images folder, neither title nor image) is
         reported to `rejects` and skipped. `check_images=False` leaves image paths unchecked (no file
-        access): for counting products and reading ids, never for reading images.
+        access): for counting products and reading ids, never for reading images. `partition`: only the
+        products (and rejected rows) of that part of the corpus (`Partition`).
         """
         for batch in self.product_batches(corpus, batch_size=batch_size, rejects=rejects,
-                                          check_images=check_images):
+                                          check_images=check_images, partition=partition):
             if batch.products:
                 yield batch.products
 
@@ -154,13 +165,16 @@ class Dataset(ABC):
         check_images: bool = True,
         start: int = 0,
         retry: Collection[str] = (),
+        partition: Partition = WHOLE,
     ) -> Iterator[ProductBatch]:
         """`iter_products` with the position in the corpus: what a resumable reader (ingest) needs.
 
         An entry is one item of `corpus_N.json` (repeats included) or one distinct product id (parquet);
         `count_products` counts them. Entries before `start` are skipped without a report, except those
         whose product id is in `retry` (rejected earlier), which are read and checked again. Every batch
-        but the last holds `batch_size` products; the last (`complete`) may hold none.
+        but the last holds `batch_size` products; the last (`complete`) may hold none. `partition`: only
+        the entries (products and rejected rows) of that part of the corpus (`Partition`); positions then
+        count the part's entries.
         """
         if corpus not in CORPORA:
             raise DataError(f"corpus must be one of {CORPORA}, not {corpus!r}")
@@ -170,7 +184,7 @@ class Dataset(ABC):
         locate = resolver.resolve if check_images else resolver.locate
         products: list[Product] = []
         position = 0
-        for chunk in self._candidates(corpus):
+        for chunk in self._candidates(corpus, partition):
             for candidate in chunk:
                 position += 1
                 if position <= start and candidate.product_id not in retry:

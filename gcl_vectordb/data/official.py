@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from gcl_vectordb.data.dataset import Candidate, Dataset, RawChunk
-from gcl_vectordb.data.idset import CompactIdSet
+from gcl_vectordb.data.idset import CompactIdSet, hash_ids
 from gcl_vectordb.data.jsonstream import iter_json_object
-from gcl_vectordb.data.records import CORPORA, SPLITS, Product, RejectLog, Split
+from gcl_vectordb.data.records import CORPORA, SPLITS, Partition, Product, RejectLog, Split
 from gcl_vectordb.data.tables import TEXT_COLUMNS, check_columns, selected_columns
 from gcl_vectordb.errors import DataError
 
@@ -60,16 +60,20 @@ class OfficialDataset(Dataset):
             self._counts[corpus] = sum(1 for _ in iter_json_object(self._corpus_file(corpus)))
         return self._counts[corpus]
 
-    def _candidates(self, corpus: int) -> Iterator[list[Candidate]]:
+    def _candidates(self, corpus: int, partition: Partition) -> Iterator[list[Candidate]]:
         path = self._corpus_file(corpus)
         seen = CompactIdSet()
         entries = iter_json_object(path)
         row = 0
         while chunk := list(islice(entries, CHUNK_ENTRIES)):
-            repeated = seen.add_batch([key for key, _ in chunk])
+            hashes = hash_ids([key for key, _ in chunk])
+            repeated = seen.add_hashes(hashes)
+            owned = partition.owns(hashes).tolist()
             candidates = []
-            for (product_id, fields), is_repeat in zip(chunk, repeated.tolist(), strict=True):
+            for (product_id, fields), is_repeat, mine in zip(chunk, repeated.tolist(), owned, strict=True):
                 row += 1
+                if not mine:
+                    continue
                 if is_repeat:
                     candidates.append(Candidate(path.name, row, product_id, None, "duplicate-product-id",
                                                 "the id appears earlier in the file; the first one is kept"))

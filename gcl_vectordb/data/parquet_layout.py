@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from gcl_vectordb.data.dataset import Candidate, Dataset, RawChunk
 from gcl_vectordb.data.idset import CompactIdSet, hash_ids
-from gcl_vectordb.data.records import SPLITS, Product, RejectLog, Split
+from gcl_vectordb.data.records import SPLITS, Partition, Product, RejectLog, Split
 from gcl_vectordb.data.tables import check_columns, selected_columns
 from gcl_vectordb.errors import DataError
 from gcl_vectordb.imaging import contained_file
@@ -93,7 +93,7 @@ class ParquetDataset(Dataset):
         """A parquet product has no extra columns: its id, title and image only."""
         return []
 
-    def _candidates(self, corpus: int) -> Iterator[list[Candidate]]:
+    def _candidates(self, corpus: int, partition: Partition) -> Iterator[list[Candidate]]:
         seen = CompactIdSet()
         for path in self._corpus_files(corpus):
             name = str(path.relative_to(self.root))
@@ -105,7 +105,9 @@ class ParquetDataset(Dataset):
             for group in range(parquet.num_row_groups):
                 table = parquet.read_row_group(group, columns=["product_id", "title"][: 1 + has_title])
                 ids = [None if v is None else str(v) for v in table.column("product_id").to_pylist()]
-                first = np.flatnonzero(~seen.add_batch(["" if v is None else v for v in ids]))
+                hashes = hash_ids(["" if v is None else v for v in ids])
+                # other parts' products are skipped before their image bytes are read
+                first = np.flatnonzero(~seen.add_hashes(hashes) & partition.owns(hashes))
                 if len(first):
                     titles = [None] * len(first)
                     if has_title:

@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from gcl_vectordb.errors import DataError
+import numpy as np
+
+from gcl_vectordb.data.idset import hash_ids
+from gcl_vectordb.errors import ConfigError, DataError
 
 QueryKind = Literal["train", "unseen"]
 
@@ -94,6 +97,52 @@ class Judgment:
     score_reciprocal: float | None = None
     no_score: float | None = None
     pair_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """Part `index` of `count` of every corpus: the products whose id hashes to it (`--shard I/N`).
+
+    A product belongs to part `hash_ids([product_id]) mod count` (SipHash with a fixed key: the same in
+    every process), so N processes, each reading the whole corpus and embedding its own part, cover every
+    product exactly once, in any order and on any machine. Rejected rows follow their product id too.
+    """
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.index, int) and isinstance(self.count, int) and 0 <= self.index < self.count):
+            raise ConfigError(f"shard {self.index}/{self.count} does not exist",
+                              "give I/N with 0 ≤ I < N, e.g. --shard 0/4 … --shard 3/4")
+
+    @classmethod
+    def parse(cls, text: str) -> Partition:
+        """`"2/8"` → `Partition(2, 8)`; anything else is a `ConfigError`."""
+        index, sep, count = text.partition("/")
+        if not sep or not index.strip().isdigit() or not count.strip().isdigit():
+            raise ConfigError(f"--shard must look like I/N (e.g. 0/4), got {text!r}")
+        return cls(int(index), int(count))
+
+    @property
+    def whole(self) -> bool:
+        return self.count == 1
+
+    def owns(self, hashes: np.ndarray) -> np.ndarray:
+        """`(n,) bool`: which of the `hash_ids` values belong to this part."""
+        return np.asarray(hashes, dtype=np.uint64) % np.uint64(self.count) == np.uint64(self.index)
+
+    def owns_ids(self, product_ids: list[str]) -> np.ndarray:
+        if self.whole:
+            return np.ones(len(product_ids), dtype=bool)
+        return self.owns(hash_ids(product_ids))
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+WHOLE = Partition(0, 1)
+"""Every product (no `--shard`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,11 +33,12 @@ _GPU_PROVIDERS = PROVIDER_ORDER[:2]
 
 
 def select_providers(device: str = "auto") -> list[str]:
-    """Execution providers to ask for, best first: "auto" (all offered), "cpu", "cuda[:N]" or "tensorrt"."""
+    """Execution providers to ask for, best first: "auto[:N]" (all offered; GPU N where one is used), "cpu",
+    "cuda[:N]" or "tensorrt"."""
     offered = set(ort.get_available_providers())
     if device == "cpu":
         return ["CPUExecutionProvider"]
-    if device == "auto":
+    if device.split(":")[0] == "auto":
         return [p for p in PROVIDER_ORDER if p in offered]
     wanted = {"tensorrt": list(PROVIDER_ORDER), "cuda": list(PROVIDER_ORDER[1:])}.get(device.split(":")[0])
     if wanted is None:
@@ -60,7 +61,7 @@ def _session(path: Path, providers: list[str], threads: int, device: str, varian
     # Idle ORT threads otherwise busy-wait and slow down everything else on the machine (decoding workers,
     # torch): measured 2x slower torch next to an idle spinning session on 2 cores.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    device_id = int(device.split(":")[1]) if device.startswith("cuda:") else 0
+    device_id = int(device.split(":")[1]) if device.startswith(("cuda:", "auto:")) else 0
     provider_args = [({"device_id": device_id} if p in _GPU_PROVIDERS else {}) for p in providers]
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=providers,

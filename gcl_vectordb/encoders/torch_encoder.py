@@ -16,9 +16,11 @@ from gcl_vectordb.errors import ModelError
 
 
 def pick_device(device: str = "auto") -> torch.device:
-    """"auto" → cuda if available else cpu; anything else is passed to torch.device (validated)."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """"auto" → cuda if available else cpu ("auto:N": cuda:N if available, for a torchrun rank); anything
+    else is passed to torch.device (validated)."""
+    if device.split(":")[0] == "auto":
+        index = device.partition(":")[2]
+        return torch.device(f"cuda:{index}" if index else "cuda") if torch.cuda.is_available() else torch.device("cpu")
     try:
         resolved = torch.device(device)
     except RuntimeError as exc:

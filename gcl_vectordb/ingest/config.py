@@ -27,15 +27,18 @@ class IngestConfig:
     α of the fused vector (None: the existing collection's, else `DEFAULT_FIELD_WEIGHTS`).
     `state_dir`: where the resume state and the rejects file live (None: see `default_state_dir`);
     `rejects`: the rejects file (None: `state_dir/rejects.jsonl`).
-    `checkpoint_s`: seconds between durable checkpoints (store flush, then the cursor); 0 = every batch.
+    `checkpoint_s`: seconds between durable checkpoints (store flush, then the cursor); 0 = every batch;
+    None: 5 s when embedding, 30 s when loading shards (a flush costs as much as ≈ 0.5 s of loading, and
+    the points after the cursor are in the engine's write-ahead log anyway: a resumed load skips them).
     `shards` / `replicas`: server collections only. `storage`: how a new collection stores its vectors
     (`gcl_vectordb.store.storage`; None: the existing collection's, else the `ram` preset); an existing
-    collection stored otherwise is refused.
+    collection stored otherwise is refused. `embeddings`: load the shards of `gcl-vdb embed` from this
+    folder instead of embedding `data` with `model_ref` (leave both None then).
     """
 
     collection: str
-    data: Path
-    model_ref: str
+    data: Path | None = None
+    model_ref: str | None = None
     store: str = DEFAULTS["store"]
     api_key: str | None = field(default=None, repr=False)
     batch_size: int = 128
@@ -48,28 +51,38 @@ class IngestConfig:
     replicas: int = 1
     corpora: tuple[int, ...] = CORPORA
     images_dir: Path | None = None
-    checkpoint_s: float = 5.0
+    checkpoint_s: float | None = None
     device: str = "auto"
     encoder_batch_size: int = 64
     storage: StorageOptions | None = None
+    embeddings: Path | None = None
 
     def __post_init__(self) -> None:
         validate_collection_name(self.collection)
-        object.__setattr__(self, "data", Path(self.data))
         if self.field_weights is not None and not isinstance(self.field_weights, FieldWeights):
             raise TypeError(f"field_weights must be FieldWeights, got {type(self.field_weights).__name__}")
         if self.storage is not None and not isinstance(self.storage, StorageOptions):
             raise TypeError(f"storage must be StorageOptions, got {type(self.storage).__name__}")
         object.__setattr__(self, "corpora", tuple(self.corpora))
-        if not self.model_ref:
+        if self.embeddings is not None:
+            object.__setattr__(self, "embeddings", Path(self.embeddings))
+            if self.data is not None or self.model_ref:
+                raise ConfigError("embedding shards carry their model and dataset",
+                                  "leave --model and --data out with --embeddings")
+        elif self.data is None:
+            raise ConfigError("no dataset given", "pass --data DIR (or --embeddings DIR of `gcl-vdb embed`)")
+        elif not self.model_ref:
             raise ConfigError("no model given", "pass --model MODEL_DIR (an ONNX bundle or a checkpoint)")
+        if self.data is not None:
+            object.__setattr__(self, "data", Path(self.data))
         if not self.store:
             raise ConfigError("the store location is empty", "pass --qdrant PATH|URL or set GCL_VDB_STORE")
         checks = (
             (self.batch_size >= 1, f"batch size must be ≥ 1 (got {self.batch_size})"),
             (self.encoder_batch_size >= 1, f"encoder batch size must be ≥ 1 (got {self.encoder_batch_size})"),
             (self.workers is None or self.workers >= 0, f"workers must be ≥ 0 (got {self.workers})"),
-            (self.checkpoint_s >= 0, f"checkpoint interval must be ≥ 0 s (got {self.checkpoint_s})"),
+            (self.checkpoint_s is None or self.checkpoint_s >= 0,
+             f"checkpoint interval must be ≥ 0 s (got {self.checkpoint_s})"),
             (bool(self.corpora) and set(self.corpora) <= set(CORPORA),
              f"corpora must be a non-empty subset of {CORPORA} (got {self.corpora})"),
             (self.shards >= 1 and self.replicas >= 1,
@@ -85,6 +98,11 @@ class IngestConfig:
     @property
     def server(self) -> bool:
         return is_server_location(self.store)
+
+    def resolved_checkpoint_s(self) -> float:
+        if self.checkpoint_s is not None:
+            return self.checkpoint_s
+        return 30.0 if self.embeddings is not None else 5.0
 
     def resolved_state_dir(self) -> Path:
         return self.state_dir if self.state_dir is not None else default_state_dir(self.store, self.collection)
@@ -124,8 +142,8 @@ class IngestReport:
     a fresh ingest). `retried` / `recovered`: products rejected by an earlier run for a curable reason
     (`RETRYABLE_REASONS`) that this run read again / stored. `seconds`: wall time per step (model,
     pipeline, index, total) and time spent per stage inside the pipeline (read, decode = worker CPU,
-    wait = encoder idle waiting for decoded pixels, encode, upsert, checkpoint). `points_per_s`: points
-    written / pipeline seconds.
+    wait = encoder idle waiting for decoded pixels, encode, upsert, checkpoint; from shards: verify,
+    read, convert, prepare, upsert, checkpoint). `points_per_s`: points written / pipeline seconds.
     """
 
     collection: str
@@ -147,6 +165,7 @@ class IngestReport:
     index_built: bool
     workers: int
     missing_corpora: tuple[int, ...] = ()
+    embeddings: Path | None = None  # the shards loaded (`ingest --embeddings`); None: the dataset, embedded
     images_dir: Path | None = None  # the images folder read (symlinks resolved)
     retried: int = 0
     recovered: int = 0

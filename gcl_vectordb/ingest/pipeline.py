@@ -1,67 +1,99 @@
-"""The ingest pipeline: read ∥ decode ∥ encode ∥ upsert, four stages overlapped through bounded queues.
+"""The ingest pipeline: read ∥ prepare ∥ finish ∥ write, stages overlapped through bounded queues.
 
-    reader thread ──► decode worker processes ──► encoder (calling thread) ──► upsert thread
-    iter_products,     read + preprocess images     image + title towers,        upsert_arrays, rejects,
-    skip stored ids    (JPEG draft decoding)        fused vector                 checkpoint (flush, cursor)
+One engine serves the three jobs that move products: `ingest` (a dataset embedded into a collection),
+`embed` (a dataset embedded into parquet shards) and `ingest --embeddings` (shards into a collection).
+A job is a `Source` (where points come from) and a `Sink` (where they go):
 
-The reader submits each batch's decoding as soon as it reads it (split over the workers) and queues the
-futures, `PREFETCH` batches ahead: while the encoder embeds batch k, the workers decode batches k+1…k+P
-and the upsert thread writes batch k−1. Every queue is bounded, so memory stays flat whatever the
-dataset size (about (PREFETCH + 3) batches of pixels). Batches stay in reading order from end to end,
-which is what makes the per-corpus cursor valid. A failure in any stage stops all of them and is raised
-here; Ctrl-C stops reading, lets the upsert thread commit what is already encoded, checkpoints, and
-re-raises `KeyboardInterrupt`.
+    reader thread ─────────────────► calling thread ──────────► writer thread
+    source.read (rows of a corpus)    source.finish               sink.write, rejects, cursor;
+    sink.stored (skip stored ids)     (encode, or slice the        checkpoint: sink.flush, then the
+    source.start (decode in workers)   embedded rows)              cursor (never the other way round),
+                                                                   then sink.saved(the progress)
+
+An id stored — or read and not yet written — for another corpus is a `duplicate-product-id` reject; the
+ids in flight are checked with the store's, so the next corpus is read without waiting for this one.
+Products an earlier run rejected for a curable reason (`RejectsFile.retrying`) are read again; once their
+corpus is read to its end, the rejects file keeps only this run's verdict on them (`RejectsFile.settle`).
+
+| job | source | sink |
+|---|---|---|
+| ingest | `ProductSource`: products → decode workers → image/title towers → fused | `StoreSink` |
+| embed | `ProductSource` (one `Partition` of the products) | `PartsSink`: parquet part files |
+| ingest --embeddings | `ShardSource`: parquet row groups → vectors, payloads | `StoreSink` |
+
+The reader starts each batch's work as soon as it reads it and queues it, `PREFETCH` batches ahead: while
+the calling thread finishes batch k, batches k+1…k+P are being prepared and the writer writes batch k−1.
+Every queue is bounded, so memory stays flat whatever the dataset size. Batches stay in reading order
+from end to end, which is what makes the per-corpus cursor (`gcl_vectordb.ingest.state`) valid. A failure
+in any stage stops all of them and is raised here; Ctrl-C stops reading, lets the writer commit what is
+already finished, checkpoints, and re-raises `KeyboardInterrupt`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from gcl_vectordb.data.dataset import Dataset
-from gcl_vectordb.data.records import Product, Reject, RejectLog
-from gcl_vectordb.domain import FieldWeights
-from gcl_vectordb.encoders.fusion import fused_document_vector
-from gcl_vectordb.encoders.protocol import Encoder
-from gcl_vectordb.ingest.decode import DecodedChunk, decode_in_worker, decode_products
+from gcl_vectordb.data.records import Reject, RejectLog
 from gcl_vectordb.ingest.state import IngestState, RejectsFile
-from gcl_vectordb.progress import ProgressTask
-from gcl_vectordb.store import VectorStore, product_payload
+from gcl_vectordb.progress import NULL_PROGRESS, Progress, ProgressTask
+from gcl_vectordb.store.records import IngestProgress
 
 log = logging.getLogger(__name__)
-PREFETCH = 2  # batches read and decoding ahead of the one being encoded
+PREFETCH = 2  # batches read and being prepared ahead of the one being finished
 _DONE = object()
 _POLL_S = 0.1
 
 
+class Rows(Protocol):
+    """A source's rows of one batch: their product ids, and a subset of them by position."""
+
+    @property
+    def product_ids(self) -> list[str]: ...
+
+    def take(self, positions: Sequence[int]) -> Rows: ...
+
+    def __len__(self) -> int: ...
+
+
+class SourceBatch(NamedTuple):
+    """Rows a source read: `end` is the corpus cursor once they are in (entries of the corpus, rejected
+    ones included); `complete` marks the corpus's last batch, whose `rows` may be None (nothing left)."""
+
+    rows: Rows | None
+    end: int
+    complete: bool
+
+
 @dataclass
 class ReadBatch:
-    """Products read for one batch. `end`: the corpus cursor once this batch is in. `complete`: the
-    corpus's last item (it may carry only the rejects that follow the last product)."""
+    """Rows read for one batch. `end`: the corpus cursor once this batch is in. `rows`: those still to
+    write (stored ones removed); `present`: how many were already stored; `work`: what the source started
+    on them in the reader thread. `complete`: the corpus's last item (it may carry only rejects)."""
 
     corpus: int
     end: int
-    products: list[Product]
+    rows: Rows | None
     present: int
     rejects: list[Reject]
-    decoding: list[Future | DecodedChunk] = field(default_factory=list)
+    work: Any = None
     complete: bool = False
+    flight: list[str] = field(default_factory=list)  # the ids of `rows`, in flight until written
+    recovered: int = 0  # products rejected by an earlier run and found stored now
 
 
 @dataclass
 class EncodedBatch:
-    """Points ready to upsert: ids, vectors `{name: (n, dim)}` with presence `{name: (n,)}`, payloads."""
+    """Points ready to write: ids, vectors `{name: (n, dim)}` with presence `{name: (n,)}`, payloads;
+    `prepared`: the sink's form of them where the calling thread made it."""
 
     source: ReadBatch
     product_ids: list[str]
@@ -69,6 +101,68 @@ class EncodedBatch:
     present: dict[str, np.ndarray]
     payloads: list[dict[str, Any]]
     rejects: list[Reject]
+    prepared: Any = None
+
+
+class Source(Protocol):
+    """Where points come from. `read` and `start` run in the reader thread, `finish` in the calling one.
+
+    `seconds` holds the source's own stage times (e.g. decode, encode), merged into the report.
+    `encodes`: `finish` runs a model, which keeps the calling thread busy; the sink then prepares its
+    writes in the writer thread (otherwise in the calling thread, next to the writer's engine calls)."""
+
+    seconds: dict[str, float]
+    encodes: bool
+
+    def total(self, corpus: int) -> int:
+        """Items of the corpus (for the progress bar)."""
+        ...
+
+    def read(self, corpus: int, start: int, rejects: RejectLog, retry: frozenset[str]) -> Iterator[SourceBatch]:
+        """The corpus's rows in batches after the first `start` entries (the cursor), and those before it
+        whose id is in `retry` (rejected by an earlier run); bad rows go to `rejects`. The last batch is
+        `complete`."""
+        ...
+
+    def start(self, corpus: int, rows: Rows) -> Any:
+        """Begin the work on rows that will be written (e.g. submit their decoding); returns a handle."""
+        ...
+
+    def finish(self, batch: ReadBatch) -> EncodedBatch:
+        """The batch's points (e.g. embedded), with any rejects found on the way."""
+        ...
+
+
+class Sink(Protocol):
+    """Where points go. `stored` runs in the reader thread; `prepare` in the calling or the writer thread
+    (see `Source.encodes`); `write`, `due` and `flush` in the writer thread.
+
+    `stage`: the name of the writer's stage in the report's seconds ("upsert", "write")."""
+
+    stage: str
+
+    def stored(self, corpus: int, product_ids: list[str]) -> tuple[set[str], dict[str, Any]]:
+        """Among `product_ids`: those already written for `corpus`, and {id: its corpus} for those
+        written for another corpus (rejected as duplicates)."""
+        ...
+
+    def prepare(self, batch: EncodedBatch) -> Any:
+        """The batch in the form `write` takes (e.g. the store client's point objects)."""
+        ...
+
+    def write(self, batch: EncodedBatch, prepared: Any) -> None: ...
+
+    def due(self) -> bool:
+        """Whether the sink wants a checkpoint now (e.g. a part file is full)."""
+        ...
+
+    def flush(self) -> None:
+        """Make everything written durable; the cursor is saved right after."""
+        ...
+
+    def saved(self, progress: IngestProgress) -> None:
+        """The cursor was saved: how far the job got (e.g. kept in the collection's record)."""
+        ...
 
 
 @dataclass
@@ -78,9 +172,8 @@ class Tally:
     written: dict[int, int] = field(default_factory=dict)
     rejected: dict[int, int] = field(default_factory=dict)
     retried: dict[int, int] = field(default_factory=dict)  # earlier rejects read again
-    recovered: dict[int, int] = field(default_factory=dict)  # of those, stored now
-    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
-        ("read", "decode", "wait", "encode", "upsert", "checkpoint"), 0.0))
+    recovered: dict[int, int] = field(default_factory=dict)  # of those, stored (or written) now
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("read", "checkpoint"), 0.0))
 
     def add(self, counter: dict[int, int], corpus: int, amount: int) -> None:
         counter[corpus] = counter.get(corpus, 0) + amount
@@ -88,49 +181,69 @@ class Tally:
 
 @dataclass
 class PipelineSetup:
-    """Everything the pipeline works with (built by `gcl_vectordb.ingest.run`)."""
+    """One job: its source and sink, the resume state and rejects file, which corpora, how often to
+    checkpoint (seconds; 0 = every batch), and the progress bar's label."""
 
-    dataset: Dataset
-    store: VectorStore
-    collection: str
-    encoder: Encoder
-    field_weights: FieldWeights
+    source: Source
+    sink: Sink
     state: IngestState
     rejects: RejectsFile
     corpora: tuple[int, ...]
-    batch_size: int
-    workers: int
     checkpoint_s: float
-    images_dir: Path  # resolved (symlinks too): payload image paths are relative to it
-    task: ProgressTask
-    sizes: dict[int, int | None] = field(default_factory=dict)  # entries per corpus, for the progress
+    label: str
+
+
+def run_pipeline(setup: PipelineSetup, progress: Progress = NULL_PROGRESS) -> Tally:
+    """Run the job over the corpora whose cursor is not complete, with a progress bar (items of the corpora)."""
+    cursors = {c: setup.state.cursor(c) for c in setup.corpora}
+    retrying = any(setup.rejects.retrying(c) for c in setup.corpora)
+    pending, done = retrying or not all(c.complete for c in cursors.values()), sum(c.done for c in cursors.values())
+    sizes = {c: cursor.done if cursor.complete else setup.source.total(c) for c, cursor in cursors.items()}
+    total = sum(sizes.values()) if pending else done
+    task = progress.task(setup.label, total=total, unit="points")
+    task.update(completed=done)
+    try:
+        tally = Pipeline(setup, task, sizes).run()
+        task.update(completed=total)  # the bar counts rows read, a little more or less than the total
+    finally:
+        task.close()
+    tally.seconds.update(setup.source.seconds)
+    return tally
 
 
 class Pipeline:
-    """One run of the pipeline over the corpora whose cursor is not complete (see the module docstring)."""
+    """One run over the corpora whose cursor is not complete (see the module docstring)."""
 
-    def __init__(self, setup: PipelineSetup, pool: Executor | None) -> None:
+    def __init__(self, setup: PipelineSetup, task: ProgressTask = NULL_PROGRESS.task(""),
+                 sizes: dict[int, int] | None = None) -> None:
+        """`sizes`: entries per corpus, for the progress the sink is told at each checkpoint."""
         self.setup = setup
-        self.pool = pool
+        self.task = task
+        self.sizes = sizes or {}
         self.tally = Tally()
+        self.tally.seconds[setup.sink.stage] = 0.0
         self.stop = threading.Event()
         self.failure: BaseException | None = None
-        self.store_lock = threading.Lock()  # the store is used by the reader and the upsert thread
-        self.committed = {c: threading.Event() for c in setup.corpora}
-        self.to_encode: queue.Queue = queue.Queue(maxsize=PREFETCH)
-        self.to_upsert: queue.Queue = queue.Queue(maxsize=2)
+        # ids read to be written and not written yet, with their corpus: with what the sink holds, what a
+        # product of the next corpus is checked against, so the reader need not wait at a corpus's end
+        self._in_flight: dict[str, int] = {}
+        self._flight_lock = threading.Lock()
+        self.to_finish: queue.Queue = queue.Queue(maxsize=PREFETCH)
+        self.to_write: queue.Queue = queue.Queue(maxsize=2)
         self._last_checkpoint = time.monotonic()
+        self._pending = False  # committed batches the last checkpoint does not cover
+        self._prepare_s = 0.0
 
-    # ---- the calling thread: encode
+    # ---- the calling thread: finish
     def run(self) -> Tally:
         reader = threading.Thread(target=self._guarded, args=(self._read,), name="ingest-read", daemon=True)
-        writer = threading.Thread(target=self._guarded, args=(self._write,), name="ingest-upsert", daemon=True)
+        writer = threading.Thread(target=self._guarded, args=(self._write,), name="ingest-write", daemon=True)
         reader.start()
         writer.start()
         try:
-            while (item := self._get(self.to_encode)) is not _DONE:
-                self._put(self.to_upsert, self._encode(item))
-            self._put(self.to_upsert, _DONE)
+            while (item := self._get(self.to_finish)) is not _DONE:
+                self._put(self.to_write, self._finish(item))
+            self._put(self.to_write, _DONE)
             writer.join()
         except BaseException:  # Ctrl-C lands here too, even while waiting for the last writes
             self.stop.set()
@@ -141,26 +254,28 @@ class Pipeline:
             reader.join()
         if self.failure is not None:
             raise self.failure
+        if self._prepare_s:
+            self.tally.seconds["prepare"] = self._prepare_s
         return self.tally
 
     def _finish_writes(self, writer: threading.Thread) -> None:
-        """On Ctrl-C or a failure here: let the upsert thread commit what it holds, then checkpoint."""
+        """On Ctrl-C or a failure here: let the writer commit what it holds, then checkpoint."""
         while writer.is_alive():
             try:
-                self.to_upsert.put(_DONE, timeout=_POLL_S)
+                self.to_write.put(_DONE, timeout=_POLL_S)
                 break
             except queue.Full:
                 continue
         writer.join()
 
-    def _encode(self, batch: ReadBatch) -> EncodedBatch:
-        started = time.perf_counter()
-        chunks = [part.result() if isinstance(part, Future) else part for part in batch.decoding]
-        ready = time.perf_counter()
-        self.tally.seconds["wait"] += ready - started
-        self.tally.seconds["decode"] += sum(chunk.seconds for chunk in chunks)
-        encoded = encode_batch(self.setup, batch, chunks)
-        self.tally.seconds["encode"] += time.perf_counter() - ready
+    def _finish(self, batch: ReadBatch) -> EncodedBatch:
+        if batch.rows is None:  # a corpus's closing item: rejects only
+            return EncodedBatch(batch, [], {}, {}, [], list(batch.rejects))
+        encoded = self.setup.source.finish(batch)
+        if not self.setup.source.encodes and encoded.product_ids:
+            started = time.perf_counter()
+            encoded.prepared = self.setup.sink.prepare(encoded)
+            self._prepare_s += time.perf_counter() - started
         return encoded
 
     # ---- reader thread
@@ -170,110 +285,102 @@ class Pipeline:
             cursor = setup.state.cursor(corpus)
             retry = setup.rejects.retrying(corpus)
             if cursor.complete and not retry:
-                self.committed[corpus].set()
                 continue
             rejected = RejectLog()
             clock = time.perf_counter()
-            for read in setup.dataset.product_batches(corpus, batch_size=setup.batch_size, rejects=rejected,
-                                                      start=cursor.done, retry=retry):
-                batch = self._prepare(corpus, read.end, read.products, rejected.drain())
+            for read in setup.source.read(corpus, cursor.done, rejected, retry):
+                if read.rows is None or not len(read.rows):
+                    batch = ReadBatch(corpus, read.end, None, 0, rejected.drain())
+                else:
+                    batch = self._prepare(corpus, read.end, read.rows, rejected.drain(), retry)
                 batch.complete = read.complete
                 self.tally.seconds["read"] += time.perf_counter() - clock
-                if not self._put(self.to_encode, batch):
+                if not self._put(self.to_finish, batch):
                     return
                 clock = time.perf_counter()
-            # Products of the next corpus are checked against the store for ids of this one: wait until
-            # this corpus is all written (one batch of lost overlap per corpus).
-            while not self.committed[corpus].wait(_POLL_S):
-                if self.stop.is_set():
-                    return
-        self._put(self.to_encode, _DONE)
+        self._put(self.to_finish, _DONE)
 
-    def _prepare(self, corpus: int, end: int, products: list[Product], rejects: list[Reject]) -> ReadBatch:
-        """Skip products the store holds already; start decoding the rest, split over the workers."""
-        with self.store_lock:
-            stored = self.setup.store.retrieve(self.setup.collection, [p.product_id for p in products])
-        elsewhere = {r.product_id: r.payload.get("corpus") for r in stored if r.payload.get("corpus") != corpus}
-        present = len(stored) - len(elsewhere)
-        stored_ids = {r.product_id for r in stored}
-        for product in products:
-            if product.product_id in elsewhere:
+    def _prepare(self, corpus: int, end: int, rows: Rows, rejects: list[Reject], retry: frozenset[str]) -> ReadBatch:
+        """Skip rows the sink holds already (an id held or being written for another corpus is a reject);
+        start the rest; `retry`: ids rejected by an earlier run (those stored meanwhile are recovered). In-flight ids are looked up before the sink: the writer removes an id from them
+        only after writing it, so an id is always in one of the two."""
+        ids = rows.product_ids
+        with self._flight_lock:
+            flying = {p: c for p in ids if (c := self._in_flight.get(p)) is not None and c != corpus}
+        same, elsewhere = self.setup.sink.stored(corpus, ids)
+        elsewhere = flying | elsewhere
+        for product_id in ids:
+            if product_id in elsewhere:
                 rejects.append(Reject(f"corpus {corpus}", 0, "duplicate-product-id",
-                                      f"already stored for corpus {elsewhere[product.product_id]}",
-                                      product.product_id))
-        todo = [p for p in products if p.product_id not in stored_ids]
-        batch = ReadBatch(corpus, end, todo, present, rejects)
-        parts = max(1, min(self.setup.workers, len(todo)))
-        size = -(-len(todo) // parts) if todo else 0
-        for start in range(0, len(todo), max(size, 1)):
-            chunk = todo[start : start + size]
-            if self.pool is None:
-                batch.decoding.append(decode_products(chunk, self.setup.encoder.preprocessor))
-            else:
-                batch.decoding.append(self.pool.submit(decode_in_worker, chunk))
-        return batch
+                                      f"already stored for corpus {elsewhere[product_id]}", product_id))
+        keep = [i for i, p in enumerate(ids) if p not in same and p not in elsewhere]
+        todo = rows.take(keep)
+        flight = [ids[i] for i in keep]
+        with self._flight_lock:
+            self._in_flight.update(dict.fromkeys(flight, corpus))
+        return ReadBatch(corpus, end, todo, len(same), rejects, self.setup.source.start(corpus, todo), flight=flight,
+                         recovered=len(same & retry) if retry else 0)
 
-    # ---- upsert thread
+    # ---- writer thread
     def _write(self) -> None:
         try:
-            while (item := self.to_upsert.get()) is not _DONE:
+            while (item := self.to_write.get()) is not _DONE:
                 self._commit(item)
         except BaseException:
             with contextlib.suppress(Exception):  # keep what was committed; the first error is raised
                 self._checkpoint()
             raise
-        self._checkpoint()
+        if self._pending:  # (the last corpus's end already checkpointed, unless a stop came before it)
+            self._checkpoint()
+        else:  # nothing new (e.g. a re-run of a finished job): the sink still learns how far the job got
+            self.setup.sink.saved(self.setup.state.progress(self.setup.corpora, self.sizes))
 
     def _commit(self, batch: EncodedBatch) -> None:
         setup, source = self.setup, batch.source
         started = time.perf_counter()
         if batch.product_ids:
-            with self.store_lock:
-                setup.store.upsert_arrays(setup.collection, batch.product_ids, batch.vectors, batch.present,
-                                          batch.payloads)
-        self.tally.seconds["upsert"] += time.perf_counter() - started
+            prepared = batch.prepared if batch.prepared is not None else setup.sink.prepare(batch)
+            setup.sink.write(batch, prepared)
+        with self._flight_lock:  # written (or rejected on the way): the sink answers for them now
+            for product_id in source.flight:
+                self._in_flight.pop(product_id, None)
+        self.tally.seconds[setup.sink.stage] += time.perf_counter() - started
         new = setup.rejects.add(batch.rejects, source.corpus)
         cursor = setup.state.cursor(source.corpus)
         # a retry pass re-reads entries before the cursor: the cursor never moves back
         cursor.done, cursor.complete = max(cursor.done, source.end), cursor.complete or source.complete
+        self._pending = True
         self.tally.add(self.tally.written, source.corpus, len(batch.product_ids))
         self.tally.add(self.tally.rejected, source.corpus, new)
-        setup.task.advance(len(batch.product_ids) + source.present + len(batch.rejects))
-        if source.complete:
-            self._settle_retries(source.corpus)
-        if source.complete or time.monotonic() - self._last_checkpoint >= setup.checkpoint_s:
+        if retry := setup.rejects.retrying(source.corpus):
+            recovered = source.recovered + sum(p in retry for p in batch.product_ids)
+            self.tally.add(self.tally.recovered, source.corpus, recovered)
+        self.task.advance(len(batch.product_ids) + source.present + len(batch.rejects))
+        if source.complete and retry:
+            self._settle_retries(source.corpus, retry)
+        # A corpus's end is checkpointed where redoing work costs a model's time; a load from shards
+        # redoes cheaply, and a flush costs ≈ 0.5 s: it checkpoints only at the end and on the interval.
+        corpus_end = source.complete and (setup.source.encodes or source.corpus == setup.corpora[-1])
+        if corpus_end or setup.sink.due() or time.monotonic() - self._last_checkpoint >= setup.checkpoint_s:
             self._checkpoint()
-        if source.complete:
-            self.committed[source.corpus].set()
 
-    def _settle_retries(self, corpus: int) -> None:
-        """The corpus is read to its end: retried rejects that are stored now are recovered; the rejects
-        file keeps only this run's verdict on the retried products (flushed points first)."""
-        retried = self.setup.rejects.retrying(corpus)
-        if not retried:
-            return
-        with self.store_lock:
-            self.setup.store.flush(self.setup.collection)
-            stored = self.setup.store.existing_ids(self.setup.collection, sorted(retried))
+    def _settle_retries(self, corpus: int, retried: frozenset[str]) -> None:
+        """`corpus` is read to its end: checkpoint (the recovered products' points durable, the cursor
+        past them), then let the rejects file keep only this run's verdict on the retried products."""
+        self._checkpoint()
         self.tally.add(self.tally.retried, corpus, len(retried))
-        self.tally.add(self.tally.recovered, corpus, len(stored))
         self.setup.rejects.settle(corpus)
 
     def _checkpoint(self) -> None:
         """Make the written points durable, then move the cursor (never the other way round), then tell
-        the collection's record how far the ingest got."""
+        the sink how far the job got."""
         started = time.perf_counter()
         setup = self.setup
-        with self.store_lock:
-            setup.store.flush(setup.collection)
+        setup.sink.flush()
         setup.rejects.sync()
         setup.state.save()
-        progress = setup.state.progress(setup.corpora, setup.sizes)
-        with self.store_lock:
-            record = setup.store.get_record(setup.collection)
-            if record.progress != progress:
-                setup.store.update_record(dataclasses.replace(record, progress=progress))
-        self._last_checkpoint = time.monotonic()
+        setup.sink.saved(setup.state.progress(setup.corpora, self.sizes))
+        self._last_checkpoint, self._pending = time.monotonic(), False
         self.tally.seconds["checkpoint"] += time.perf_counter() - started
 
     # ---- plumbing
@@ -287,7 +394,7 @@ class Pipeline:
 
     def _put(self, target: queue.Queue, item: Any) -> bool:
         """Put, waiting for room unless the pipeline stops; False if it stopped."""
-        while not self.stop.is_set() or target is self.to_upsert:
+        while not self.stop.is_set() or target is self.to_write:
             try:
                 target.put(item, timeout=_POLL_S)
                 return True
@@ -304,55 +411,3 @@ class Pipeline:
                 return source.get(timeout=_POLL_S)
             except queue.Empty:
                 continue
-
-
-def encode_batch(setup: PipelineSetup, batch: ReadBatch, chunks: list[DecodedChunk]) -> EncodedBatch:
-    """Embed a decoded batch: image tower on the decoded pixels, text tower on the titles, then
-    fused = normalize(Σ_f α_f e_f) with α renormalised over each product's present fields."""
-    encoder, products = setup.encoder, batch.products
-    rejects = list(batch.rejects)
-    has_image = np.concatenate([c.has_image for c in chunks]) if chunks else np.zeros(0, dtype=bool)
-    has_title = np.array([p.title is not None for p in products], dtype=bool)
-    failed = np.zeros(len(products), dtype=bool)
-    offset = 0
-    for chunk in chunks:
-        for failure in chunk.failures:
-            failed[offset + failure.index] = True
-            product = products[offset + failure.index]
-            rejects.append(Reject(f"images of corpus {batch.corpus}", 0, failure.reason, failure.detail,
-                                  product.product_id))
-        offset += len(chunk.has_image)
-    weights = setup.field_weights
-    usable = (has_image & (weights.image > 0)) | (has_title & (weights.title > 0))
-    for i in np.flatnonzero(~usable & ~failed):  # its only field weighs 0: nothing to embed
-        reason, detail = (("missing-image", "no image, and the title's field weight is 0") if not has_image[i]
-                          else ("empty-title", "no title, and the image's field weight is 0"))
-        rejects.append(Reject(f"images of corpus {batch.corpus}", 0, reason, detail, products[i].product_id))
-        failed[i] = True
-    keep = np.flatnonzero(~failed)
-    kept = [products[i] for i in keep]
-    dim = encoder.dim
-    image = np.zeros((len(kept), dim), dtype=np.float32)
-    image_rows = has_image[keep]
-    if chunks and image_rows.any():
-        image[image_rows] = encoder.encode_pixels(np.concatenate([c.pixels for c in chunks])[~failed[has_image]])
-    title = np.zeros((len(kept), dim), dtype=np.float32)
-    title_rows = has_title[keep]
-    if title_rows.any():
-        title[title_rows] = encoder.encode_texts([p.title for p in kept if p.title is not None])
-    present = {"image": image_rows, "title": title_rows}
-    fused = fused_document_vector({"image": image, "title": title}, present, setup.field_weights)
-    return EncodedBatch(
-        source=batch, product_ids=[p.product_id for p in kept],
-        vectors={"image": image, "title": title, "fused": fused},
-        present={**present, "fused": np.ones(len(kept), dtype=bool)},
-        payloads=[_payload(p, setup.images_dir) for p in kept], rejects=rejects,
-    )
-
-
-def _payload(product: Product, images_root: Path) -> dict[str, Any]:
-    # relative to the images folder the collection records, so that a moved dataset stays usable; the
-    # reader has checked that the file lies inside it (gcl_vectordb.data.images.contained_file)
-    image = str(product.image_path.relative_to(images_root)) if product.image_path is not None else None
-    return product_payload(product.product_id, product.title, image, product.corpus, product.extra,
-                           image_cell=product.image_cell)

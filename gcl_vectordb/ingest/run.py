@@ -2,13 +2,17 @@
 
     report = ingest_dataset(IngestConfig(collection="gs10m", data=Path("gcl-vdb-work/data"),
                                          model_ref="gcl-vdb-work/model"))
+    report = ingest_dataset(IngestConfig(collection="gs10m", embeddings=Path("gcl-vdb-work/embeddings")))
 
-Steps: open the dataset and the store; take the collection (embedded: its lock, before anything of it is
-read; server: the lock of the local ingest state), so that a second ingest, query or drop is refused at
-once; check an existing collection against this ingest (same dataset, same field weights, the same model:
-`require_model`) or create it with the model's identity (server: indexing deferred for the bulk load);
-load the resume state; run the pipeline (`gcl_vectordb.ingest.pipeline`), which saves the progress in the
-collection's record at every checkpoint; build the index (`optimize`).
+Two sources, one path: the dataset embedded on the fly (`ProductSource`), or embedding shards written by
+`gcl-vdb embed` (`ShardSource`, every file verified before anything is written). Steps: open the store;
+take the collection (embedded: its lock, before anything of it is read; server: the lock of the local
+ingest state) for the whole command, so that a second ingest, query or drop is refused at once; check an
+existing collection against this ingest (same dataset, same field weights, the same model:
+`require_model`, with the model's identity or the shards' header) or create it with that identity
+(server: indexing deferred for the bulk load); load the resume state; run the pipeline
+(`gcl_vectordb.ingest.pipeline`), which saves the progress in the collection's record at every
+checkpoint; build the index (`optimize`). The embedded store checks the free space before each write.
 Durability: the embedded engine writes each upsert to its write-ahead log before returning, so points
 survive a SIGKILL even before `flush()`; the cursor still moves only after a flush (see `state`).
 """
@@ -18,15 +22,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import multiprocessing
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gcl_vectordb.data.dataset import DATA_HINT, Dataset
 from gcl_vectordb.data.layouts import open_dataset
-from gcl_vectordb.domain import DEFAULT_FIELD_WEIGHTS, FieldWeights
+from gcl_vectordb.domain import DEFAULT_FIELD_WEIGHTS, FieldWeights, ModelIdentity
 from gcl_vectordb.encoders import Encoder, load_encoder
 from gcl_vectordb.errors import CollectionNotFound, ConfigError, DataError
 from gcl_vectordb.files import available_cpus
@@ -36,9 +40,12 @@ from gcl_vectordb.ingest.config import (
     IngestConfig,
     IngestReport,
 )
-from gcl_vectordb.ingest.decode import init_worker
-from gcl_vectordb.ingest.pipeline import Pipeline, PipelineSetup, Tally
+from gcl_vectordb.ingest.pipeline import PipelineSetup, Source, Tally, run_pipeline
+from gcl_vectordb.ingest.products import ProductSource, decode_pool, images_root
+from gcl_vectordb.ingest.shard_format import Manifest, read_manifest, verify_manifest
+from gcl_vectordb.ingest.shard_parts import ShardSource
 from gcl_vectordb.ingest.state import IngestState, RejectsFile, dataset_fingerprint
+from gcl_vectordb.ingest.store_sink import StoreSink
 from gcl_vectordb.progress import NULL_PROGRESS, Progress
 from gcl_vectordb.store import CollectionRecord, IngestProgress, VectorStore, open_store, require_model
 from gcl_vectordb.store.lock import Lock
@@ -50,62 +57,127 @@ log = logging.getLogger(__name__)
 def ingest_dataset(config: IngestConfig, progress: Progress = NULL_PROGRESS) -> IngestReport:
     """Load the dataset's corpora into `config.collection` (see the module docstring); returns the report.
 
-    Raises DataError (no dataset, or not one product could be stored), ModelMismatch (another model than
-    the collection's, named with it), ConfigError (another dataset, images folder or field weights than
-    the collection was built with), CollectionInUse (another process has the collection), OutOfSpace (the
-    disk has no room for the next step; what was written is kept), StoreUnreachable. Ctrl-C saves the
-    state and re-raises KeyboardInterrupt. Decode workers are spawned processes that import the main
-    module: a script calling `ingest_dataset` with workers > 0 needs the usual `if __name__ == "__main__":`
-    guard.
+    With `config.embeddings`, the points come from embedding shards (`gcl-vdb embed`) instead: no model
+    runs, every file is verified first, and the collection's model must be the shards' model.
+
+    Raises DataError (no dataset, or not one product could be stored; shards missing, truncated, corrupt
+    or lacking columns), ModelMismatch (another model than the collection's, named with it), ConfigError
+    (another dataset, images folder or field weights than the collection was built with),
+    CollectionInUse (another process has the collection), OutOfSpace (the disk has no room for the next
+    step; what was written is kept), StoreUnreachable. Ctrl-C saves the state and re-raises
+    KeyboardInterrupt. Decode workers are spawned processes that import the main module: a script calling
+    `ingest_dataset` with workers > 0 needs the usual `if __name__ == "__main__":` guard.
     """
+    if config.embeddings is not None:
+        return _ingest_embeddings(config, progress)
     started = time.perf_counter()
+    workers = available_cpus() if config.workers is None else config.workers
     with open_store(config.store, api_key=config.api_key) as store, _state_lock(config):
         store.hold(config.collection, create=True)  # before anything of it is read: "in use" at once
         existing = _stored_record(store, config.collection)
         count = store.count(existing.name) if existing is not None else 0  # an empty one may change images
         dataset, corpora = _open_dataset(config, existing if count else None)
         record, encoder, created, seconds = _collection(config, store, dataset, corpora, existing, count)
-        state = IngestState.load(config.resolved_state_dir() / STATE_FILE, record.name, record.created_at,
-                                 dataset_fingerprint(dataset.root))
-        resumed_from = {c: state.cursor(c).done for c in corpora} if state.resumed else {}
-        workers = available_cpus() if config.workers is None else config.workers
-        rejects = RejectsFile(config.resolved_rejects(), resume=state.resumed)
-        setup = PipelineSetup(
-            dataset=dataset, store=store, collection=record.name, encoder=encoder,
-            field_weights=_field_weights(config, record), state=state, rejects=rejects,
-            corpora=corpora, batch_size=config.batch_size, workers=max(workers, 1),
-            checkpoint_s=config.checkpoint_s, images_dir=images_root(dataset), task=NULL_PROGRESS.task(""),
-            sizes={c: state.cursor(c).done if state.cursor(c).complete else dataset.count_products(c)
-                   for c in corpora},
-        )
-        try:
-            clock = time.perf_counter()
-            tally = _run_pipeline(setup, workers, progress)
-            seconds["pipeline"] = time.perf_counter() - clock
-        finally:
-            rejects.close()
-        if config.build_index:
-            clock = time.perf_counter()
-            store.optimize(record.name, progress=progress)
-            seconds["index"] = time.perf_counter() - clock
-        stored = {c: store.count(record.name, corpus=c) for c in corpora}
-        total, location = store.count(record.name), store.location
-    if total == 0 and rejects.counts:
-        raise _nothing_stored(dataset, rejects)
-    counts = tuple(_corpus_counts(c, tally, stored[c], state) for c in corpora)
+        weights = _field_weights(config, record)
+
+        @contextlib.contextmanager
+        def products(pending: bool) -> Iterator[ProductSource]:
+            with decode_pool(encoder, workers if pending else 0) as pool:
+                yield ProductSource(dataset, encoder, weights, batch_size=config.batch_size, workers=workers,
+                                    pool=pool)
+
+        fill = _fill(config, store, record, corpora, dataset_fingerprint(dataset.root), products, progress)
+    if fill.total == 0 and fill.rejects.counts:
+        raise _nothing_stored(dataset, fill.rejects)
+    return _report(config, fill, record, encoder.model_ref, created, started, seconds, workers, corpora,
+                   images_root(dataset))
+
+
+def _ingest_embeddings(config: IngestConfig, progress: Progress) -> IngestReport:
+    """`ingest --embeddings DIR`: the collection held first, every part file verified, the collection
+    checked or created from the manifest's header, then the shards' rows upserted without a model."""
+    assert config.embeddings is not None
+    started = time.perf_counter()
+    with open_store(config.store, api_key=config.api_key) as store, _state_lock(config):
+        store.hold(config.collection, create=True)  # as the one-shot ingest: refused at once when in use
+        manifest = read_manifest(config.embeddings.resolve())
+        corpora = tuple(c for c in config.corpora if c in manifest.corpora())
+        if not corpora:
+            raise DataError(f"{config.embeddings} holds no rows of the corpora {config.corpora}",
+                            "embed the dataset with `gcl-vdb embed` first")
+        clock = time.perf_counter()
+        verify_manifest(manifest, progress=progress)
+        seconds = {"verify": time.perf_counter() - clock}
+        record, created = _collection_for_shards(config, store, manifest, corpora)
+
+        @contextlib.contextmanager
+        def shards(pending: bool) -> Iterator[ShardSource]:
+            yield ShardSource(manifest, config.batch_size)
+
+        fill = _fill(config, store, record, corpora, manifest.fingerprint(), shards, progress)
+    images_dir = manifest.header.dataset.get("images_dir")
+    return _report(config, fill, record, manifest.header.model.model_ref, created, started, seconds, 0, corpora,
+                   Path(images_dir) if images_dir else None)
+
+
+@dataclass
+class _Filled:
+    """What `_fill` leaves for the report: `stored` points per corpus in the collection, `total` in all."""
+
+    tally: Tally
+    state: IngestState
+    rejects: RejectsFile
+    resumed_from: dict[int, int]
+    seconds: dict[str, float]
+    stored: dict[int, int]
+    total: int
+    location: str
+
+
+def _fill(
+    config: IngestConfig, store: VectorStore, record: CollectionRecord, corpora: tuple[int, ...],
+    fingerprint: list[list[Any]], open_source: Callable[[bool], contextlib.AbstractContextManager[Source]],
+    progress: Progress,
+) -> _Filled:
+    """Resume state, rejects file, the pipeline from `open_source(pending)` into the store, then the index."""
+    state = IngestState.load(config.resolved_state_dir() / STATE_FILE, record.name, record.created_at, fingerprint)
+    resumed_from = {c: state.cursor(c).done for c in corpora} if state.resumed else {}
+    rejects = RejectsFile(config.resolved_rejects(), resume=state.resumed)
+    pending = any(rejects.retrying(c) for c in corpora) or not all(state.cursor(c).complete for c in corpora)
+    seconds: dict[str, float] = {}
+    try:
+        clock = time.perf_counter()
+        with open_source(pending) as source:
+            tally = run_pipeline(PipelineSetup(source, StoreSink(store, record.name), state, rejects, corpora,
+                                               config.resolved_checkpoint_s(), f"ingesting into {record.name}"), progress)
+        seconds["pipeline"] = time.perf_counter() - clock
+    finally:
+        rejects.close()
+    if config.build_index:
+        clock = time.perf_counter()
+        store.optimize(record.name, progress=progress)
+        seconds["index"] = time.perf_counter() - clock
+    stored = {c: store.count(record.name, corpus=c) for c in corpora}
+    return _Filled(tally, state, rejects, resumed_from, seconds, stored, store.count(record.name), store.location)
+
+
+def _report(
+    config: IngestConfig, fill: _Filled, record: CollectionRecord, model_ref: str, created: bool, started: float,
+    seconds: dict[str, float], workers: int, corpora: tuple[int, ...], images_dir: Path | None,
+) -> IngestReport:
+    counts = tuple(_corpus_counts(c, fill.tally, fill.stored[c], fill.state) for c in corpora)
     written = sum(c.written for c in counts)
-    seconds |= tally.seconds | {"total": time.perf_counter() - started}
+    seconds = seconds | fill.seconds | fill.tally.seconds | {"total": time.perf_counter() - started}
     return IngestReport(
-        collection=record.name, store=location, model_ref=encoder.model_ref, dim=encoder.dim, created=created,
-        points_written=written, points_present=sum(c.present for c in counts), points_total=total,
-        corpora=counts, rejects=dict(sorted(rejects.counts.items())), new_rejects=sum(c.rejected for c in counts),
-        rejects_file=rejects.path, state_file=state.path, resumed_from=resumed_from,
-        seconds={k: round(v, 4) for k, v in seconds.items()},
+        collection=record.name, store=fill.location, model_ref=model_ref, dim=record.dim, created=created,
+        points_written=written, points_present=sum(c.present for c in counts), points_total=fill.total,
+        corpora=counts, rejects=dict(sorted(fill.rejects.counts.items())),
+        new_rejects=sum(c.rejected for c in counts), rejects_file=fill.rejects.path, state_file=fill.state.path,
+        resumed_from=fill.resumed_from, seconds={k: round(v, 4) for k, v in seconds.items()},
         points_per_s=written / seconds["pipeline"] if seconds["pipeline"] else 0.0,
         index_built=config.build_index, workers=workers,
-        missing_corpora=tuple(c for c in config.corpora if c not in corpora),
-        images_dir=setup.images_dir, retried=sum(c.retried for c in counts),
-        recovered=sum(c.recovered for c in counts),
+        missing_corpora=tuple(c for c in config.corpora if c not in corpora), embeddings=config.embeddings,
+        images_dir=images_dir, retried=sum(c.retried for c in counts), recovered=sum(c.recovered for c in counts),
     )
 
 
@@ -118,16 +190,11 @@ def _state_lock(config: IngestConfig) -> contextlib.AbstractContextManager[objec
     return Lock(state_dir / "ingest.lock", f"the ingest state of collection {config.collection} ({state_dir})")
 
 
-def images_root(dataset: Dataset) -> Path:
-    """The dataset's images folder with symlinks resolved: what a collection records, and what the
-    payload's image paths are relative to."""
-    return Path(os.path.realpath(dataset.images_dir))
-
-
 def _open_dataset(config: IngestConfig, existing: CollectionRecord | None) -> tuple[Dataset, tuple[int, ...]]:
     """The dataset and the corpora to ingest. Images: `config.images_dir`, else the folder the collection
     recorded (`existing`: a collection that holds products), else the dataset's default
     (`default_images_dir`)."""
+    assert config.data is not None  # IngestConfig checked it
     images_dir = config.images_dir
     recorded = existing.ingest.get("images_dir") if existing is not None else None
     if images_dir is None and recorded:
@@ -164,12 +231,9 @@ def _collection(
     created — the encoder, whether the collection is new, and the seconds the model took to load."""
     weights = _field_weights(config, existing)
     if existing is not None:
-        _check_same_source(existing, dataset, weights, config.storage)
-        if not _same_images(existing, dataset, count):
-            log.warning("collection %s holds no product yet: re-created for the images in %s", existing.name,
-                        images_root(dataset))
-            store.drop(existing.name)
-            config = dataclasses.replace(config, storage=existing.storage)  # the same storage again
+        _check_same_source(existing, dataset.root, weights, config.storage)
+        if not _same_images(existing, images_root(dataset), count):
+            config = _recreate(store, existing, config, images_root(dataset))
             existing = None
     if existing is None:
         for corpus in corpora:  # a dataset that cannot be read fails here, before a collection exists
@@ -181,19 +245,25 @@ def _collection(
         record = store.create_collection(_new_record(config, dataset, encoder, weights, corpora),
                                          shards=config.shards, replicas=config.replicas, bulk_load=config.server)
         return record, encoder, True, seconds
-    require_model(existing, encoder.identity)
-    if existing.identity is None:  # created before identities were recorded, by this model_ref: record it
-        log.warning("recording the identity of %s in collection %s", encoder.identity.short(), existing.name)
-        existing = dataclasses.replace(existing, identity=encoder.identity)
+    return _same_model(store, existing, encoder.identity), encoder, False, seconds
+
+
+def _same_model(store: VectorStore, existing: CollectionRecord, identity: ModelIdentity) -> CollectionRecord:
+    """`existing`, refused unless built by the model of `identity` (`require_model`); a collection created
+    before identities were recorded, by this model_ref, gets it recorded."""
+    require_model(existing, identity)
+    if existing.identity is None:
+        log.warning("recording the identity of %s in collection %s", identity.short(), existing.name)
+        existing = dataclasses.replace(existing, identity=identity)
         store.update_record(existing)
-    return existing, encoder, False, seconds
+    return existing
 
 
-def _same_images(record: CollectionRecord, dataset: Dataset, count: int) -> bool:
-    """Whether the collection's payload image paths are relative to this dataset's images folder. An
-    empty collection (e.g. every product was a `missing-image` reject) may change folders: False; a
-    collection with products refuses another folder (ConfigError)."""
-    recorded, wanted = record.ingest.get("images_dir"), images_root(dataset)
+def _same_images(record: CollectionRecord, wanted: Path, count: int) -> bool:
+    """Whether the collection's payload image paths are relative to the images folder `wanted`. An empty
+    collection (e.g. every product was a `missing-image` reject) may change folders: False; a collection
+    with products refuses another folder (ConfigError)."""
+    recorded = record.ingest.get("images_dir")
     if not recorded or Path(str(recorded)) == wanted:
         return True
     if count == 0:
@@ -202,6 +272,13 @@ def _same_images(record: CollectionRecord, dataset: Dataset, count: int) -> bool
         f"collection {record.name!r} holds {count:,} products whose images are in {recorded}, not {wanted}",
         f"pass --images-dir {recorded} (or leave it out), or drop the collection first "
         f"(`gcl-vdb collections drop {record.name}`)")
+
+
+def _recreate(store: VectorStore, existing: CollectionRecord, config: IngestConfig, images_dir: Path) -> IngestConfig:
+    """Drop the empty collection `existing` to create it again for `images_dir`, with the same storage."""
+    log.warning("collection %s holds no product yet: re-created for the images in %s", existing.name, images_dir)
+    store.drop(existing.name)
+    return dataclasses.replace(config, storage=existing.storage)
 
 
 def _stored_record(store: VectorStore, name: str) -> CollectionRecord | None:
@@ -219,14 +296,13 @@ def _field_weights(config: IngestConfig, existing: CollectionRecord | None) -> F
 
 
 def _check_same_source(
-    record: CollectionRecord, dataset: Dataset, weights: FieldWeights, storage: StorageOptions | None
+    record: CollectionRecord, root: Path, weights: FieldWeights, storage: StorageOptions | None
 ) -> None:
     """A collection holds one dataset with one set of field weights, stored one way: refuse to mix in
     another, or to change the storage (fixed at creation)."""
     drop = f"ingest into another collection, or drop this one first (`gcl-vdb collections drop {record.name}`)"
-    if record.dataset_root is not None and Path(record.dataset_root) != dataset.root:
-        raise ConfigError(f"collection {record.name!r} was built from {record.dataset_root}, not {dataset.root}",
-                          drop)
+    if record.dataset_root is not None and Path(record.dataset_root) != root:
+        raise ConfigError(f"collection {record.name!r} was built from {record.dataset_root}, not {root}", drop)
     if record.field_weights != weights:
         raise ConfigError(f"collection {record.name!r} was built with field weights {record.field_weights}, "
                           f"not {weights}", drop)
@@ -247,24 +323,32 @@ def _new_record(config: IngestConfig, dataset: Dataset, encoder: Encoder, weight
     )
 
 
-def _run_pipeline(setup: PipelineSetup, workers: int, progress: Progress) -> Tally:
-    """Run the pipeline with a progress bar (products of the corpora) and `workers` decode processes."""
-    cursors = [setup.state.cursor(c) for c in setup.corpora]
-    retrying = any(setup.rejects.retrying(c) for c in setup.corpora)
-    pending, done = retrying or not all(c.complete for c in cursors), sum(c.done for c in cursors)
-    total = sum(size or 0 for size in setup.sizes.values()) if pending else done
-    task = progress.task(f"ingesting into {setup.collection}", total=total, unit="points")
-    task.update(completed=done)
-    pool = None
-    if workers > 0 and pending:
-        # spawn: forking a process that runs ORT/torch threads is unsafe; workers import little
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=init_worker, initargs=(setup.encoder.preprocessor, os.getpid()))
-    try:
-        tally = Pipeline(dataclasses.replace(setup, task=task), pool).run()
-        task.update(completed=total)  # the bar counts rows read, a little more or less than the total
-        return tally
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        task.close()
+def _collection_for_shards(
+    config: IngestConfig, store: VectorStore, manifest: Manifest, corpora: tuple[int, ...]
+) -> tuple[CollectionRecord, bool]:
+    """The collection the shards go into — checked against their header (the same checks as the one-shot
+    ingest, the model's identity included), or created from it — and whether it is new. Every check runs
+    before anything is written."""
+    header = manifest.header
+    if config.field_weights is not None and config.field_weights != header.field_weights:
+        raise ConfigError(f"the shards' fused vectors were built with field weights {header.field_weights}, "
+                          f"not {config.field_weights}", "leave --fields out, or embed again with those weights")
+    root, images_dir = Path(header.dataset["root"]), header.dataset.get("images_dir")
+    existing = _stored_record(store, config.collection)
+    if existing is not None:
+        _check_same_source(existing, root, header.field_weights, config.storage)
+        if images_dir is None or _same_images(existing, Path(images_dir), store.count(existing.name)):
+            return _same_model(store, existing, header.model), False
+        config = _recreate(store, existing, config, Path(images_dir))
+    extra_columns = header.dataset.get("extra_columns")  # absent from shards embedded before it was recorded
+    record = CollectionRecord(
+        config.collection, model_ref=header.model.model_ref, dim=header.dim, field_weights=header.field_weights,
+        dataset_root=str(root), storage=config.storage or StorageOptions(),
+        ingest={"layout": header.dataset.get("layout"), "images_dir": images_dir, "batch_size": config.batch_size,
+                "corpora": list(config.corpora), "image_size": header.model.preprocessing.image_size,
+                "embeddings": str(manifest.root),
+                **({} if extra_columns is None else {"extra_columns": [c for c in extra_columns.split(",") if c]})},
+        identity=header.model, progress=IngestProgress(False, {c: (0, None) for c in corpora}),
+    )
+    return store.create_collection(record, shards=config.shards, replicas=config.replicas,
+                                   bulk_load=config.server), True

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -33,11 +33,22 @@ from gcl_vectordb.store.schema import hits_from_wire, point_from_wire, point_id
 log = logging.getLogger(__name__)
 
 
+@dataclasses.dataclass(frozen=True)
+class PreparedUpsert:
+    """The batches of one `prepare_upsert` call, checked, with their BM25 vectors, in the form the backend
+    writes (the embedded engine's point objects; `PointColumns` for a server)."""
+
+    collection: str
+    count: int
+    batches: list[Any]
+
+
 @runtime_checkable
 class VectorStore(Protocol):
     """A Qdrant store holding gcl-vdb collections (named vectors image / title / fused + payload)."""
 
     location: str
+    thread_safe: bool
 
     def create_collection(
         self, record: CollectionRecord, *, exist_ok: bool = False, shards: int = 1, replicas: int = 1,
@@ -68,6 +79,13 @@ class VectorStore(Protocol):
         self, name: str, product_ids: Sequence[str], vectors: Mapping[str, np.ndarray],
         present: Mapping[str, np.ndarray] | None, payloads: Sequence[Mapping[str, Any]],
     ) -> int: ...
+
+    def prepare_upsert(
+        self, name: str, product_ids: Sequence[str], vectors: Mapping[str, np.ndarray],
+        present: Mapping[str, np.ndarray] | None, payloads: Sequence[Mapping[str, Any]],
+    ) -> PreparedUpsert: ...
+
+    def write_prepared(self, prepared: PreparedUpsert) -> int: ...
 
     def count(self, name: str, *, corpus: int | None = None) -> int: ...
 
@@ -109,9 +127,20 @@ class StoreBase:
     def get_record(self, name: str) -> CollectionRecord:
         raise NotImplementedError
 
+    thread_safe: bool = False
+    """Whether one thread may read (retrieve, count) while another writes, without a lock of the caller's."""
+
     def _write(self, name: str, batches: Iterator[PointColumns]) -> None:
         """Write every batch (at most `batch_size` products each) before returning."""
         raise NotImplementedError
+
+    def _prepare_batch(self, batch: PointColumns) -> Any:
+        """A batch in the form `_write_prepared` takes; by default the batch itself."""
+        return batch
+
+    def _write_prepared(self, name: str, batches: Iterable[Any]) -> None:
+        """Write batches made by `_prepare_batch` (with the checks `_write` makes); by default through `_write`."""
+        self._write(name, iter(batches))
 
     def _add_sparse_vector(self, name: str) -> None:
         """Create the `bm25` sparse vector on an existing collection (a no-op where it exists)."""
@@ -174,6 +203,31 @@ class StoreBase:
         self._write(name, (_with_bm25(batch, record.bm25) for batch in columns.batches(self.batch_size)))
         log.debug("upserted %d points into %s", n, name)
         return n
+
+    def prepare_upsert(
+        self, name: str, product_ids: Sequence[str], vectors: Mapping[str, np.ndarray],
+        present: Mapping[str, np.ndarray] | None, payloads: Sequence[Mapping[str, Any]],
+    ) -> PreparedUpsert:
+        """The first half of `upsert_arrays`: checked batches with their BM25 vectors, converted to what the
+        backend writes; `write_prepared` writes them.
+
+        The halves exist so that one thread can convert while another writes: on the embedded engine the
+        conversion (vectors to Python lists, then the engine's point objects) holds the GIL and its write
+        does not, so a load from embedding shards overlaps the two (`gcl_vectordb.ingest.store_sink`).
+        """
+        record = self.get_record(name)
+        n = len(product_ids)
+        present = present or {key: np.ones(n, dtype=bool) for key in vectors}
+        _check_columns(record, n, vectors, present, payloads)
+        columns = PointColumns(product_ids, vectors, {k: present[k] for k in vectors}, payloads)
+        return PreparedUpsert(name, n, [self._prepare_batch(_with_bm25(batch, record.bm25))
+                                        for batch in columns.batches(self.batch_size)])
+
+    def write_prepared(self, prepared: PreparedUpsert) -> int:
+        """The second half of `upsert_arrays` (see `prepare_upsert`); returns the number of points written."""
+        self._write_prepared(prepared.collection, prepared.batches)
+        log.debug("upserted %d points into %s", prepared.count, prepared.collection)
+        return prepared.count
 
     # ---- reading
     def retrieve(self, name: str, product_ids: Sequence[str], *, with_vectors: bool = False) -> list[PointRecord]:

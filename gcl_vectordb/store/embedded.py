@@ -16,7 +16,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,8 @@ class EmbeddedOptions:
 
 class EmbeddedStore(StoreBase):
     """Collections as folders under `root`, searched in-process by the Qdrant engine."""
+
+    thread_safe = True  # the engine locks internally: reads while another thread upserts (checked under load)
 
     def __init__(self, root: str | Path, options: EmbeddedOptions | None = None) -> None:
         self.root = Path(root)
@@ -243,13 +245,20 @@ class EmbeddedStore(StoreBase):
         return self._shard(name).count(edge.CountRequest(exact=True, filter=schema.edge_filter(conditions)))
 
     def _write(self, name: str, batches: Iterator[PointColumns]) -> None:
+        self._write_prepared(name, (self._prepare_batch(batch) for batch in batches))
+
+    def _prepare_batch(self, batch: PointColumns) -> list[edge.Point]:
+        return schema.edge_points(schema.wire_rows(batch))
+
+    def _write_prepared(self, name: str, batches: Iterable[list[edge.Point]]) -> None:
+        """Every write checks the free space first (`store.space`): a full disk is `OutOfSpace`, not SIGBUS."""
         shard = self._shard(name)
         point_bytes = space.point_bytes(self.get_record(name).dim)
-        for batch in batches:
-            what = f"write {len(batch):,} points into collection {name}"
-            self._require_space(len(batch) * point_bytes, what)
+        for points in batches:
+            what = f"write {len(points):,} points into collection {name}"
+            self._require_space(len(points) * point_bytes, what)
             with self._engine(what):
-                shard.update(edge.UpdateOperation.upsert_points(schema.edge_points(schema.wire_rows(batch))))
+                shard.update(edge.UpdateOperation.upsert_points(points))
 
     def _add_sparse_vector(self, name: str) -> None:
         self._shard(name).update(schema.edge_create_sparse_vector())
