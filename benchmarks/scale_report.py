@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 GOALS = {"load_ratio": 0.85, "rss_int8_over_fp32": 0.35, "int8_recall": 0.95, "int8_p50_ms": 5.0,
@@ -49,17 +50,21 @@ def figures(run: dict[str, Any], size: int, storage: str) -> dict[str, float]:
     return found
 
 
+def paired_figures(results: dict[str, Any], low: int, high: int) -> Iterator[tuple[str, dict, dict]]:
+    """(storage, figures at `low`, figures at `high`) for every storage measured at both sizes."""
+    for storage in STORAGES:
+        a = results["sizes"][str(low)]["storages"].get(storage)
+        b = results["sizes"][str(high)]["storages"].get(storage)
+        if a and b:
+            yield storage, figures(a, low, storage), figures(b, high, storage)
+
+
 def growth(results: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
     """b of f ∝ N^b between consecutive measured sizes, per storage and figure."""
     sizes = sorted(int(n) for n in results.get("sizes", {}))
     out: dict[str, dict[str, dict[str, float]]] = {}
     for low, high in zip(sizes, sizes[1:], strict=False):
-        for storage in STORAGES:
-            a = results["sizes"][str(low)]["storages"].get(storage)
-            b = results["sizes"][str(high)]["storages"].get(storage)
-            if not a or not b:
-                continue
-            fa, fb = figures(a, low, storage), figures(b, high, storage)
+        for storage, fa, fb in paired_figures(results, low, high):
             out.setdefault(f"{low}->{high}", {})[storage] = {
                 k: round(math.log(fb[k] / fa[k]) / math.log(high / low), 3)
                 for k in fa if k in fb and fa[k] > 0 and fb[k] > 0}
@@ -78,12 +83,7 @@ def sizing(results: dict[str, Any]) -> dict[str, Any]:
         return {}
     low, high = sizes[-2], sizes[-1]
     table = {}
-    for storage in STORAGES:
-        a = results["sizes"][str(low)]["storages"].get(storage)
-        b = results["sizes"][str(high)]["storages"].get(storage)
-        if not a or not b:
-            continue
-        fa, fb = figures(a, low, storage), figures(b, high, storage)
+    for storage, fa, fb in paired_figures(results, low, high):
 
         def linear(name: str, points: float, fa: dict = fa, fb: dict = fb) -> float:
             slope = (fb[name] - fa[name]) / (high - low)
