@@ -8,7 +8,8 @@ held-out queries never reach a batch) and after every epoch the held-out queries
 in-domain corpus (exact search, the protocol's judgments): that *validation* curve is all this study
 reads. Per arm, the (learning rate, epoch) with the highest mean validation NDCG@10 over seeds is its
 peak; arms are compared at their peaks, seed by seed, against the CLIP loss at its peak. No test split
-is evaluated here: the chosen settings go to `gcl_vs_clip_pretrained.py`.
+is evaluated here: the best GCL arm and the CLIP loss, each at its peak, go to `gcl_vs_clip_pretrained.py
+--name gcl_weight_study_confirmation` for ≥ 5 seeds on the test splits (the report prints the command).
 
     python benchmarks/gcl_weight_study.py [--quick] [--seeds 0 1 2] [--arms clip linear ...] [--lrs ...]
 
@@ -74,7 +75,7 @@ def peaks(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         lr, epoch = max(((lr, e) for lr, points in by_lr.items() for e in range(1, len(points))),
                         key=lambda p: by_lr[p[0]][p[1]]["mean"])
         chosen = sorted((r for r in runs if r["arm"] == arm and r["lr"] == lr), key=lambda r: r["seed"])
-        out[arm] = {"lr": lr, "epoch": epoch, "seeds": [r["seed"] for r in chosen],
+        out[arm] = {"spec": chosen[0]["spec"], "lr": lr, "epoch": epoch, "seeds": [r["seed"] for r in chosen],
                     "per_seed": {m: [r["validation"][epoch][m] for r in chosen] for m in METRICS},
                     "start": {m: [r["validation"][0][m] for r in chosen] for m in METRICS}}
     return out
@@ -87,6 +88,17 @@ def compare_peaks(best: dict[str, dict[str, Any]], baseline: str = "clip") -> di
                       **({} if arm == baseline else {"vs_clip": paired(base["per_seed"][m], entry["per_seed"][m])})}
                   for m in METRICS}
             for arm, entry in best.items()}
+
+
+def confirmation(best: dict[str, dict[str, Any]], baseline: str = "clip") -> dict[str, Any]:
+    """The GCL arm with the highest mean validation NDCG@10 at its peak, and the main comparison's arms that
+    confirm it on the test splits: the CLIP loss and that arm, each at its own peak (lr, epoch)."""
+    def at_peak(entry: dict[str, Any]) -> str:
+        joiner = "," if ":" in entry["spec"] else ":"
+        return f"{entry['spec']}{joiner}lr={entry['lr']:g},epochs={entry['epoch']}"
+    mean = {arm: summarize(entry["per_seed"]["ndcg@10"])["mean"] for arm, entry in best.items() if arm != baseline}
+    arm = max(mean, key=mean.__getitem__)
+    return {"arm": arm, "arms": [at_peak(best[baseline]), at_peak(best[arm])]}
 
 
 def effective_samples(settings: dict[str, Any], arms: list[Arm]) -> dict[str, dict[str, float]]:
@@ -136,7 +148,14 @@ def markdown(result: dict[str, Any]) -> str:
         for lr, points in sorted(by_lr.items(), key=lambda item: float(item[0])):
             cells = [f"{p['mean']:.3f} ± {p['std']:.3f}" for p in points]
             lines.append(f"| {arm} | {float(lr):g} | " + " | ".join(cells) + " |")
-    lines += ["", f"![validation NDCG@10 at each arm's peak]({result['chart']})", ""]
+    confirm = result["confirmation"]
+    lines += ["", "## Confirmation on the test splits\n",
+              f"The best GCL arm on validation, {confirm['arm']}, against the CLIP loss, each at its own peak, "
+              "≥ 5 seeds, all four test splits through the store (the main comparison's protocol, trained on all "
+              "training queries): `python benchmarks/gcl_vs_clip_pretrained.py --jobs 2 --name "
+              f"gcl_weight_study_confirmation --arms {' '.join(confirm['arms'])}` "
+              "(`benchmarks/results/gcl_weight_study_confirmation.md`).\n",
+              f"![validation NDCG@10 at each arm's peak]({result['chart']})", ""]
     return "\n".join(lines)
 
 
@@ -175,6 +194,7 @@ def main() -> None:
     settings |= {"command": "python benchmarks/gcl_weight_study.py " + " ".join(sys.argv[1:]), "machine": machine(),
                  "wall_hours": (time.perf_counter() - clock) / 3600, "arms": {a.name: a.spec for a in arms}}
     result = {"settings": settings, "peaks": best, "comparison": compare_peaks(best),
+              "confirmation": confirmation(best),
               "curves": {arm: {str(lr): points for lr, points in by_lr.items()} for arm, by_lr in curves(runs).items()},
               "weights": effective_samples(settings, arms), "chart": chart, "runs": runs}
     write_results(NAME, result, markdown(result), full_size=not args.quick, echo=False)

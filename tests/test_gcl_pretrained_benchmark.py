@@ -13,7 +13,7 @@ from benchmarks.gcl_finetune import cached_run, parse_arm, validation_curve
 from benchmarks.gcl_vs_clip_data import list_order
 from benchmarks.gcl_vs_clip_pretrained import goal
 from benchmarks.gcl_vs_clip_report import aggregate
-from benchmarks.gcl_weight_study import compare_peaks, curves, peaks
+from benchmarks.gcl_weight_study import compare_peaks, confirmation, curves, peaks
 from trainer.config import load_config
 
 
@@ -56,8 +56,8 @@ def test_cached_run_computes_once(tmp_path: Path) -> None:
     assert len(calls) == 1 and len(list((tmp_path / "runs").glob("clip-s0-*.json"))) == 1
 
 
-def _study_run(arm: str, lr: float, seed: int, ndcg: list[float]) -> dict:
-    return {"arm": arm, "lr": lr, "seed": seed,
+def _study_run(arm: str, lr: float, seed: int, ndcg: list[float], spec: str | None = None) -> dict:
+    return {"arm": arm, "spec": spec or arm.removeprefix("gcl-"), "lr": lr, "seed": seed,
             "validation": [{"ndcg@10": v, "err": v / 2, "rbp@0.8": v / 3} for v in ndcg]}
 
 
@@ -77,6 +77,19 @@ def test_peaks_pick_the_best_mean_over_seeds_after_epoch_zero() -> None:
     vs = comparison["gcl-linear"]["ndcg@10"]["vs_clip"]
     assert vs["wins"] == 2 and vs["relative"]["mean"] == pytest.approx((0.05 / 0.50 + 0.02 / 0.48) / 2)
     assert "vs_clip" not in comparison["clip"]["ndcg@10"]
+
+
+def test_confirmation_takes_the_best_gcl_arm_at_its_peak_against_clip_at_its_own() -> None:
+    runs = [
+        _study_run("clip", 1e-4, 0, [0.4, 0.50, 0.51]), _study_run("clip", 1e-4, 1, [0.4, 0.52, 0.53]),
+        _study_run("gcl-linear", 1e-4, 0, [0.4, 0.53, 0.50]), _study_run("gcl-linear", 1e-4, 1, [0.4, 0.53, 0.50]),
+        _study_run("gcl-linear-floor0.5", 3e-4, 0, [0.4, 0.50, 0.54], "linear:floor=0.5"),
+        _study_run("gcl-linear-floor0.5", 3e-4, 1, [0.4, 0.52, 0.54], "linear:floor=0.5"),
+    ]
+    chosen = confirmation(peaks(runs))
+    assert chosen == {"arm": "gcl-linear-floor0.5",
+                      "arms": ["clip:lr=0.0001,epochs=2", "linear:floor=0.5,lr=0.0003,epochs=2"]}
+    assert [parse_arm(spec).epochs for spec in chosen["arms"]] == [2, 2]  # specs the main comparison accepts
 
 
 def test_goal_needs_the_mean_and_four_of_five_seeds() -> None:
