@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import gcl_pretrain  # noqa: E402
 from benchmarks import gcl_vs_clip_data as synthdata  # noqa: E402
 from benchmarks._results import RESULTS, write_results  # noqa: E402
-from benchmarks.gcl_finetune import cached_run, parse_arm, run_once  # noqa: E402
+from benchmarks.gcl_finetune import cached_run, parse_arm, run_once, train_in_processes  # noqa: E402
 from benchmarks.gcl_vs_clip import (  # noqa: E402
     SPLIT_NAMES,
     by_size_table,
@@ -203,18 +202,6 @@ def data_info(settings: dict[str, Any], root: Path, arms) -> dict[str, Any]:
             "reference_rankings": synthdata.oracle_scores(data, root, SPLIT_NAMES)}
 
 
-def train_in_processes(args: argparse.Namespace, seeds: list[int]) -> None:
-    """Train the seeds' runs into the cache in `args.jobs` single-thread child processes (seeds dealt
-    round-robin); the parent then reads them from the cache like any earlier run."""
-    command = [sys.executable, __file__, "--work", str(args.work), "--no-report", *(["--quick"] if args.quick else []),
-               *(["--arms", *args.arms] if args.arms else [])]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    children = [subprocess.Popen([*command, "--seeds", *map(str, seeds[i::args.jobs])], env=env)
-                for i in range(min(args.jobs, len(seeds)))]
-    if any([child.wait() != 0 for child in children]):  # a list: wait for every child
-        raise SystemExit("a training process failed (its output is above); re-run to continue from the cache")
-
-
 def cpu_seconds() -> float:
     times = os.times()
     return times.user + times.system + times.children_user + times.children_system
@@ -247,7 +234,9 @@ def main() -> None:
     pretrained = zero_shot(args.work, root, init, base_key, sizes)
     before = len(list((args.work / "runs").glob("*.json")))
     if args.jobs > 1:
-        train_in_processes(args, seeds)
+        command = [__file__, "--work", str(args.work), *(["--quick"] if args.quick else []),
+                   *(["--arms", *args.arms] if args.arms else [])]
+        train_in_processes(command, "--seeds", list(map(str, seeds)), args.jobs)
     runs = [cached_run(args.work, {**base_key, "arm": arm.name, "spec": arm.spec, "seed": seed, "lr": arm.lr,
                                    "epochs": arm.epochs},
                        lambda arm=arm, seed=seed: run_once(root, init, arm, seed, lr=arm.lr, epochs=arm.epochs,

@@ -11,7 +11,7 @@ peak; arms are compared at their peaks, seed by seed, against the CLIP loss at i
 is evaluated here: the best GCL arm and the CLIP loss, each at its peak, go to `gcl_vs_clip_pretrained.py
 --name gcl_weight_study_confirmation` for ≥ 5 seeds on the test splits (the report prints the command).
 
-    python benchmarks/gcl_weight_study.py [--quick] [--seeds 0 1 2] [--arms clip linear ...] [--lrs ...]
+    python benchmarks/gcl_weight_study.py [--quick] [--jobs 2] [--seeds 0 1 2] [--arms clip linear ...] [--lrs ...]
 
 Full size: the replication's dataset (3,000 products, 400 queries, seed 0), holdout 0.2 (64 validation
 queries per seed, a different draw per seed), 4 epochs, learning rate 1.5e-4 (the main comparison's;
@@ -33,11 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import gcl_pretrain  # noqa: E402
 from benchmarks import gcl_vs_clip_data as synthdata  # noqa: E402
 from benchmarks._results import RESULTS, write_results  # noqa: E402
-from benchmarks.gcl_finetune import Arm, cached_run, parse_arm, run_once  # noqa: E402
+from benchmarks.gcl_finetune import Arm, cached_run, parse_arm, run_once, train_in_processes  # noqa: E402
 from benchmarks.gcl_vs_clip import machine, make_dataset  # noqa: E402
 from benchmarks.gcl_vs_clip_report import METRIC_LABELS, paired, summarize, svg_bar_chart  # noqa: E402
 
 NAME = "gcl_weight_study"
+CONFIRMATION = f"{NAME}_confirmation"
 DEFAULT_ARMS = ("clip", "linear", "reciprocal", "power:gamma=2", "linear:floor=0.5", "linear:norm=batch")
 METRICS = ("ndcg@10", "err", "rbp@0.8")
 
@@ -91,7 +92,7 @@ def compare_peaks(best: dict[str, dict[str, Any]], baseline: str = "clip") -> di
             for arm, entry in best.items()}
 
 
-def confirmation(best: dict[str, dict[str, Any]], baseline: str = "clip") -> dict[str, Any]:
+def confirmation(best: dict[str, dict[str, Any]], baseline: str = "clip", quick: bool = False) -> dict[str, Any]:
     """The GCL arm with the highest mean validation NDCG@10 at its peak, and the main comparison's arms that
     confirm it on the test splits: the CLIP loss and that arm, each at its own peak (lr, epoch)."""
     def at_peak(entry: dict[str, Any]) -> str:
@@ -99,7 +100,10 @@ def confirmation(best: dict[str, dict[str, Any]], baseline: str = "clip") -> dic
         return f"{entry['spec']}{joiner}lr={entry['lr']:g},epochs={entry['epoch']}"
     mean = {arm: summarize(entry["per_seed"]["ndcg@10"])["mean"] for arm, entry in best.items() if arm != baseline}
     arm = max(mean, key=mean.__getitem__)
-    return {"arm": arm, "arms": [at_peak(best[baseline]), at_peak(best[arm])]}
+    arms = [at_peak(best[baseline]), at_peak(best[arm])]
+    command = (f"python benchmarks/gcl_vs_clip_pretrained.py --jobs 2 {'--quick ' if quick else ''}"
+               f"--name {CONFIRMATION} --arms {' '.join(arms)}")
+    return {"arm": arm, "arms": arms, "command": command}
 
 
 def effective_samples(settings: dict[str, Any], arms: list[Arm]) -> dict[str, dict[str, float]]:
@@ -153,9 +157,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["", "## Confirmation on the test splits\n",
               f"The best GCL arm on validation, {confirm['arm']}, against the CLIP loss, each at its own peak, "
               "≥ 5 seeds, all four test splits through the store (the main comparison's protocol, trained on all "
-              "training queries): `python benchmarks/gcl_vs_clip_pretrained.py --jobs 2 --name "
-              f"gcl_weight_study_confirmation --arms {' '.join(confirm['arms'])}` "
-              "(`benchmarks/results/gcl_weight_study_confirmation.md`).\n",
+              f"training queries): `{confirm['command']}` (`benchmarks/results/{CONFIRMATION}.md`).\n",
               f"![validation NDCG@10 at each arm's peak]({result['chart']})", ""]
     return "\n".join(lines)
 
@@ -169,6 +171,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default 4)")
     parser.add_argument("--holdout", type=float, default=0.2, help="validation share of the training queries")
     parser.add_argument("--work", type=Path, default=Path("gcl-vdb-work") / "gcl_vs_clip_pretrained")
+    parser.add_argument("--jobs", type=int, default=1, help="train in this many single-thread processes (arms dealt "
+                        "round-robin)")
     parser.add_argument("--no-report", action="store_true", help="train (into the cache) without writing results")
     args = parser.parse_args()
     args.seeds = args.seeds if args.seeds is not None else ([0, 1] if args.quick else [0, 1, 2])
@@ -187,6 +191,10 @@ def main() -> None:
         "batch_size": 16 if args.quick else 64,
     }
     clock = time.perf_counter()
+    if args.jobs > 1:
+        command = [__file__, "--work", str(args.work), "--holdout", str(args.holdout), "--epochs", str(settings["epochs"]),
+                   "--lrs", *map(str, args.lrs), "--seeds", *map(str, args.seeds), *(["--quick"] if args.quick else [])]
+        train_in_processes(command, "--arms", args.arms, args.jobs)
     runs = study_runs(args, settings, root, init, arms)
     if args.no_report:
         return
@@ -195,7 +203,7 @@ def main() -> None:
     settings |= {"command": "python benchmarks/gcl_weight_study.py " + " ".join(sys.argv[1:]), "machine": machine(),
                  "wall_hours": (time.perf_counter() - clock) / 3600, "arms": {a.name: a.spec for a in arms}}
     result = {"settings": settings, "peaks": best, "comparison": compare_peaks(best),
-              "confirmation": confirmation(best),
+              "confirmation": confirmation(best, quick=args.quick),
               "curves": {arm: {str(lr): points for lr, points in by_lr.items()} for arm, by_lr in curves(runs).items()},
               "weights": effective_samples(settings, arms), "chart": chart, "runs": runs}
     write_results(NAME, result, markdown(result), full_size=not args.quick, echo=False)

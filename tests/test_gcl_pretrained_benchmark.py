@@ -87,8 +87,9 @@ def test_confirmation_takes_the_best_gcl_arm_at_its_peak_against_clip_at_its_own
         _study_run("gcl-linear-floor0.5", 3e-4, 1, [0.4, 0.52, 0.54], "linear:floor=0.5"),
     ]
     chosen = confirmation(peaks(runs))
-    assert chosen == {"arm": "gcl-linear-floor0.5",
-                      "arms": ["clip:lr=0.0001,epochs=2", "linear:floor=0.5,lr=0.0003,epochs=2"]}
+    assert (chosen["arm"], chosen["arms"]) == (
+        "gcl-linear-floor0.5", ["clip:lr=0.0001,epochs=2", "linear:floor=0.5,lr=0.0003,epochs=2"])
+    assert chosen["command"].endswith("--name gcl_weight_study_confirmation --arms " + " ".join(chosen["arms"]))
     assert [parse_arm(spec).epochs for spec in chosen["arms"]] == [2, 2]  # specs the main comparison accepts
 
 
