@@ -119,6 +119,8 @@ def effective_samples(settings: dict[str, Any], arms: list[Arm]) -> dict[str, di
 
 def markdown(result: dict[str, Any]) -> str:
     s, seeds = result["settings"], result["settings"]["seeds"]
+    train_wall = sum(r["seconds"]["train"] for r in result["runs"])
+    train_cpu = sum(r["seconds"]["train_cpu"] for r in result["runs"])
     lines = [f"# What makes graded weights pay off out of domain: validation study ({len(seeds)} seeds)\n",
              f"From the pretrained gcl-tiny (`benchmarks/gcl_pretrain.py`), fine-tuned on the replication's dataset "
              f"(`synthesize(products={s['data'][0]}, queries={s['data'][1]}, seed={s['data'][2]})`) with a "
@@ -126,8 +128,10 @@ def markdown(result: dict[str, Any]) -> str:
              f"Constant learning rate after warm-up, batch {s['batch_size']}, up to {s['epochs']} epochs, seeds {seeds} "
              f"(the same batches for every arm of a seed). Validation: the held-out queries ranked over the "
              f"in-domain corpus by exact search, the protocol's relevance. No test split was evaluated. "
-             f"Machine: {s['machine']['cpus']} CPUs; {s['wall_hours']:.1f} h for the runs trained in the last "
-             f"invocation. Produced by `{s['command']}`.\n",
+             f"Machine: {s['machine']['cpus']} CPUs. The {len(result['runs'])} runs: {train_wall / 60:.0f} min of "
+             f"training wall time summed ({train_cpu / 60:.0f} min CPU; two single-thread runs at a time on 2 cores "
+             f"halve the wall time), {s['wall_hours']:.1f} h for the runs trained in the last invocation. Produced by "
+             f"`{s['command']}`.\n",
              "## Arms at their peak (learning rate and epoch of the highest mean validation NDCG@10)\n",
              "mean ± sample std over seeds; paired change against the CLIP loss at its own peak (mean of per-seed "
              "relative changes), in brackets the seeds where the arm is higher.\n",
