@@ -121,6 +121,8 @@ def markdown(result: dict[str, Any]) -> str:
     s, seeds = result["settings"], result["settings"]["seeds"]
     train_wall = sum(r["seconds"]["train"] for r in result["runs"])
     train_cpu = sum(r["seconds"]["train_cpu"] for r in result["runs"])
+    last_invocation = f", {s['wall_hours']:.1f} h for the runs trained in the last invocation" if s["wall_hours"] >= 0.05 else ""
+    at_end = [arm for arm, entry in result["peaks"].items() if entry["epoch"] == s["epochs"]]
     lines = [f"# What makes graded weights pay off out of domain: validation study ({len(seeds)} seeds)\n",
              f"From the pretrained gcl-tiny (`benchmarks/gcl_pretrain.py`), fine-tuned on the replication's dataset "
              f"(`synthesize(products={s['data'][0]}, queries={s['data'][1]}, seed={s['data'][2]})`) with a "
@@ -130,11 +132,12 @@ def markdown(result: dict[str, Any]) -> str:
              f"in-domain corpus by exact search, the protocol's relevance. No test split was evaluated. "
              f"Machine: {s['machine']['cpus']} CPUs. The {len(result['runs'])} runs: {train_wall / 60:.0f} min of "
              f"training wall time summed ({train_cpu / 60:.0f} min CPU; two single-thread runs at a time on 2 cores "
-             f"halve the wall time), {s['wall_hours']:.1f} h for the runs trained in the last invocation. Produced by "
-             f"`{s['command']}`.\n",
+             f"halve the wall time){last_invocation}. Produced by `{s['command']}`.\n",
              "## Arms at their peak (learning rate and epoch of the highest mean validation NDCG@10)\n",
              "mean ± sample std over seeds; paired change against the CLIP loss at its own peak (mean of per-seed "
-             "relative changes), in brackets the seeds where the arm is higher.\n",
+             "relative changes), in brackets the seeds where the arm is higher."
+             + (f" {len(at_end)} of {len(result['peaks'])} arms peak at the last epoch run ({s['epochs']}): their "
+                "curves may still rise beyond it." if at_end else "") + "\n",
              "| arm | lr | epoch | effective sample | val. NDCG@10 | Δ NDCG@10 vs clip | val. mERR | Δ mERR | "
              "val. mRBP8 | Δ mRBP8 |", "|---|---|---|---|---|---|---|---|---|---|"]
     n = len(seeds)

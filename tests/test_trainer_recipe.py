@@ -166,3 +166,24 @@ def test_fine_tuning_a_checkpoint_keeps_its_logit_scale(tiny_gs: Path, tmp_path:
     meta = json.loads((second.checkpoint / "model.json").read_text())
     assert meta["architecture"] == "gcl-micro" and meta["step"] == 1
     assert meta["source"] == str(first.checkpoint.resolve())  # the exact weights it started from
+
+
+@pytest.mark.slow  # four 3-step runs of gcl-micro
+def test_loss_normalisation_is_masked_when_every_step_is_clipped(tiny_gs: Path, tmp_path: Path) -> None:
+    """Dividing the weighted loss by N instead of Σw scales each batch's gradient by Σw/N > 0; clipping to
+    a norm every step reaches removes that scale, so both normalisations train the same model (what the
+    weight study measured, benchmarks/gcl_grad_clip.py). Without clipping they differ."""
+    def params(name: str, clip: str, norm: str) -> dict[str, torch.Tensor]:
+        result = run_training(micro_config(tiny_gs, tmp_path / name, "max_steps=3", "eval.every_epoch=false",
+                                           "eval.before_training=false", "loss.weights=linear",
+                                           f"optim.grad_clip={clip}", f"loss.normalize={norm}"))
+        lines = train_lines(tmp_path / name)
+        assert clip == "None" or all(line["grad_norm"] > float(clip) for line in lines)  # every step clipped
+        return load_file(str(result.checkpoint / "model.safetensors"))
+
+    def largest_difference(a: dict, b: dict) -> float:
+        return max(float((a[k] - b[k]).abs().max()) for k in a)
+
+    clipped = largest_difference(params("c-sum", "1e-3", "sum_w"), params("c-batch", "1e-3", "batch"))
+    free = largest_difference(params("f-sum", "None", "sum_w"), params("f-batch", "None", "batch"))
+    assert clipped < 1e-6 < free
