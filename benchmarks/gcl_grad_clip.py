@@ -20,7 +20,6 @@ benchmarks/results/gcl_grad_clip.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -39,10 +38,11 @@ CLIPS = (1.0, None)
 
 
 def train(root: Path, init: Path, norm: str, clip: float | None, steps: int, lr: float, extra: tuple[str, ...]):
-    """`steps` steps of GCL (linear) from `init`: the pre-clip gradient norms (None without clipping)
-    and the final parameters."""
+    """`steps` steps of GCL (linear) from `init`: the pre-clip gradient norm of every step (the trainer
+    records None without clipping) and the final parameters."""
     from safetensors.torch import load_file
 
+    from trainer.checkpointing import RunFolder
     from trainer.recipe import run_training
 
     arm = parse_arm(f"linear:norm={norm}")
@@ -52,8 +52,7 @@ def train(root: Path, init: Path, norm: str, clip: float | None, steps: int, lr:
             f"optim.grad_clip={clip}", f"max_steps={steps}", "log_every=1", "eval.every_epoch=False",
             "eval.before_training=False", *extra))
         result = run_training(config)
-        lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-        norms = [line["grad_norm"] for line in lines if line.get("type") == "train"]
+        norms = [line["grad_norm"] for line in RunFolder(run_dir).read_metrics() if line["type"] == "train"]
         return norms, load_file(str(result.checkpoint / "model.safetensors"))
 
 
@@ -101,11 +100,10 @@ def main() -> None:
     by_clip: dict[str, Any] = {}
     for clip in CLIPS:
         runs = {norm: train(root, init, norm, clip, steps, args.lr, extra) for norm in NORMALIZATIONS}
-        norms = {norm: runs[norm][0] for norm in NORMALIZATIONS}
+        norms = {norm: runs[norm][0] if clip is not None else [] for norm in NORMALIZATIONS}
         by_clip[str(clip) if clip is not None else "off"] = {
-            "grad_norms": {n: [v for v in values if v is not None] for n, values in norms.items()},
-            "clipped": {n: sum(v is not None and v > clip for v in values) for n, values in norms.items()}
-            if clip is not None else {},
+            "grad_norms": norms,
+            "clipped": {n: sum(v > clip for v in values) for n, values in norms.items()} if clip is not None else {},
             "difference": max_difference(runs["sum_w"][1], runs["batch"][1])}
     on, off = by_clip[str(CLIPS[0])], by_clip["off"]
     every = on["clipped"]["sum_w"] == len(on["grad_norms"]["sum_w"]) == on["clipped"]["batch"]

@@ -16,9 +16,9 @@ is evaluated here: the best GCL arm and the CLIP loss, each at its peak, go to `
 Full size: the replication's dataset (3,000 products, 400 queries, seed 0), holdout 0.2 (64 validation
 queries per seed, a different draw per seed), 4 epochs, learning rate 1.5e-4 (the main comparison's;
 constant after 20 warm-up steps), batch 64: 6 arms × 3 seeds ≈ 18 runs of ≈ 9 min on one core each.
-`--lrs 1.5e-4 4.5e-4 …` adds learning rates (≈ 18 runs each). Runs are cached in --work (one JSON per run), so the study grows by
-re-running with more arms, rates or seeds; `--no-report` trains without writing the results files (for
-a second process sharing the work). Writes benchmarks/results/gcl_weight_study.{json,md,svg}.
+`--lrs 1.5e-4 4.5e-4 …` adds learning rates (≈ 18 runs each). Runs are cached in --work (one JSON per
+run), so the study grows by re-running with more arms, rates or seeds; `--no-report` trains without
+writing the results files (for a second process sharing the work). Writes benchmarks/results/gcl_weight_study.{json,md,svg}.
 """
 
 from __future__ import annotations
