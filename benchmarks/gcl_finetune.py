@@ -125,7 +125,9 @@ def run_once(root: Path, init: Path, arm: Arm, seed: int, *, lr: float, epochs: 
 
 def cached_run(work: Path, key: dict[str, Any], compute) -> dict[str, Any]:
     """`compute()`, or its stored result when a run with the same `key` finished before (one JSON per run,
-    written when the run ends, so an interruption loses at most the run in progress)."""
+    written when the run ends, so an interruption loses at most the run in progress). The key holds the
+    arm spec's text, so two spellings of one arm ("clip" at the default lr, "clip:lr=0.00015") are two
+    runs; keying on the parsed arm instead would orphan every cached run, so the spelling stays part of it."""
     text = json.dumps(key, sort_keys=True, default=str)
     path = work / "runs" / f"{key['arm']}-s{key['seed']}-{hashlib.sha256(text.encode()).hexdigest()[:12]}.json"
     if path.is_file():

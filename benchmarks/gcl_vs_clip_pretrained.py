@@ -16,7 +16,8 @@
     python benchmarks/gcl_vs_clip_pretrained.py --jobs 2    # the seeds over 2 single-thread processes
 
 On 2 cores `--jobs 2` is the faster way (two single-thread trainings use the cores better than one
-two-thread training of this small model): ≈ 1 h for the pretrained start, then ≈ 50 min for 5 seeds.
+two-thread training of this small model): 14 min for the pretrained start (≈ 1 h on a shared machine),
+then ≈ 50 min for 5 seeds.
 
 Runs are cached in --work (one JSON per run; the pretrained checkpoint once), so an interrupted command
 continues where it stopped. The wall and CPU time of the invocation and the machine's load average are

@@ -14,11 +14,11 @@ is evaluated here: the best GCL arm and the CLIP loss, each at its peak, go to `
     python benchmarks/gcl_weight_study.py [--quick] [--jobs 2] [--seeds 0 1 2] [--arms clip linear ...] [--lrs ...]
 
 Full size: the replication's dataset (3,000 products, 400 queries, seed 0), holdout 0.2 (64 validation
-queries per seed, a different draw per seed), 4 epochs, learning rate 1.5e-4 (the main comparison's;
-constant after 20 warm-up steps), batch 64: 6 arms × 3 seeds ≈ 18 runs of ≈ 9 min on one core each.
-`--lrs 1.5e-4 4.5e-4 …` adds learning rates (≈ 18 runs each). Runs are cached in --work (one JSON per
-run), so the study grows by re-running with more arms, rates or seeds; `--no-report` trains without
-writing the results files (for a second process sharing the work). Writes benchmarks/results/gcl_weight_study.{json,md,svg}.
+queries per seed, a different draw per seed), 4 epochs, learning rates 1.5e-4 (the main comparison's) and
+4.5e-4 (constant after 20 warm-up steps), batch 64: 6 arms × 2 rates × 3 seeds = 36 runs of ≈ 9 min on one
+core each (≈ 3 h wall with --jobs 2). Runs are cached in --work (one JSON per run), so the study grows by
+re-running with more arms, rates or seeds; `--no-report` trains without writing the results files (for a
+second process sharing the work). Writes benchmarks/results/gcl_weight_study.{json,md,svg}.
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny size: proves the script runs")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="model seeds (default 0 1 2)")
     parser.add_argument("--arms", nargs="+", default=list(DEFAULT_ARMS), help="arm specs (see gcl_finetune.py)")
-    parser.add_argument("--lrs", type=float, nargs="+", default=None, help="learning rates (default 1.5e-4)")
+    parser.add_argument("--lrs", type=float, nargs="+", default=None, help="learning rates (default 1.5e-4 4.5e-4)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default 4)")
     parser.add_argument("--holdout", type=float, default=0.2, help="validation share of the training queries")
     parser.add_argument("--work", type=Path, default=Path("gcl-vdb-work") / "gcl_vs_clip_pretrained")
@@ -183,7 +183,7 @@ def main() -> None:
     parser.add_argument("--no-report", action="store_true", help="train (into the cache) without writing results")
     args = parser.parse_args()
     args.seeds = args.seeds if args.seeds is not None else ([0, 1] if args.quick else [0, 1, 2])
-    args.lrs = args.lrs or ([5e-4] if args.quick else [1.5e-4])
+    args.lrs = args.lrs or ([5e-4] if args.quick else [1.5e-4, 4.5e-4])
     arms = [parse_arm(spec) for spec in args.arms]
     if arms[0].name != "clip" and not args.no_report:
         raise SystemExit("the first arm must be clip (the baseline)")

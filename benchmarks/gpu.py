@@ -1,16 +1,17 @@
 """GPU throughput of ViT-B-32: image-tower inference (eager fp32, bf16 autocast, torch.compile) and GCL training MFU.
 
-Device run (`run` tool, carry [".whl"], timeout_s 540; `--budget-s` 420 leaves room for the last compile), one line:
+Device run (`run` tool, carry [".whl"], timeout_s 450; `--budget-s` 330 leaves room for the last compile;
+≈ 4 min on an H200), one line:
 
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD && PYTHONUNBUFFERED=1 python3 benchmarks/gpu.py --out $OUT
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD && PYTHONUNBUFFERED=1 python3 benchmarks/gpu.py --out $OUT --budget-s 330
 
 then copy $OUT/gpu.{json,md} into benchmarks/results/. The H200 image has torch, torchvision, timm,
-huggingface_hub, safetensors, regex, tqdm, onnx and onnxruntime; only open_clip and ftfy (+ wcwidth) travel,
+huggingface_hub, safetensors, regex, tqdm, onnx and onnxruntime; only open_clip, ftfy (+ wcwidth) and ijson travel,
 fetched here first into the git-ignored .whl/ of the checkout that the session runs from:
 
     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
-        open_clip_torch==3.3.0 ftfy==6.3.1 wcwidth==0.9.4
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+        -d .whl open_clip_torch==3.3.0 ftfy==6.3.1 wcwidth==0.9.4 ijson==3.6.0
 
     python benchmarks/gpu.py --quick    # CPU, gcl-micro, batches 4/8, 2 steps: proves the script works
 
@@ -18,9 +19,14 @@ A. Inference: the image tower (`model.visual`, random init) on pre-made random p
 on the device, under `torch.inference_mode()`; images/s = batch / median seconds per call (median of
 `reps` rounds of `iters` calls, synchronised, after warm-up). Ratios are against eager fp32 at the same batch.
 B. Training: full CLIP (both towers), bf16 autocast, the repository's weighted symmetric InfoNCE with graded
-weights and its AdamW; pairs/s = batch / median step seconds. MFU = pairs/s × 44.3e9 / peak, with 44.3e9 FLOP
+weights and its AdamW; pairs/s = batch / median step seconds, eager at every batch (as the trainer runs) and,
+at the largest, with the forward and loss under torch.compile. MFU = pairs/s × 44.3e9 / peak, with 44.3e9 FLOP
 per image-text pair (ViT-B-32 at 224 px, forward + backward) and the card's dense bf16 peak; ratios are
-against the smallest batch. A bf16 8192³ matmul gives the achievable peak in the same run (MFU vs matmul).
+against the smallest eager batch and against eager at the same batch. A bf16 8192³ matmul gives the
+achievable peak in the same run (MFU vs matmul).
+C. Profile: torch.profiler over the eager and the compiled step at the largest batch; each GPU kernel's own
+time summed per category (matmul and convolution, attention, layer norm / softmax, copies and casts, the
+optimizer's multi-tensor kernels, other elementwise) against the step's wall time — what limits MFU.
 Each measurement is written to `--out` as it finishes; none starts after `--budget-s` (recorded as skipped).
 """
 
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import re
 import statistics
 import sys
 import tempfile
@@ -93,7 +100,7 @@ class Run:
     def __init__(self, plan: Plan, out: Path, full_size: bool) -> None:
         self.plan, self.out, self.full_size = plan, out, full_size
         self.started = time.monotonic()
-        self.result: dict = {"meta": {}, "inference": [], "training": [], "skipped": []}
+        self.result: dict = {"meta": {}, "inference": [], "training": [], "profile": [], "skipped": []}
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -122,16 +129,27 @@ class Run:
 
 
 def derive(result: dict) -> None:
-    """Ratios (inference: × eager fp32 at the same batch; training: × the smallest batch) and MFU."""
+    """Ratios (inference: × eager fp32 at the same batch; training: eager × the smallest eager batch, and
+    every mode × eager at the same batch), MFU, and the profile's matmul rate."""
     base = {r["batch"]: r["images_per_s"] for r in result["inference"] if r["mode"] == "eager fp32" and "error" not in r}
     for row in result["inference"]:
         row["vs_eager_fp32"] = (row["images_per_s"] / base[row["batch"]]
                                 if "error" not in row and row["batch"] in base else None)
-    trained = [r for r in result["training"] if "error" not in r]
-    first = min(trained, key=lambda r: r["batch"], default=None)
+    eager = {r["batch"]: r["pairs_per_s"] for r in result["training"]
+             if r.get("mode", "eager") == "eager" and "error" not in r}
+    first = eager[min(eager)] if eager else None
     for row in result["training"]:
-        row["vs_smallest_batch"] = row["pairs_per_s"] / first["pairs_per_s"] if "error" not in row else None
+        ok = "error" not in row
+        row["vs_smallest_batch"] = (row["pairs_per_s"] / first if ok and first and row.get("mode", "eager") == "eager"
+                                    else None)
+        row["vs_eager"] = row["pairs_per_s"] / eager[row["batch"]] if ok and row["batch"] in eager else None
         add_mfu(row, result["meta"])
+    meta = result["meta"]
+    flop = FLOP_PER_PAIR.get(meta.get("arch")) if meta.get("image_size") == 224 else None
+    for row in result.get("profile", []):
+        dense_ms = sum(row.get("categories", {}).get(c, 0.0) for c in ("matmul", "attention"))
+        # the step's model FLOPs are (almost all) matmul and attention: their rate while those kernels ran
+        row["matmul_flops"] = row["batch"] * flop / (dense_ms / 1e3) if flop and dense_ms and "error" not in row else None
 
 
 def sync(device: str) -> None:
@@ -188,8 +206,10 @@ def inference_figures(visual: torch.nn.Module, pixels: torch.Tensor, mode: str, 
     return {"images_per_s": pixels.shape[0] / seconds, "ms_per_batch": seconds * 1e3, "first_call_s": first_call_s}
 
 
-def training_figures(model: torch.nn.Module, optimizer, batch: int, image_size: int, plan: Plan) -> dict:
-    """pairs/s of bf16-autocast GCL training steps on synthetic pixels (batch, 3, S, S) and tokens (batch, 77)."""
+def training_step(model: torch.nn.Module, optimizer, batch: int, image_size: int, plan: Plan, mode: str):
+    """One bf16-autocast GCL training step on synthetic pixels (batch, 3, S, S) and tokens (batch, 77), as a
+    closure returning the loss; `mode` "compile" runs the forward and loss through torch.compile (the backward
+    is compiled with it), "eager" as the trainer does."""
     from trainer.losses import ScoreColumns, make_weight_transform, weighted_symmetric_infonce
 
     gen = torch.Generator().manual_seed(batch)
@@ -200,17 +220,31 @@ def training_figures(model: torch.nn.Module, optimizer, batch: int, image_size: 
     scores = torch.randint(0, 101, (batch,), generator=gen).float()  # graded relevance, as in the splits
     weights = make_weight_transform("linear")(ScoreColumns(score_linear=scores)).to(plan.device)
 
-    def step() -> float:
-        optimizer.zero_grad(set_to_none=True)
+    def forward_loss() -> torch.Tensor:
         with torch.autocast(plan.device, dtype=torch.bfloat16):
             images, texts = model.encode_image(pixels), model.encode_text(tokens)
-        loss = weighted_symmetric_infonce(F.normalize(texts.float(), dim=-1), F.normalize(images.float(), dim=-1),
+        return weighted_symmetric_infonce(F.normalize(texts.float(), dim=-1), F.normalize(images.float(), dim=-1),
                                           model.logit_scale.exp().float(), weights)
+
+    loss_of = torch.compile(forward_loss, dynamic=False) if mode == "compile" else forward_loss
+
+    def step() -> float:
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_of()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         return float(loss.detach())  # synchronises, as the recipe's per-step logging does
 
+    return step
+
+
+def time_steps(step, batch: int, plan: Plan) -> dict:
+    """pairs/s of `step` (median step time after warm-up; the first step, which compiles in compile mode, is
+    timed on its own)."""
+    start = time.perf_counter()
+    step()
+    first_step_s = time.perf_counter() - start
     for _ in range(plan.warmup):
         step()
     times, loss = [], None
@@ -219,7 +253,54 @@ def training_figures(model: torch.nn.Module, optimizer, batch: int, image_size: 
         loss = step()
         times.append(time.perf_counter() - start)
     seconds = statistics.median(times)
-    return {"pairs_per_s": batch / seconds, "ms_per_step": seconds * 1e3, "last_loss": loss}
+    return {"pairs_per_s": batch / seconds, "ms_per_step": seconds * 1e3, "last_loss": loss,
+            "first_step_s": first_step_s}
+
+
+# Kernel (CUDA) or operator (CPU) names → what the step spends its time on; the first match wins.
+PROFILE_CATEGORIES = (
+    # the patch-embedding convolution is a matmul too (its FLOPs are in the step's count)
+    ("matmul", re.compile(r"gemm|nvjet|cutlass|xmma|cublas|triton_tem|convolve|wgrad|dgrad|cudnn::cnn|"
+                          r"aten::(addmm|mm|bmm|baddbmm|linear|matmul|convolution|_convolution|mkldnn_convolution)$",
+                          re.I)),
+    ("attention", re.compile(r"flash|fmha|attention|sdpa|aten::_scaled_dot", re.I)),
+    ("optimizer + grad clip (multi-tensor)", re.compile(r"multi_tensor|foreach|adam", re.I)),
+    ("layer norm / softmax", re.compile(r"layer_norm|layernorm|softmax", re.I)),
+    ("copies, casts, memset", re.compile(r"memcpy|memset|copy_|aten::to$|aten::_to_copy", re.I)),
+)
+
+
+def profile_category(name: str) -> str:
+    return next((label for label, pattern in PROFILE_CATEGORIES if pattern.search(name)), "other elementwise")
+
+
+def profile_steps(step, plan: Plan) -> dict:
+    """Where a training step's time goes: torch.profiler over `plan.steps` calls of `step` (already warm), the
+    GPU kernels' own time (the CPU operators' on the CPU) summed per category, against the steps' wall time.
+    Kernels do not nest, so their self times add up to the time the GPU was busy."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step()
+    cuda = plan.device == "cuda"
+    kind = torch.autograd.DeviceType.CUDA if cuda else torch.autograd.DeviceType.CPU
+    with profile(activities=[ProfilerActivity.CUDA] if cuda else [ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
+        for _ in range(plan.steps):
+            step()
+        wall_ms = (time.perf_counter() - start) * 1e3 / plan.steps
+    per_kernel: dict[str, float] = {}
+    for event in prof.key_averages():
+        own_us = event.self_device_time_total if cuda else event.self_cpu_time_total
+        if event.device_type == kind and own_us > 0:
+            per_kernel[event.key] = per_kernel.get(event.key, 0.0) + own_us / 1e3 / plan.steps
+    busy_ms = sum(per_kernel.values())
+    categories: dict[str, float] = {}
+    for name, ms in per_kernel.items():
+        categories[profile_category(name)] = categories.get(profile_category(name), 0.0) + ms
+    top = sorted(per_kernel.items(), key=lambda item: -item[1])[:8]
+    return {"wall_ms_per_step": wall_ms, "busy_ms_per_step": busy_ms,
+            "categories": dict(sorted(categories.items(), key=lambda item: -item[1])),
+            "top_kernels": [{"name": name[:160], "ms_per_step": ms} for name, ms in top]}
 
 
 def add_mfu(row: dict, meta: dict) -> None:
@@ -292,6 +373,7 @@ def inference_section(run: Run, loaded: LoadedClip, modes: tuple[str, ...]) -> N
 
 
 def training_section(run: Run, image_size: int) -> None:
+    """Eager steps at every batch; then, at the largest, the profile and (device runs) the compiled step."""
     from trainer.config import OptimConfig
     from trainer.optim import create_optimizer
 
@@ -300,7 +382,19 @@ def training_section(run: Run, image_size: int) -> None:
     optimizer = create_optimizer(model, OptimConfig())
     for batch in plan.batches:
         if run.may_start(f"training batch {batch}"):
-            guarded(run, "training", {"batch": batch}, partial(training_figures, model, optimizer, batch, image_size, plan))
+            step = training_step(model, optimizer, batch, image_size, plan, "eager")
+            guarded(run, "training", {"mode": "eager", "batch": batch}, partial(time_steps, step, batch, plan))
+    largest = plan.batches[-1]
+    modes = ("eager", "compile") if plan.compile else ("eager",)
+    if not plan.compile:
+        run.result["skipped"].append({"what": "training compile", "reason": "torch.compile is not run on the CPU "
+                                      "(--quick): it takes minutes here; the device run measures it"})
+    for mode in modes:  # the largest batch: the eager step's profile, then the compiled step timed and profiled
+        step = training_step(model, optimizer, largest, image_size, plan, mode)
+        if mode == "compile" and run.may_start(f"training compile batch {largest}"):
+            guarded(run, "training", {"mode": mode, "batch": largest}, partial(time_steps, step, largest, plan))
+        if run.may_start(f"training profile {mode} batch {largest}"):
+            guarded(run, "profile", {"mode": mode, "batch": largest}, partial(profile_steps, step, plan))
     del model, optimizer
 
 
@@ -362,16 +456,41 @@ def markdown(result: dict) -> str:
               f"{_fmt(meta.get('peak_bf16_flops'), '.3g')} FLOP/s ({meta.get('peak_reason') or 'spec sheet'}); "
               f"'vs matmul' divides by the bf16 8192³ matmul measured in this run "
               f"({_fmt(matmul and matmul / 1e12, '.0f')} TFLOP/s).", "",
-              "| batch | pairs/s | × smallest batch | ms/step | MFU | MFU vs matmul | peak GiB | note |",
-              "|---:|---:|---:|---:|---:|---:|---:|---|"]
+              "| mode | batch | pairs/s | × smallest eager batch | × eager | ms/step | MFU | MFU vs matmul | peak GiB | note |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in result["training"]:
-        lines.append(f"| {r['batch']} | {_fmt(r.get('pairs_per_s'), '.0f')} | {_fmt(r.get('vs_smallest_batch'), '.2f')}"
-                     f" | {_fmt(r.get('ms_per_step'), '.1f')} | {_fmt(r.get('mfu'), '.1%')} | "
-                     f"{_fmt(r.get('mfu_vs_matmul'), '.1%')} | {_fmt(r.get('peak_memory_gib'), '.2f')} | "
-                     f"{r.get('error') or r.get('mfu_reason') or ''} |")
+        note = r.get("error") or r.get("mfu_reason") or (f"first step {r['first_step_s']:.1f} s"
+                                                          if r.get("mode") == "compile" else "")
+        lines.append(f"| {r.get('mode', 'eager')} | {r['batch']} | {_fmt(r.get('pairs_per_s'), '.0f')} | "
+                     f"{_fmt(r.get('vs_smallest_batch'), '.2f')} | {_fmt(r.get('vs_eager'), '.2f')} | "
+                     f"{_fmt(r.get('ms_per_step'), '.1f')} | {_fmt(r.get('mfu'), '.1%')} | "
+                     f"{_fmt(r.get('mfu_vs_matmul'), '.1%')} | {_fmt(r.get('peak_memory_gib'), '.2f')} | {note} |")
+    lines += profile_markdown(result)
     skipped = [f"- {s['what']}: {s['reason']}" for s in result["skipped"]]
     lines += ["", "## Skipped", "", *(skipped or ["- none"])]
     return "\n".join(lines) + "\n"
+
+
+def profile_markdown(result: dict) -> list[str]:
+    """Section C: where an eager training step's time goes, per kernel category, against its wall time."""
+    lines = ["", "## C. Where a training step's time goes (torch.profiler)", ""]
+    for r in result.get("profile", []):
+        if "error" in r:
+            lines.append(f"{r.get('mode', 'eager')}, batch {r['batch']}: {r['error']}")
+            continue
+        wall = r["wall_ms_per_step"]
+        rate = r.get("matmul_flops")
+        busy = "the GPU busy" if result["meta"].get("device") == "cuda" else "the CPU operators' own time"
+        lines += [f"{r.get('mode', 'eager').capitalize()}, batch {r['batch']}: {wall:.1f} ms per step (wall, profiler on), {busy} "
+                  f"{r['busy_ms_per_step']:.1f} ms of it ({r['busy_ms_per_step'] / wall:.0%}); the step's model FLOPs "
+                  f"over the matmul + attention kernels' time: {_fmt(rate and rate / 1e12, '.0f')} TFLOP/s.", "",
+                  "| kernels | ms/step | share of wall time |", "|---|---:|---:|"]
+        lines += [f"| {name} | {ms:.1f} | {ms / wall:.0%} |" for name, ms in r["categories"].items()]
+        lines += [f"| GPU idle (launches, host work, syncs) | {max(wall - r['busy_ms_per_step'], 0):.1f} | "
+                  f"{max(wall - r['busy_ms_per_step'], 0) / wall:.0%} |", "", f"Largest kernels ({r.get('mode', 'eager')}):", "",
+                  "| kernel | ms/step |", "|---|---:|"]
+        lines += [f"| `{k['name'].replace('|', '/').replace('`', '')}` | {k['ms_per_step']:.2f} |" for k in r["top_kernels"]]
+    return lines if len(lines) > 3 else []
 
 
 def main() -> None:

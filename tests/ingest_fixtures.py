@@ -159,6 +159,10 @@ INGEST_HARNESS = textwrap.dedent("""
 
     def main():
         action, threshold = sys.argv[1], int(sys.argv[2])
+        # Ctrl-C as a terminal delivers it: a test run started in the background (`pytest &`) inherits SIGINT
+        # ignored, and Python then installs no KeyboardInterrupt handler, so the stop would never arrive.
+        import signal
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from gcl_vectordb.cli import output
 
         class Task:

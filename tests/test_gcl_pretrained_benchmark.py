@@ -109,3 +109,25 @@ def test_list_order_shares_count_position_pairs() -> None:
     lists = SimpleNamespace(query=np.array([0, 0, 0, 1, 1]), matches=np.array([3, 3, 2, 1, 2], dtype=np.int8))
     assert list_order(SimpleNamespace(lists=lists)) == {
         "ordered_by_content": 0.5, "tied_order_is_noise": 0.25, "inverted_by_noise": 0.25}
+
+
+def test_grad_clip_report_sets_the_normalisation_difference_beside_the_rounding_control() -> None:
+    import torch
+
+    from benchmarks.gcl_grad_clip import markdown, max_difference
+
+    a = {"w": torch.tensor([1.0, -4.0]), "b": torch.tensor([0.5])}
+    b = {"w": torch.tensor([1.0, -4.0]), "b": torch.tensor([0.25])}
+    assert max_difference(a, b) == {"max_abs": 0.25, "relative": 0.0625}  # of the largest |parameter|, 4
+    settings = {"steps": 3, "lr": 4.5e-4, "seed": 0, "data": (300, 40, 0), "machine": {"cpus": 2},
+                "command": "python benchmarks/gcl_grad_clip.py --quick"}
+    by_clip = {"1.0": {"grad_norms": {"sum_w": [2.0, 3.0, 4.0], "batch": [1.5, 2.0, 3.0]},
+                       "clipped": {"sum_w": 3, "batch": 3}, "difference": {"max_abs": 0.01, "relative": 0.002}},
+               "off": {"grad_norms": {"sum_w": [], "batch": []}, "clipped": {},
+                       "difference": {"max_abs": 0.03, "relative": 0.006}}}
+    result = {"settings": settings, "by_clip": by_clip, "reading": "r",
+              "rounding_control": {"threads": [2, 1], "difference": {"max_abs": 0.004, "relative": 0.0008}}}
+    text = markdown(result)
+    assert "| 1.0 | 3 | 3/3 (Σw), 3/3 (batch) | 2.00 / 3.00 / 4.00 (Σw) | 0.01 (0.002 of" in text
+    assert "| 1.0, Σw at 2 vs 1 threads (rounding control) | 3 | | | 0.004 (0.0008 of" in text
+    assert "rounding control" not in markdown({**result, "rounding_control": None})  # files from before it

@@ -15,6 +15,7 @@ from benchmarks.gpu import (
     model_flops_utilisation,
     ort_figures,
     peak_bf16_flops,
+    profile_category,
     quick_plan,
     run_benchmark,
 )
@@ -32,14 +33,20 @@ def test_quick_run_measures_every_cpu_mode_and_writes_files(tmp_path: Path) -> N
         assert "error" not in row and row["images_per_s"] > 0
         if row["mode"] == "eager fp32":
             assert row["vs_eager_fp32"] == 1.0
-    assert [r["batch"] for r in result["training"]] == [4, 8]
+    assert [(r["mode"], r["batch"]) for r in result["training"]] == [("eager", 4), ("eager", 8)]
     for row in result["training"]:
         assert "error" not in row and row["pairs_per_s"] > 0 and row["last_loss"] > 0
         assert row["mfu"] is None and "gcl-micro" in row["mfu_reason"]  # 44.3e9 is ViT-B-32's figure
+    [profile] = result["profile"]  # at the largest batch: its time per category adds up to the busy time
+    assert (profile["mode"], profile["batch"]) == ("eager", 8) and "error" not in profile
+    assert sum(profile["categories"].values()) == pytest.approx(profile["busy_ms_per_step"])
+    assert profile["categories"]["matmul"] > 0 and 0 < profile["busy_ms_per_step"] <= profile["wall_ms_per_step"] * 1.05
+    assert profile["top_kernels"][0]["ms_per_step"] == max(k["ms_per_step"] for k in profile["top_kernels"])
     skipped = {s["what"]: s["reason"] for s in result["skipped"]}
-    assert "torch.compile" in skipped["inference compile bf16"]
+    assert "torch.compile" in skipped["inference compile bf16"] and "torch.compile" in skipped["training compile"]
     assert "CUDAExecutionProvider" in " ".join(skipped)  # the CPU onnxruntime package does not offer it
-    assert "| eager fp32 | 4 |" in (tmp_path / "gpu.quick.md").read_text()
+    text = (tmp_path / "gpu.quick.md").read_text()
+    assert "| eager fp32 | 4 |" in text and "| eager | 8 |" in text and "| matmul |" in text
 
 
 def test_a_spent_budget_records_every_measurement_as_skipped(tmp_path: Path) -> None:
@@ -47,9 +54,10 @@ def test_a_spent_budget_records_every_measurement_as_skipped(tmp_path: Path) -> 
     result = run_benchmark(plan, tmp_path, full_size=False)
     assert result["inference"] == [] and result["training"] == []
     what = [s["what"] for s in result["skipped"]]
-    assert {"inference eager fp32 batch 4", "inference bf16 autocast batch 4", "training batch 4"} <= set(what)
-    assert all("budget" in s["reason"] for s in result["skipped"] if s["what"].startswith(("inference e",
-                                                                                           "inference b", "training")))
+    assert {"inference eager fp32 batch 4", "inference bf16 autocast batch 4", "training batch 4",
+            "training profile eager batch 4"} <= set(what)
+    assert all("budget" in s["reason"] for s in result["skipped"]
+               if s["what"].startswith(("inference e", "inference b", "training batch", "training profile")))
 
 
 def test_ort_image_tower_runs_on_the_provider_it_is_given() -> None:
@@ -90,8 +98,31 @@ def test_ratios_against_eager_fp32_and_the_smallest_batch() -> None:
                             {"mode": "compile bf16", "batch": 256, "error": "out of memory"},
                             {"mode": "bf16 autocast", "batch": 512, "images_per_s": 300.0}],
               "training": [{"batch": 512, "pairs_per_s": 1500.0}, {"batch": 256, "pairs_per_s": 1000.0},
-                           {"batch": 1024, "error": "out of memory"}]}
+                           {"batch": 1024, "error": "out of memory"},
+                           {"mode": "compile", "batch": 512, "pairs_per_s": 1800.0}],
+              "profile": [{"batch": 512, "categories": {"matmul": 100.0, "attention": 10.0, "other elementwise": 50.0}}]}
     derive(result)
     assert [r["vs_eager_fp32"] for r in result["inference"]] == [1.0, 2.5, None, None]  # no fp32 at 512
-    assert [r["vs_smallest_batch"] for r in result["training"]] == [1.5, 1.0, None]
+    assert [r["vs_smallest_batch"] for r in result["training"]] == [1.5, 1.0, None, None]  # eager rows only
+    assert [r["vs_eager"] for r in result["training"]] == [1.0, 1.0, None, pytest.approx(1.2)]
+    # 512 pairs × 44.3e9 FLOP over the matmul + attention kernels' 110 ms
+    assert result["profile"][0]["matmul_flops"] == pytest.approx(512 * 44.3e9 / 0.110)
     assert result["training"][2]["mfu"] is None and result["training"][2]["mfu_reason"] == "out of memory"
+
+
+@pytest.mark.parametrize(("name", "category"), [
+    ("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64", "matmul"),
+    ("nvjet_tst_128x256_64x4_2x1_v_bz_coopB_TNT", "matmul"), ("aten::addmm", "matmul"),
+    ("void cudnn::cnn::wgrad_alg1_engine<__nv_bfloat16, float, 128, 6, 7, 3, 3, 5, false, true>", "matmul"),
+    ("void precomputed_convolve_sgemm<__nv_bfloat16, 128, 6, 7, 3, 3, 5, 1, false>", "matmul"),
+    ("triton_per_fused__to_copy_add_native_layer_norm_0", "layer norm / softmax"),
+    ("triton_poi_fused_add_gelu_3", "other elementwise"),
+    ("void pytorch_flash::flash_fwd_kernel<Flash_fwd_kernel_traits<64>>", "attention"),
+    ("void at::native::(anonymous namespace)::multi_tensor_apply_kernel<FusedOptimizerTensorListMetadata>", "optimizer + grad clip (multi-tensor)"),
+    ("void at::native::(anonymous namespace)::vectorized_layer_norm_kernel<c10::BFloat16>", "layer norm / softmax"),
+    ("Memcpy DtoD (Device -> Device)", "copies, casts, memset"),
+    ("void at::native::vectorized_elementwise_kernel<4, at::native::GeluCUDAKernelImpl>", "other elementwise"),
+    ("aten::mm_backward_helper", "other elementwise"),  # aten operator names match whole
+])
+def test_profile_categories_by_kernel_or_operator_name(name: str, category: str) -> None:
+    assert profile_category(name) == category
