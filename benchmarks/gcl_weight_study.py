@@ -18,7 +18,10 @@ queries per seed, a different draw per seed), 4 epochs, learning rates 1.5e-4 (t
 4.5e-4 (constant after 20 warm-up steps), batch 64: 6 arms × 2 rates × 3 seeds = 36 runs of ≈ 9 min on one
 core each (≈ 3 h wall with --jobs 2). Runs are cached in --work (one JSON per run), so the study grows by
 re-running with more arms, rates or seeds; `--no-report` trains without writing the results files (for a
-second process sharing the work). Writes benchmarks/results/gcl_weight_study.{json,md,svg}.
+second process sharing the work). Writes benchmarks/results/NAME.{json,md,svg} (`--name`, default
+gcl_weight_study). Longer training, e.g. the CLIP loss and the floor arm to 8 epochs (the schedule is constant
+after warm-up, so its first 4 epochs are the 4-epoch runs'): `--arms clip linear:floor=0.5 --lrs 1.5e-4
+--epochs 8 --jobs 2 --name gcl_weight_study_epochs8` (6 runs, ≈ 1 h wall).
 """
 
 from __future__ import annotations
@@ -180,6 +183,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("gcl-vdb-work") / "gcl_vs_clip_pretrained")
     parser.add_argument("--jobs", type=int, default=1, help="train in this many single-thread processes (arms dealt "
                         "round-robin)")
+    parser.add_argument("--name", default=NAME, help="results file name (another epoch count or arm set: another name, "
+                        "so the main study's files stay)")
     parser.add_argument("--no-report", action="store_true", help="train (into the cache) without writing results")
     args = parser.parse_args()
     args.seeds = args.seeds if args.seeds is not None else ([0, 1] if args.quick else [0, 1, 2])
@@ -206,14 +211,14 @@ def main() -> None:
     if args.no_report:
         return
     best = peaks(runs)
-    chart = f"{NAME}.quick.svg" if args.quick else f"{NAME}.svg"
+    chart = f"{args.name}.quick.svg" if args.quick else f"{args.name}.svg"
     settings |= {"command": "python benchmarks/gcl_weight_study.py " + " ".join(sys.argv[1:]), "machine": machine(),
                  "wall_hours": (time.perf_counter() - clock) / 3600, "arms": {a.name: a.spec for a in arms}}
     result = {"settings": settings, "peaks": best, "comparison": compare_peaks(best),
               "confirmation": confirmation(best, quick=args.quick),
               "curves": {arm: {str(lr): points for lr, points in by_lr.items()} for arm, by_lr in curves(runs).items()},
               "weights": effective_samples(settings, arms), "chart": chart, "runs": runs}
-    write_results(NAME, result, markdown(result), full_size=not args.quick, echo=False)
+    write_results(args.name, result, markdown(result), full_size=not args.quick, echo=False)
     series = [(arm, [result["comparison"][arm]["ndcg@10"]["summary"]["mean"]],
                [result["comparison"][arm]["ndcg@10"]["summary"]["std"]]) for arm in best]
     (RESULTS / chart).write_text(svg_bar_chart(
