@@ -110,10 +110,10 @@ def main() -> None:
     init, _ = gcl_pretrain.pretrained_checkpoint(args.work, gcl_pretrain.QUICK if args.quick else gcl_pretrain.FULL, root)
     extra = ("batch_size=16", "optim.warmup_steps=2") if args.quick else ()
     by_clip: dict[str, Any] = {}
-    clipped_sum_w: dict = {}
+    finals: dict[float | None, dict] = {}  # clip → the Σw run's final parameters
     for clip in CLIPS:
         runs = {norm: train(root, init, norm, clip, steps, args.lr, extra) for norm in NORMALIZATIONS}
-        clipped_sum_w = clipped_sum_w or runs["sum_w"][1]
+        finals[clip] = runs["sum_w"][1]
         norms = {norm: runs[norm][0] if clip is not None else [] for norm in NORMALIZATIONS}
         by_clip[str(clip) if clip is not None else "off"] = {
             "grad_norms": norms,
@@ -125,7 +125,7 @@ def main() -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1 if threads > 1 else 2)
     control = {"threads": [threads, torch.get_num_threads()],
-               "difference": max_difference(clipped_sum_w, train(root, init, "sum_w", CLIPS[0], steps, args.lr, extra)[1])}
+               "difference": max_difference(finals[CLIPS[0]], train(root, init, "sum_w", CLIPS[0], steps, args.lr, extra)[1])}
     torch.set_num_threads(threads)
     on, off = by_clip[str(CLIPS[0])], by_clip["off"]
     every = on["clipped"]["sum_w"] == len(on["grad_norms"]["sum_w"]) == on["clipped"]["batch"]

@@ -239,6 +239,9 @@ def training_step(model: torch.nn.Module, optimizer, batch: int, image_size: int
     return step
 
 
+NO_COMPILE_ON_CPU = "torch.compile is not run on the CPU (--quick): it takes minutes here; the device run measures it"
+
+
 def time_steps(step, batch: int, plan: Plan) -> dict:
     """pairs/s of `step` (median step time after warm-up; the first step, which compiles in compile mode, is
     timed on its own)."""
@@ -296,7 +299,8 @@ def profile_steps(step, plan: Plan) -> dict:
     busy_ms = sum(per_kernel.values())
     categories: dict[str, float] = {}
     for name, ms in per_kernel.items():
-        categories[profile_category(name)] = categories.get(profile_category(name), 0.0) + ms
+        category = profile_category(name)
+        categories[category] = categories.get(category, 0.0) + ms
     top = sorted(per_kernel.items(), key=lambda item: -item[1])[:8]
     return {"wall_ms_per_step": wall_ms, "busy_ms_per_step": busy_ms,
             "categories": dict(sorted(categories.items(), key=lambda item: -item[1])),
@@ -382,20 +386,19 @@ def training_section(run: Run, image_size: int) -> None:
     optimizer = create_optimizer(model, OptimConfig())
     for batch in plan.batches:
         if run.may_start(f"training batch {batch}"):
-            step = training_step(model, optimizer, batch, image_size, plan, "eager")
-            guarded(run, "training", {"mode": "eager", "batch": batch}, partial(time_steps, step, batch, plan))
+            guarded(run, "training", {"mode": "eager", "batch": batch},
+                    lambda batch=batch: time_steps(training_step(model, optimizer, batch, image_size, plan, "eager"),
+                                                   batch, plan))
     largest = plan.batches[-1]
     modes = ("eager", "compile") if plan.compile else ("eager",)
     if not plan.compile:
-        run.result["skipped"].append({"what": "training compile", "reason": "torch.compile is not run on the CPU "
-                                      "(--quick): it takes minutes here; the device run measures it"})
+        run.result["skipped"].append({"what": "training compile", "reason": NO_COMPILE_ON_CPU})
     for mode in modes:  # the largest batch: the eager step's profile, then the compiled step timed and profiled
         step = training_step(model, optimizer, largest, image_size, plan, mode)
         if mode == "compile" and run.may_start(f"training compile batch {largest}"):
             guarded(run, "training", {"mode": mode, "batch": largest}, partial(time_steps, step, largest, plan))
         if run.may_start(f"training profile {mode} batch {largest}"):
             guarded(run, "profile", {"mode": mode, "batch": largest}, partial(profile_steps, step, plan))
-    del model, optimizer
 
 
 def describe(plan: Plan) -> dict:
@@ -426,8 +429,7 @@ def run_benchmark(plan: Plan, out: Path, full_size: bool) -> dict:
     if plan.compile:
         inference_section(run, loaded, ("compile bf16",))
     else:
-        run.result["skipped"].append({"what": "inference compile bf16", "reason": "torch.compile is not run on "
-                                      "the CPU (--quick): it takes minutes here; the device run measures it"})
+        run.result["skipped"].append({"what": "inference compile bf16", "reason": NO_COMPILE_ON_CPU})
     run.save()
     return run.result
 
@@ -472,7 +474,7 @@ def markdown(result: dict) -> str:
 
 
 def profile_markdown(result: dict) -> list[str]:
-    """Section C: where an eager training step's time goes, per kernel category, against its wall time."""
+    """Section C: where each profiled training step's time goes, per kernel category, against its wall time."""
     lines = ["", "## C. Where a training step's time goes (torch.profiler)", ""]
     for r in result.get("profile", []):
         if "error" in r:
